@@ -1,0 +1,39 @@
+# Two entry points for a new machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench lint typecheck unit deps clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+deps: $(STAMP)
+	@command -v minisign >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq minisign; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq minisign; fi; }
+
+lint: deps
+	$(BIN)/ruff check asfaload cli tests bench examples
+	$(BIN)/ruff format --check asfaload cli tests bench examples
+
+typecheck: deps
+	$(BIN)/mypy asfaload cli
+
+unit: deps
+	$(BIN)/pytest -p no:cacheprovider tests
+
+test: lint typecheck unit
+
+demo: deps
+	$(BIN)/python examples/demo.py
+
+bench: deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,131 @@
+"""One exception base for the whole project.
+
+Every failure a user can cause maps to a subclass of :class:`AsfaloadError`. The CLI prints
+``str(err)`` as one line and exits non-zero; the server answers ``{"error": str(err)}`` with
+``err.http_status``. Messages must never carry tracebacks, secrets or absolute server paths.
+"""
+
+from __future__ import annotations
+
+
+class AsfaloadError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    http_status = 400
+
+
+# --- formats and parsing -------------------------------------------------------------------
+class FormatError(AsfaloadError):
+    """Bytes or JSON that do not parse into the expected structure."""
+
+
+class KeyFormatError(FormatError):
+    """A public or secret key (string or file) that cannot be parsed."""
+
+
+class SignatureFormatError(FormatError):
+    """A signature (wire string or file) that cannot be parsed."""
+
+
+class SignersFileError(FormatError):
+    """A signers file that violates the schema or its validation rules."""
+
+
+class UnsupportedAlgorithmError(AsfaloadError):
+    """A key, signature, KDF or hash algorithm we do not implement."""
+
+
+# --- keys and passwords ----------------------------------------------------------------------
+class WrongPasswordError(AsfaloadError):
+    """The password does not decrypt the secret key."""
+
+    http_status = 401
+
+
+class PasswordError(AsfaloadError):
+    """Missing, mismatched or too weak password."""
+
+
+class RefusingToOverwriteError(AsfaloadError):
+    """An output file already exists; we never overwrite."""
+
+
+# --- verification -------------------------------------------------------------------------------
+class VerificationError(AsfaloadError):
+    """A signature, digest or threshold check failed."""
+
+
+class SignatureVerificationError(VerificationError):
+    """A signature does not verify for the given key and data."""
+
+
+class ThresholdNotMetError(VerificationError):
+    """Not enough distinct authorised signatures."""
+
+
+class RevokedError(VerificationError):
+    """The file has been revoked."""
+
+
+class DigestMismatchError(VerificationError):
+    """Downloaded or stored content does not match the expected digest."""
+
+
+# --- rules and state ----------------------------------------------------------------------------
+class RuleViolation(AsfaloadError):
+    """The rules engine rejects an operation (generic 400)."""
+
+
+class NotAuthorizedError(RuleViolation):
+    """The key is not allowed to perform this operation."""
+
+    http_status = 403
+
+
+class ConflictError(RuleViolation):
+    """The operation conflicts with current state (already registered, duplicate signature...)."""
+
+    http_status = 409
+
+
+class NotFoundError(AsfaloadError):
+    """A file, project or pending request does not exist."""
+
+    http_status = 404
+
+
+class AuthenticationError(AsfaloadError):
+    """Request authentication failed (bad headers, signature, timestamp or replayed nonce)."""
+
+    http_status = 401
+
+
+# --- infrastructure -----------------------------------------------------------------------------
+class StoreError(AsfaloadError):
+    """The mirror repository could not be read or written."""
+
+    http_status = 500
+
+
+class ConcurrentUpdateError(StoreError):
+    """The branch tip moved while a commit was being published (lost compare-and-swap)."""
+
+    http_status = 409
+
+
+class ForgeError(AsfaloadError):
+    """A forge (GitHub, GitLab, file server) could not be reached or answered badly."""
+
+    http_status = 502
+
+
+class ForbiddenURLError(ForgeError):
+    """A user-supplied URL points at a private, loopback or metadata address."""
+
+    http_status = 400
+
+
+class NetworkError(AsfaloadError):
+    """The client could not talk to the backend."""
+
+    http_status = 502

@@ -1,0 +1,3 @@
+"""Placeholder replaced by the end-to-end demo."""
+
+print("demo: not yet")
