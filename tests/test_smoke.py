@@ -1,6 +1,5 @@
-from click.testing import CliRunner
-
 from asfaload.cli.main import cli
+from click.testing import CliRunner
 
 
 def test_cli_help_lists_group():
