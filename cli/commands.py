@@ -14,7 +14,8 @@ MODULES = [
     "signers",  # new-signers-file
     "backend",  # register-repo, update-signers, register-assets, list-pending, sign-pending, signature-status, revoke
     "download",  # download
-    "serve",  # serve, mirror
+    "serve",  # serve
+    "mirror",  # mirror verify, mirror sync
     "admin",  # admin add-user, tuf online-keys
 ]
 
