@@ -14,23 +14,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from ..errors import FormatError
+# check_path lives in layout (below rules) so layout can use it without an import cycle.
+from ..layout import check_path
 
-
-def check_path(path: str) -> str:
-    """Return ``path`` if it is a clean relative mirror path, else raise FormatError.
-
-    Clean means: '/'-separated, no empty, '.' or '..' segments, no leading dot segment
-    (so '.git' and friends are unreachable), no NUL or backslash.
-    """
-    if not path or path.startswith("/") or path.endswith("/"):
-        raise FormatError(f"Invalid path: {path!r}")
-    if "\\" in path or "\x00" in path:
-        raise FormatError(f"Invalid path: {path!r}")
-    for seg in path.split("/"):
-        if seg in ("", ".", "..") or seg.startswith("."):
-            raise FormatError(f"Invalid path: {path!r}")
-    return path
+__all__ = ["Change", "DictTree", "Operation", "OverlayTree", "TreeView", "check_path"]
 
 
 class TreeView(Protocol):
