@@ -405,20 +405,20 @@ def project_id(url: str, forge: str | None = None, *, gitlab_hosts: Collection[s
         if host == "raw.githubusercontent.com":
             prefix = f"{parts.scheme}/github.com/{DEFAULT_PORTS[parts.scheme]}"
         owner, repo = segs[0].lower(), segs[1].lower()
-        return join(prefix, owner, repo)
+        return check_project_id(join(prefix, owner, repo))
     if kind == "gitlab":
         if "-" not in segs:
             raise FormatError(f"GitLab URL needs a '/-/' part: {url!r}")
         dash = segs.index("-")
         if dash < 2:
             raise FormatError(f"GitLab URL needs a namespace and a project: {url!r}")
-        return join(prefix, *segs[:dash])
+        return check_project_id(join(prefix, *segs[:dash]))
     if not segs:
         raise FormatError(f"File server URL needs a file path: {url!r}")
     dirs = segs[:-1]
     if dirs and dirs[-1] in (SIGNERS_DIR, HIDDEN_SIGNERS_DIR):
         dirs = dirs[:-1]
-    return join(prefix, *dirs)
+    return check_project_id(join(prefix, *dirs))
 
 
 def check_project_id(pid: str) -> str:
