@@ -1,0 +1,188 @@
+"""Strict JSON reading and writing shared by every model parser (private to ``asfaload.model``).
+
+Every file we parse may come from an attacker (a forge, a pushed commit, a request body), so the
+reader turns *every* failure into the caller's :class:`~asfaload.errors.FormatError` subclass:
+bad UTF-8, bad JSON, duplicate object keys, NaN/Infinity, absurd nesting or giant integers.
+Duplicate keys are refused because two JSON parsers may disagree on which value wins, and these
+bytes are signed: a verifier must see exactly what the signers saw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from ..errors import FormatError
+
+# Deep enough for any real document (ours nest at most ~6 levels), shallow enough that
+# re-serialising preserved unknown fields can never hit Python's recursion limit.
+MAX_DEPTH = 64
+# Integers beyond this are never meaningful here, and very large ones make int<->str raise.
+_MAX_INT_BITS = 4096
+
+ErrorFactory = Callable[[str], FormatError]
+JSONDict = dict[str, Any]
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def fail(err: ErrorFactory, message: str) -> NoReturn:
+    raise err(message)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    # Raised inside json.loads; converted below.
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def loads(raw: bytes, err: ErrorFactory) -> Any:
+    """Decode ``raw`` (UTF-8, optional BOM) into a JSON value, or raise ``err(message)``."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        fail(err, f"expected bytes, got {type(raw).__name__}")
+    try:
+        text = bytes(raw).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(err, f"not valid UTF-8 (byte {exc.start})")
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_pairs_without_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as exc:
+        fail(err, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        fail(err, "invalid JSON: nested too deeply")
+    except ValueError as exc:  # duplicate keys, NaN/Infinity, int digit limit
+        fail(err, f"invalid JSON: {exc}")
+    check_value(value, err)
+    return value
+
+
+def check_value(value: object, err: ErrorFactory, what: str = "document") -> None:
+    """Check that ``value`` is a plain, finite, bounded JSON value (iteratively: no recursion).
+
+    from_dict callers may hand us anything (tuples, NaN, non-str keys, cycles); this makes
+    sure what we keep can always be serialised again.
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            fail(err, f"{what} is nested more than {MAX_DEPTH} levels deep")
+        if item is None or isinstance(item, bool | str):
+            continue
+        if isinstance(item, int):
+            if item.bit_length() > _MAX_INT_BITS:
+                fail(err, f"{what} contains an integer that is too large")
+            continue
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                fail(err, f"{what} contains a non-finite number")
+            continue
+        if isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+            continue
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    fail(err, f"{what} has a non-string object key")
+                stack.append((v, depth + 1))
+            continue
+        fail(err, f"{what} contains a non-JSON value of type {type(item).__name__}")
+
+
+def dumps_pretty(value: object, *, sort_keys: bool = False) -> bytes:
+    """Pretty JSON: 2-space indent, ASCII only (never fails on lone surrogates), final newline."""
+    return (json.dumps(value, indent=2, ensure_ascii=True, sort_keys=sort_keys) + "\n").encode()
+
+
+# --- typed field access ------------------------------------------------------------------------
+def as_object(value: object, err: ErrorFactory, where: str) -> JSONDict:
+    if not isinstance(value, dict):
+        fail(err, f"{where} must be a JSON object, got {type_name(value)}")
+    for k in value:
+        if not isinstance(k, str):
+            fail(err, f"{where} has a non-string key")
+    return value
+
+
+def as_list(value: object, err: ErrorFactory, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        fail(err, f"{where} must be a JSON array, got {type_name(value)}")
+    return value
+
+
+def as_str(value: object, err: ErrorFactory, where: str) -> str:
+    if not isinstance(value, str):
+        fail(err, f"{where} must be a string, got {type_name(value)}")
+    return value
+
+
+def as_int(value: object, err: ErrorFactory, where: str) -> int:
+    # bool is an int subclass in Python; `true` is not a number in JSON.
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(err, f"{where} must be an integer, got {type_name(value)}")
+    return value
+
+
+def require(obj: Mapping[str, Any], key: str, err: ErrorFactory, where: str) -> Any:
+    if key not in obj:
+        fail(err, f"{where} is missing the field {key!r}")
+    return obj[key]
+
+
+def unrecognized(obj: Mapping[str, Any], known: tuple[str, ...]) -> Mapping[str, Any]:
+    """The fields of ``obj`` we do not model, kept (read-only) so to_dict can re-emit them."""
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return MappingProxyType(extra) if extra else EMPTY
+
+
+def freeze_unrecognized(
+    extra: Mapping[str, Any], known: tuple[str, ...], err: ErrorFactory, where: str
+) -> Mapping[str, Any]:
+    """Validate an ``unrecognized`` mapping given to a constructor; return a read-only copy."""
+    if not isinstance(extra, Mapping):
+        fail(err, f"{where}: unrecognized fields must be a mapping")
+    copy = dict(extra)
+    check_value(copy, err, where)
+    clash = sorted(set(copy) & set(known))
+    if clash:
+        fail(err, f"{where}: unrecognized fields shadow known fields {clash}")
+    return MappingProxyType(copy) if copy else EMPTY
+
+
+def type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def is_blank(raw: bytes) -> bool:
+    """True for empty or whitespace-only bytes (read as an empty document, reference §10.21)."""
+    return not bytes(raw).strip()
+
+
+def empty_mapping() -> Mapping[str, Any]:
+    """default_factory for ``unrecognized`` fields (dataclasses refuse a mappingproxy default)."""
+    return EMPTY
