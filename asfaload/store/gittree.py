@@ -1,0 +1,156 @@
+"""Git trees as the rules engine sees them: a read-only view, and a change turned into a new tree.
+
+Both work by path lookup and touch only the trees along the paths involved, so their cost does
+not grow with the size of the mirror (DESIGN "Performance design").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pygit2
+from pygit2.enums import FileMode
+
+from ..errors import StoreError
+from ..rules.tree import Change
+
+# The only entry kinds our mirror ever holds: plain files and directories (the pre-receive hook
+# refuses symlinks, submodules and executables, and the writer only creates these two).
+_BLOB = FileMode.BLOB
+_TREE = FileMode.TREE
+
+
+class GitTreeView:
+    """A :class:`~asfaload.rules.tree.TreeView` over one git tree (or the empty tree)."""
+
+    def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree | None) -> None:
+        self._repo = repo
+        self._tree = tree
+
+    @property
+    def tree_id(self) -> str | None:
+        return None if self._tree is None else str(self._tree.id)
+
+    def _lookup(self, path: str) -> pygit2.Object | None:
+        if self._tree is None or not path:
+            return None
+        try:
+            return self._tree[path]
+        except (KeyError, ValueError):
+            return None
+
+    def read(self, path: str) -> bytes | None:
+        obj = self._lookup(path)
+        if isinstance(obj, pygit2.Blob) and obj.filemode == _BLOB:
+            return obj.data
+        return None
+
+    def is_dir(self, path: str) -> bool:
+        if path == "":
+            return True
+        return isinstance(self._lookup(path), pygit2.Tree)
+
+    def listdir(self, path: str) -> list[str]:
+        tree = self._tree if path == "" else self._lookup(path)
+        if not isinstance(tree, pygit2.Tree):
+            return []
+        return sorted(str(entry.name) for entry in tree)
+
+
+# A node of the change, grouped by directory: bytes = write, None = delete, dict = subdirectory.
+_Node = dict[str, "bytes | None | _Node"]
+
+
+def _group(change: Change) -> _Node:
+    root: _Node = {}
+    items: list[tuple[str, bytes | None]] = [(p, d) for p, d in change.writes.items()]
+    items += [(p, None) for p in change.deletes]
+    for path, data in items:
+        *dirs, name = path.split("/")
+        node = root
+        for d in dirs:
+            sub = node.setdefault(d, {})
+            if not isinstance(sub, dict):
+                raise StoreError(f"Change writes both a file and a directory at {d!r}")
+            node = sub
+        if name in node:
+            raise StoreError(f"Change touches {path!r} twice")
+        node[name] = data
+    return root
+
+
+def _rebuild(
+    repo: pygit2.Repository, tree: pygit2.Tree | None, node: _Node, prefix: str
+) -> pygit2.Oid | None:
+    """Write the tree ``tree`` + ``node``; None when the result is empty (so parents prune it)."""
+    tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    for name, value in node.items():
+        path = prefix + name
+        existing = tb.get(name)
+        if isinstance(value, dict):
+            sub: pygit2.Tree | None = None
+            if existing is not None:
+                if existing.filemode != _TREE or not isinstance(existing, pygit2.Tree):
+                    raise StoreError(f"Cannot create a directory over the file {path!r}")
+                sub = existing
+            new = _rebuild(repo, sub, value, path + "/")
+            if new is None:
+                if existing is not None:
+                    tb.remove(name)
+            else:
+                tb.insert(name, new, _TREE)
+        elif value is None:
+            if existing is None or existing.filemode != _BLOB:
+                raise StoreError(f"Cannot delete {path!r}: no such file")
+            tb.remove(name)
+        else:
+            if existing is not None and existing.filemode != _BLOB:
+                raise StoreError(f"Cannot write the file {path!r} over a directory")
+            tb.insert(name, repo.create_blob(value), _BLOB)
+    if len(tb) == 0:
+        return None
+    return tb.write()
+
+
+def empty_tree(repo: pygit2.Repository) -> pygit2.Oid:
+    return repo.TreeBuilder().write()
+
+
+def apply_change(repo: pygit2.Repository, tree: pygit2.Tree | None, change: Change) -> pygit2.Oid:
+    """Write the objects of ``tree`` after ``change`` and return the new root tree id.
+
+    Only the trees along changed paths are rewritten; directories left empty by deletions are
+    pruned (git cannot hold them anyway). A delete of a missing file, or a write that would turn a
+    file into a directory or back, is an inexact change and raises StoreError.
+    """
+    new = _rebuild(repo, tree, _group(change), "")
+    return empty_tree(repo) if new is None else new
+
+
+@dataclass(frozen=True)
+class PathChange:
+    """One file changed between two trees: ``old``/``new`` are blob ids or None (absent)."""
+
+    path: str
+    old: str | None
+    new: str | None
+
+
+def diff_trees(
+    repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree | None
+) -> Iterator[PathChange]:
+    """Files that differ between two trees, found by git's tree diff (unchanged subtrees are
+    skipped by id). No rename detection: a rename is a delete plus an add, as in a Change."""
+    base = old if old is not None else repo[empty_tree(repo)].peel(pygit2.Tree)
+    target = new if new is not None else repo[empty_tree(repo)].peel(pygit2.Tree)
+    diff = base.diff_to_tree(target)
+    zero = "0" * 40
+    for delta in diff.deltas:
+        old_id = str(delta.old_file.id)
+        new_id = str(delta.new_file.id)
+        yield PathChange(
+            path=delta.new_file.path if new_id != zero else delta.old_file.path,
+            old=None if old_id == zero else old_id,
+            new=None if new_id == zero else new_id,
+        )

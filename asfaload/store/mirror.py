@@ -1,0 +1,190 @@
+"""The public mirror: a bare git repository whose branch ``main`` holds the whole state.
+
+Every state change is one commit on ``main``, written by the single writer of
+:mod:`asfaload.store.writer` (the Flask app) or pushed by a signer through the pre-receive hook.
+
+``Mirror.init`` creates the repository with a root commit holding the empty tree ("init
+mirror"), so that ``main`` always exists: clones get a branch, every writer has a parent to
+compare-and-swap against, and the hook can refuse any ref creation outright. History replay
+(``mirror verify``) starts after that root commit.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from types import TracebackType
+
+import pygit2
+
+from ..errors import StoreError
+from ..rules.tree import Operation
+from .gittree import GitTreeView, empty_tree
+from .writer import MAIN, BatchWriter, CommitResult, committer, system_clock, update_server_info
+
+INIT_MESSAGE = "init mirror"
+HOOK_NAMES = ("pre-receive", "post-update")
+
+# Git config of a mirror. fsckObjects makes receive-pack refuse malformed objects before our
+# hook even runs; the deny* settings are a second line behind the hook's own checks.
+MIRROR_CONFIG = {
+    "receive.denyDeletes": "true",
+    "receive.denyNonFastForwards": "true",
+    "receive.fsckObjects": "true",
+    "core.logAllRefUpdates": "false",
+}
+
+
+def hook_script(name: str, python: str) -> str:
+    """The hook installed into a mirror: runs our hook code with the given interpreter (the venv
+    that created the mirror), whatever PATH the pushing `git` process has."""
+    return f'#!/bin/sh\nexec {shlex.quote(python)} -m asfaload.hooks {shlex.quote(name)} "$@"\n'
+
+
+def install_hooks(repo_path: str, python: str | None = None) -> None:
+    hooks_dir = os.path.join(repo_path, "hooks")
+    os.makedirs(hooks_dir, exist_ok=True)
+    for name in HOOK_NAMES:
+        path = os.path.join(hooks_dir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(hook_script(name, python or sys.executable))
+        os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        os.replace(tmp, path)
+
+
+class Mirror:
+    """A mirror repository and, within this process, its single writer."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock: Callable[[], int] = system_clock,
+        durable: bool = True,
+        server_info: bool = True,
+    ) -> None:
+        self.path = os.path.abspath(path)
+        try:
+            repo = pygit2.Repository(self.path)
+        except (pygit2.GitError, KeyError) as e:
+            raise StoreError("Not a mirror repository") from e
+        if not repo.is_bare or repo.references.get(MAIN) is None:
+            raise StoreError("Not a mirror repository (bare, with a main branch)")
+        self._local = threading.local()
+        self._listeners: list[Callable[[str], None]] = []
+        self._writer = BatchWriter(
+            self.path,
+            self.lock_path,
+            clock=clock,
+            durable=durable,
+            server_info=server_info,
+            on_publish=self._notify,
+        )
+
+    # --- creation -----------------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        path: str,
+        *,
+        python: str | None = None,
+        clock: Callable[[], int] = system_clock,
+        durable: bool = True,
+        server_info: bool = True,
+    ) -> Mirror:
+        """Create a new bare mirror at ``path`` (which must not exist or be empty)."""
+        path = os.path.abspath(path)
+        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+            raise StoreError("Refusing to create a mirror over an existing non-empty path")
+        repo = pygit2.init_repository(path, bare=True, initial_head="main")
+        for key, value in MIRROR_CONFIG.items():
+            repo.config[key] = value
+        install_hooks(path, python)
+        sig = committer(clock())
+        repo.create_commit(MAIN, sig, sig, INIT_MESSAGE, empty_tree(repo), [])
+        if server_info:
+            update_server_info(path)
+        return cls(path, clock=clock, durable=durable, server_info=server_info)
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        clock: Callable[[], int] = system_clock,
+        durable: bool = True,
+        server_info: bool = True,
+    ) -> Mirror:
+        return cls(path, clock=clock, durable=durable, server_info=server_info)
+
+    @property
+    def lock_path(self) -> str:
+        # Beside the repository, not inside it: the repository directory is served read-only
+        # over dumb HTTP and should hold only git's own files.
+        return self.path.rstrip("/") + ".lock"
+
+    # --- reading ------------------------------------------------------------------------------
+    @property
+    def repo(self) -> pygit2.Repository:
+        """This thread's Repository object (pygit2 objects are not shared between threads)."""
+        repo: pygit2.Repository | None = getattr(self._local, "repo", None)
+        if repo is None:
+            repo = pygit2.Repository(self.path)
+            self._local.repo = repo
+        return repo
+
+    def head(self) -> str | None:
+        ref = self.repo.references.get(MAIN)
+        return None if ref is None else str(ref.target)
+
+    def commit(self, commit: str | None = None) -> pygit2.Commit:
+        rev = commit if commit is not None else self.head()
+        if rev is None:
+            raise StoreError("The mirror has no commits")
+        try:
+            return self.repo.revparse_single(rev).peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as e:
+            raise StoreError(f"Unknown commit {rev}") from e
+
+    def view(self, commit: str | None = None) -> GitTreeView:
+        """The tree at ``commit`` (default: the tip of main) as a rules-engine TreeView."""
+        return GitTreeView(self.repo, self.commit(commit).tree)
+
+    # --- writing ------------------------------------------------------------------------------
+    def submit_async(self, op: Operation) -> Future[CommitResult]:
+        return self._writer.submit(op)
+
+    def submit(self, op: Operation, timeout: float | None = None) -> CommitResult:
+        """Apply ``op`` as one commit on main; returns once the commit is published and durable.
+
+        Exceptions raised by ``op`` reach this caller and nothing is committed for it.
+        """
+        return self._writer.submit(op).result(timeout)
+
+    def add_listener(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(new_tip)`` after each batch this process publishes."""
+        self._listeners.append(callback)
+
+    def _notify(self, tip: str) -> None:
+        for cb in list(self._listeners):
+            cb(tip)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> Mirror:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

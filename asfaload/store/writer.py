@@ -1,0 +1,221 @@
+"""The single writer of a mirror: a queue, one thread, group commit.
+
+Operations submitted concurrently are applied one after the other, each on the tree the previous
+one produced, and each becomes its own commit. The whole batch is then made durable with one
+barrier and published with one compare-and-swap of ``refs/heads/main``. Objects are always
+written before the ref moves, and the ref update is atomic (lock file + rename), so a crash
+leaves either the old or the new state. Across processes the writers serialise on a lock file;
+a concurrent ``git push`` is caught by the compare-and-swap, and the batch is re-run on the new
+tip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import pygit2
+
+from ..errors import ConcurrentUpdateError, StoreError
+from ..rules.tree import Change, Operation
+from .durable import WriterLock, fsync_path, sync_filesystem
+from .gittree import GitTreeView, apply_change
+
+MAIN = "refs/heads/main"
+AUTHOR_NAME = "asfaload"
+AUTHOR_EMAIL = "asfaload@localhost"
+_MAX_ATTEMPTS = 50
+
+log = logging.getLogger(__name__)
+
+
+def committer(when: int) -> pygit2.Signature:
+    return pygit2.Signature(AUTHOR_NAME, AUTHOR_EMAIL, when, 0)
+
+
+def system_clock() -> int:
+    return int(time.time())
+
+
+def update_server_info(repo_path: str) -> None:
+    """Refresh info/refs and objects/info/packs so dumb-HTTP clones see the new tip."""
+    subprocess.run(
+        ["git", "update-server-info"],
+        cwd=repo_path,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """An acknowledged operation: the commit that holds it (published on main) and its change."""
+
+    commit_id: str
+    change: Change
+
+
+@dataclass
+class _Job:
+    op: Operation
+    future: Future[CommitResult]
+
+
+_STOP = object()
+
+
+class BatchWriter:
+    """Owns the writer thread of one repository within this process."""
+
+    def __init__(
+        self,
+        repo_path: str,
+        lock_path: str,
+        *,
+        clock: Callable[[], int] = system_clock,
+        durable: bool = True,
+        server_info: bool = True,
+        max_batch: int = 256,
+        on_publish: Callable[[str], None] | None = None,
+    ) -> None:
+        self._repo_path = repo_path
+        self._lock_path = lock_path
+        self._clock = clock
+        self._durable = durable
+        self._server_info = server_info
+        self._max_batch = max_batch
+        self._on_publish = on_publish
+        self._queue: queue.Queue[_Job | object] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, op: Operation) -> Future[CommitResult]:
+        fut: Future[CommitResult] = Future()
+        with self._start_lock:
+            if self._closed:
+                raise StoreError("The mirror writer is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="asfaload-mirror-writer", daemon=True
+                )
+                self._thread.start()
+            self._queue.put(_Job(op, fut))
+        return fut
+
+    def close(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join()
+
+    # --- writer thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        # The writer has its own Repository object: pygit2 objects are not shared across threads.
+        repo = pygit2.Repository(self._repo_path)
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch: list[_Job] = [first] if isinstance(first, _Job) else []
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                if isinstance(nxt, _Job):
+                    batch.append(nxt)
+            try:
+                self._process(repo, batch)
+            except Exception as e:  # infrastructure failure: nobody's op was published
+                log.exception("mirror writer batch failed")
+                err = (
+                    e
+                    if isinstance(e, StoreError)
+                    else StoreError("The mirror could not be written")
+                )
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(err)
+            if stop:
+                return
+
+    def _process(self, repo: pygit2.Repository, batch: list[_Job]) -> None:
+        todo = batch
+        for attempt in range(_MAX_ATTEMPTS):
+            with WriterLock(self._lock_path):
+                ref = repo.references.get(MAIN)
+                if ref is None:
+                    raise StoreError("The mirror has no main branch")
+                tip = repo[ref.target].peel(pygit2.Commit)
+                # Monotonic committer times keep history ordered even if the clock steps back.
+                now = max(self._clock(), tip.commit_time)
+                done = self._apply_all(repo, tip, todo, now)
+                if not done:
+                    return
+                if self._durable:
+                    sync_filesystem(os.path.join(self._repo_path, "objects"))
+                try:
+                    ref.set_target(done[-1][1], f"asfaload: {len(done)} commit(s)")
+                except pygit2.GitError:
+                    # Lost the compare-and-swap (a push landed) or the ref is locked by one in
+                    # flight: re-validate every op on the new tip.
+                    todo = [job for job, _, _ in done]
+                    time.sleep(min(0.001 * (attempt + 1), 0.05))
+                    continue
+                if self._durable:
+                    fsync_path(os.path.join(self._repo_path, MAIN))
+            new_tip = str(done[-1][1])
+            if self._server_info:
+                update_server_info(self._repo_path)
+            for job, cid, change in done:
+                job.future.set_result(CommitResult(str(cid), change))
+            if self._on_publish is not None:
+                try:
+                    self._on_publish(new_tip)
+                except Exception:
+                    log.exception("mirror publish listener failed")
+            return
+        err = ConcurrentUpdateError("The mirror kept changing; the operation was not applied")
+        for job in todo:
+            job.future.set_exception(err)
+
+    def _apply_all(
+        self, repo: pygit2.Repository, tip: pygit2.Commit, jobs: list[_Job], now: int
+    ) -> list[tuple[_Job, pygit2.Oid, Change]]:
+        tree = tip.tree
+        parent = tip.id
+        sig = committer(now)
+        done: list[tuple[_Job, pygit2.Oid, Change]] = []
+        for job in jobs:
+            try:
+                change = job.op(GitTreeView(repo, tree), now)
+                if not isinstance(change, Change):
+                    raise StoreError("An operation did not return a Change")
+                new_tree = apply_change(repo, tree, change)
+                if new_tree == tree.id:
+                    raise StoreError("The operation changes nothing")
+                cid = repo.create_commit(None, sig, sig, change.message, new_tree, [parent])
+            except Exception as e:
+                # Only this caller hears about it; the rest of the batch goes on.
+                job.future.set_exception(e)
+                continue
+            tree, parent = repo[new_tree].peel(pygit2.Tree), cid
+            done.append((job, cid, change))
+        return done
