@@ -1,0 +1,154 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+from flask import Flask, Response, g, request
+from werkzeug.routing import PathConverter
+
+from ..auth import HEADERS, AuthenticatedRequest, verify_request
+from ..errors import AuthenticationError
+from ..service import Backend
+from ..store import Mirror
+from .config import ServerConfig
+from .errors import install_error_handlers
+from .nonces import SqliteNonceStore
+
+access_log = logging.getLogger("asfaload.access")
+
+STATE_KEY = "asfaload"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@dataclass(frozen=True)
+class ServerState:
+    config: ServerConfig
+    mirror: Mirror
+    nonces: SqliteNonceStore
+    backend: Backend
+
+
+class AnyPathConverter(PathConverter):
+    """Like ``path`` but also matches '' and leading slashes, so that the handler (not the
+    router) rejects bad paths with a JSON 400 instead of an opaque 404 or redirect."""
+
+    regex = ".*"
+    part_isolating = False  # Werkzeug would infer True from a regex without '/'
+
+
+def prepare_data_dir(config: ServerConfig) -> Mirror:
+    """Create the data dir on first start (``mirror.git`` with its hooks, ``private/``)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.private_dir.mkdir(mode=0o700, exist_ok=True)
+    if config.mirror_path.exists():
+        return Mirror.open(str(config.mirror_path))
+    return Mirror.init(str(config.mirror_path))
+
+
+def create_app(config: ServerConfig) -> Flask:
+    mirror = prepare_data_dir(config)
+    nonces = SqliteNonceStore(config.nonce_db_path)
+    backend = Backend.from_config(mirror, config)
+
+    app = Flask("asfaload.server")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    app.url_map.converters["anypath"] = AnyPathConverter
+    app.extensions[STATE_KEY] = ServerState(config, mirror, nonces, backend)
+
+    install_error_handlers(app)
+    _install_access_log(app)
+
+    from .v1 import v1
+
+    app.register_blueprint(v1)
+    try:  # TEMPORARY until the TUF engineer's module lands
+        from .tuf_api import tuf_blueprint  # type: ignore[import-not-found,unused-ignore]
+
+        app.register_blueprint(tuf_blueprint)
+    except ModuleNotFoundError:
+        pass
+    return app
+
+
+def state() -> ServerState:
+    from flask import current_app
+
+    st: ServerState = current_app.extensions[STATE_KEY]
+    return st
+
+
+def request_target() -> str:
+    """The request target exactly as it was on the request line (what the client signed)."""
+    env = request.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
+    if isinstance(raw, str) and raw:
+        return raw
+    # Fallback for servers that do not expose the raw line: rebuild from the decoded parts.
+    from urllib.parse import quote
+
+    target = quote(env.get("SCRIPT_NAME", "") + env.get("PATH_INFO", ""), safe="/%:@!$&'()*+,;=")
+    query = env.get("QUERY_STRING", "")
+    return f"{target}?{query}" if query else target
+
+
+def authenticate() -> AuthenticatedRequest:
+    """Verify the request's X-asfld-* headers (401 otherwise); cached for the request."""
+    cached: AuthenticatedRequest | None = g.get("auth")
+    if cached is not None:
+        return cached
+    headers: dict[str, str] = {}
+    for name in HEADERS:
+        values = request.headers.getlist(name)
+        if len(values) > 1:
+            raise AuthenticationError("Invalid authentication headers")
+        if values:
+            headers[name] = values[0]
+    body = request.get_data(cache=True)
+    auth = verify_request(headers, request.method, request_target(), body, state().nonces)
+    g.auth = auth
+    return auth
+
+
+def _install_access_log(app: Flask) -> None:
+    if not access_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        rid = request.headers.get("X-Request-Id", "")
+        g.request_id = rid if _REQUEST_ID_RE.fullmatch(rid) else str(uuid.uuid4())
+
+    @app.after_request
+    def _log(resp: Response) -> Response:
+        rid = g.get("request_id") or str(uuid.uuid4())
+        resp.headers["X-Request-Id"] = rid
+        started = g.get("started")
+        auth: AuthenticatedRequest | None = g.get("auth")
+        record = {
+            "ts": round(time.time(), 3),
+            "request_id": rid,
+            "remote": request.remote_addr,
+            "method": request.method,
+            "path": request.path,
+            "status": resp.status_code,
+            "bytes": resp.calculate_content_length(),
+            "ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "key": str(auth.public_key) if auth else None,
+        }
+        access_log.info(json.dumps(record, separators=(",", ":")))
+        return resp

@@ -1,0 +1,161 @@
+"""Server configuration: flags override ASFALOAD_* environment variables, which override a TOML
+file (``--config`` / ``ASFALOAD_CONFIG``), which overrides the defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import AsfaloadError
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the reference's limit (notes §5.1)
+
+
+class ConfigError(AsfaloadError):
+    """The server configuration is invalid."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path = Path("asfaload-data")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    workers: int = 1
+    # Hosts served by GitLab's API besides gitlab.com (self-hosted instances).
+    gitlab_hosts: tuple[str, ...] = ()
+    github_token: str | None = None
+    gitlab_token: str | None = None
+    # "PREFIX=REPLACEMENT,..." as DESIGN.md "Outbound HTTP" fixes it; applied by the forge layer.
+    url_rewrites: str | None = None
+    allow_private_urls: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "info"
+    # Seconds gunicorn waits for in-flight requests (and so their queued writes) on shutdown.
+    graceful_timeout: int = 30
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"Invalid port: {self.port}")
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"Invalid number of workers: {self.workers}")
+        if self.max_body_bytes < 1024:
+            raise ConfigError(f"Invalid max_body_bytes: {self.max_body_bytes}")
+        if self.graceful_timeout < 0:
+            raise ConfigError(f"Invalid graceful_timeout: {self.graceful_timeout}")
+        object.__setattr__(
+            self, "gitlab_hosts", tuple(h.strip().lower() for h in self.gitlab_hosts if h.strip())
+        )
+
+    @property
+    def mirror_path(self) -> Path:
+        return self.data_dir / "mirror.git"
+
+    @property
+    def private_dir(self) -> Path:
+        return self.data_dir / "private"
+
+    @property
+    def nonce_db_path(self) -> Path:
+        return self.private_dir / "nonces.sqlite3"
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        toml_path: Path | None = None,
+    ) -> ServerConfig:
+        """Merge defaults < TOML file < environment < ``overrides`` (None values are skipped)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = toml_path or (Path(env["ASFALOAD_CONFIG"]) if env.get("ASFALOAD_CONFIG") else None)
+        if path is not None:
+            values.update(_from_toml(path))
+        values.update(_from_env(env))
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ServerConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"Unknown configuration keys: {', '.join(unknown)}")
+        coerced: dict[str, Any] = {}
+        for name, value in values.items():
+            coerced[name] = _coerce(name, value)
+        return replace(cls(), **coerced)
+
+
+_INT_FIELDS = {"port", "workers", "max_body_bytes", "graceful_timeout"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    try:
+        if name == "data_dir":
+            return Path(str(value))
+        if name in _INT_FIELDS:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if name == "allow_private_urls":
+            return _parse_bool(value)
+        if name == "gitlab_hosts":
+            if isinstance(value, str):
+                return tuple(v for v in value.split(","))
+            return tuple(str(v) for v in value)
+        return None if value is None else str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Invalid value for {name}: {value!r}") from exc
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(value)
+
+
+_ENV = {
+    "ASFALOAD_DATA_DIR": "data_dir",
+    "ASFALOAD_HOST": "host",
+    "ASFALOAD_PORT": "port",
+    "ASFALOAD_SERVER_PORT": "port",  # the reference's name (notes §5.1)
+    "ASFALOAD_WORKERS": "workers",
+    "ASFALOAD_GITLAB_HOSTS": "gitlab_hosts",
+    "ASFALOAD_GITHUB_API_KEY": "github_token",
+    "ASFALOAD_GITLAB_API_KEY": "gitlab_token",
+    "ASFALOAD_URL_REWRITES": "url_rewrites",
+    "ASFALOAD_ALLOW_PRIVATE_URLS": "allow_private_urls",
+    "ASFALOAD_MAX_BODY_BYTES": "max_body_bytes",
+    "ASFALOAD_LOG_LEVEL": "log_level",
+    "ASFALOAD_GRACEFUL_TIMEOUT": "graceful_timeout",
+}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    return {key: env[name] for name, key in _ENV.items() if env.get(name)}
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read configuration file {path.name}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Invalid configuration file {path.name}: {exc}") from exc
+    # Accept both a flat file and one with a [server] table.
+    section = data.get("server", data)
+    if not isinstance(section, dict):
+        raise ConfigError("Invalid configuration file: [server] must be a table")
+    return dict(section)

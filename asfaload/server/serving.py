@@ -1,0 +1,84 @@
+"""Run the app under gunicorn: one app per worker process, graceful shutdown.
+
+On SIGTERM/SIGINT gunicorn stops accepting connections and lets each worker finish its in-flight
+requests (up to ``graceful_timeout``). A write is acknowledged only after its commit is
+published, so finishing the requests finishes the queued writes; the worker then closes its
+mirror writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from .app import STATE_KEY, ServerState, create_app, prepare_data_dir
+from .config import ServerConfig
+
+log = logging.getLogger("asfaload.server")
+
+
+def _close_state(app: Flask) -> None:
+    st: ServerState | None = app.extensions.get(STATE_KEY)
+    if st is None:
+        return
+    close = getattr(st.mirror, "close", None)
+    if callable(close):
+        close()
+
+
+class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, config: ServerConfig) -> None:
+        self.server_config = config
+        self._app: Flask | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        c = self.server_config
+        settings: dict[str, Any] = {
+            "bind": [_bind(c.host, c.port)],
+            "workers": c.workers,
+            "worker_class": "gthread",
+            "threads": 8,
+            "graceful_timeout": c.graceful_timeout,
+            "timeout": 120,
+            "preload_app": False,
+            "accesslog": None,  # our structured access log replaces gunicorn's
+            "errorlog": "-",
+            "loglevel": c.log_level,
+            "proc_name": "asfaload",
+            # gunicorn's control socket would live in $HOME and be shared by every server.
+            "control_socket_disable": True,
+            "worker_exit": _worker_exit,
+            # Request-line and header limits a little above gunicorn's defaults: mirror paths
+            # are long.
+            "limit_request_line": 8190,
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        app = create_app(self.server_config)
+        self._app = app
+        return app
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):
+        _close_state(app)
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve(config: ServerConfig) -> None:
+    """Create the data dir once in the master (so workers never race on init), then serve."""
+    mirror = prepare_data_dir(config)
+    close = getattr(mirror, "close", None)
+    if callable(close):
+        close()
+    AsfaloadGunicorn(config).run()

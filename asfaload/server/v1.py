@@ -1,0 +1,161 @@
+"""The /v1 endpoints of the REST manual: HTTP in, a Backend use-case, HTTP out.
+
+Every authenticated handler calls :func:`authenticate` before it looks at the body, so a request
+that does not verify is answered 401 whatever it carries.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..errors import AuthenticationError, FormatError
+from .app import authenticate, state
+from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
+
+v1 = Blueprint("v1", __name__, url_prefix="/v1")
+
+SIGNATURE_SUBMISSION_URL = "/v1/signatures"
+
+
+def _json(doc: object, status: int = 200) -> Response:
+    resp = jsonify(doc)
+    resp.status_code = status
+    return resp
+
+
+def _raw(data: bytes, content_type: str) -> Response:
+    return Response(data, status=200, content_type=content_type)
+
+
+def _body() -> bytes:
+    return request.get_data(cache=True)
+
+
+@v1.get("/ping")
+def ping() -> Response:
+    return _json({"status": "ok"})
+
+
+# --- registration --------------------------------------------------------------------------------
+@v1.post("/register_repo")
+def register_repo() -> Response:
+    caller = authenticate()
+    body = SignersFileBody.parse(_body())
+    result = state().backend.register_repo(
+        body.signers_file_url, body.public_key, caller.public_key
+    )
+    return _json(
+        {
+            "success": True,
+            "project_id": result.project_id,
+            "message": "Project registered successfully. Collect signatures to activate.",
+            "required_signers": list(result.required_signers),
+            "signature_submission_url": SIGNATURE_SUBMISSION_URL,
+        }
+    )
+
+
+@v1.post("/update_signers")
+def update_signers() -> Response:
+    caller = authenticate()
+    body = SignersFileBody.parse(_body())
+    result = state().backend.update_signers(
+        body.signers_file_url, body.public_key, caller.public_key
+    )
+    return _json(
+        {
+            "success": True,
+            "project_id": result.project_id,
+            "message": "Signers update proposed successfully. Collect signatures to activate.",
+            "required_signers": list(result.required_signers),
+            "signature_submission_url": SIGNATURE_SUBMISSION_URL,
+        }
+    )
+
+
+# --- signatures ----------------------------------------------------------------------------------
+@v1.post("/signatures")
+def submit_signatures() -> Response:
+    caller = authenticate()
+    body = SignaturesBody.parse(_body())
+    backend = state().backend
+    if backend.parse_key(body.public_key) != caller.public_key:
+        raise AuthenticationError(
+            "Authentication failed: public_key does not match the X-asfld-pk header"
+        )
+    complete = backend.add_signatures(body.file_path, caller.public_key, body.signatures)
+    return _json({"is_complete": complete})
+
+
+@v1.get("/signatures/<anypath:file_path>")
+def signature_status(file_path: str) -> Response:
+    caller = authenticate()
+    path, complete = state().backend.signature_status(file_path, caller.public_key)
+    return _json({"file_path": path, "is_complete": complete})
+
+
+@v1.get("/pending_signatures")
+def pending_signatures() -> Response:
+    caller = authenticate()
+    return _json({"file_paths": state().backend.pending_for(caller.public_key)})
+
+
+# --- files ---------------------------------------------------------------------------------------
+@v1.get("/files/<anypath:file_path>")
+def get_file(file_path: str) -> Response:
+    return _raw(state().backend.read_file(file_path), "application/octet-stream")
+
+
+@v1.get("/files-to-sign/<anypath:file_path>")
+def files_to_sign(file_path: str) -> Response:
+    caller = authenticate()
+    files = state().backend.files_to_sign(file_path, caller.public_key)
+    return _json(
+        {"files": {p: base64.b64encode(data).decode("ascii") for p, data in files.items()}}
+    )
+
+
+# --- signers -------------------------------------------------------------------------------------
+@v1.get("/get_signers/<anypath:file_path>")
+def get_signers(file_path: str) -> Response:
+    return _raw(state().backend.get_signers(file_path), "application/json")
+
+
+@v1.get("/get_signers_chain/<anypath:artifact_path>")
+def get_signers_chain(artifact_path: str) -> Response:
+    return _json(state().backend.signers_chain(artifact_path))
+
+
+# --- revocation and assets -----------------------------------------------------------------------
+@v1.post("/revoke")
+def revoke() -> Response:
+    caller = authenticate()
+    body = RevokeBody.parse(_body())
+    backend = state().backend
+    if backend.parse_key(body.public_key) != caller.public_key:
+        raise AuthenticationError(
+            "Authentication failed: public_key does not match the X-asfld-pk header"
+        )
+    backend.revoke(body.file_path, body.revocation_json, body.signature, caller.public_key)
+    return _json({"success": True, "message": "File revoked successfully"})
+
+
+@v1.post("/assets")
+def register_assets() -> Response:
+    caller = authenticate()
+    body = AssetsBody.parse(_body())
+    backend = state().backend
+    if body.csum_files:
+        index_path = backend.register_checksum_files(list(body.csum_files), caller.public_key)
+        message = "Assets registered successfully"
+    elif body.gitlab_release_url is not None:
+        index_path = backend.register_release(body.gitlab_release_url, caller.public_key, "gitlab")
+        message = "Release registered successfully"
+    elif body.github_release_url is not None:
+        index_path = backend.register_release(body.github_release_url, caller.public_key, "github")
+        message = "Release registered successfully"
+    else:  # AssetsBody.parse guarantees one source
+        raise FormatError("github_release_url and csum_files are mutually exclusive")
+    return _json({"success": True, "message": message, "index_file_path": index_path})

@@ -1,0 +1,58 @@
+"""``asfaload serve``: the REST server under gunicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from asfaload.errors import AsfaloadError
+
+
+@click.command("serve")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (mirror.git + private/). Env ASFALOAD_DATA_DIR; default ./asfaload-data.",
+)
+@click.option("--host", default=None, help="Bind address (env ASFALOAD_HOST; default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (env ASFALOAD_PORT; default 3000).")
+@click.option(
+    "--workers", type=int, default=None, help="Worker processes (env ASFALOAD_WORKERS; default 1)."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="TOML configuration file (env ASFALOAD_CONFIG). Flags and env vars override it.",
+)
+def serve_command(
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    config_file: Path | None,
+) -> None:
+    """Run the REST API server (creates the data dir and mirror on first start)."""
+    from asfaload.server.config import ServerConfig
+    from asfaload.server.serving import serve
+
+    try:
+        config = ServerConfig.load(
+            {"data_dir": data_dir, "host": host, "port": port, "workers": workers},
+            toml_path=config_file,
+        )
+    except AsfaloadError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"Serving {config.data_dir} on http://{config.host}:{config.port} "
+        f"({config.workers} worker{'s' if config.workers != 1 else ''})",
+        err=True,
+    )
+    serve(config)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(serve_command)
