@@ -1,0 +1,89 @@
+"""Shared pytest fixtures. Keep them generic: other test modules append their own below."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REFERENCE_KEYS = SHARED / "vectors" / "reference-minisign-keys"
+REFERENCE_PASSWORD = "password"
+# Cheap Argon2id for ed25519 keys written by tests (decoding still enforces the real limits).
+CHEAP_KDF = "8,1,1"
+
+
+@pytest.fixture(scope="session")
+def reference_keys_dir() -> Path:
+    """The reference's fixture minisign keys key_0..key_2 (password ``password``)."""
+    assert (REFERENCE_KEYS / "key_0").is_file(), f"missing test vectors in {REFERENCE_KEYS}"
+    return REFERENCE_KEYS
+
+
+@pytest.fixture(scope="session")
+def minisign_bin() -> str:
+    path = shutil.which("minisign")
+    assert path, "the minisign tool must be installed (apt-get install minisign)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_minisign(minisign_bin: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real minisign tool; ``password`` is fed on stdin (minisign reads it from a pipe)."""
+
+    def run(*args: str, password: str | None = None, cwd: Path | None = None):
+        stdin = None if password is None else f"{password}\n{password}\n"
+        return subprocess.run(
+            [minisign_bin, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=120,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def minisign_tool_keypair(
+    tmp_path_factory: pytest.TempPathFactory,
+    run_minisign: Callable[..., subprocess.CompletedProcess[str]],
+) -> tuple[Path, Path, str]:
+    """A password-protected key pair made by ``minisign -G`` (scrypt N=2^20: slow, made once).
+
+    Returns (public key file, secret key file, password).
+    """
+    d = tmp_path_factory.mktemp("minisign-tool-key")
+    password = "tool generated pass 42"
+    pub, sec = d / "tool.pub", d / "tool.key"
+    res = run_minisign("-G", "-p", str(pub), "-s", str(sec), password=password)
+    assert res.returncode == 0, res.stderr
+    return pub, sec, password
+
+
+@pytest.fixture
+def cheap_kdf(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make ed25519 secret keys written during the test use a cheap Argon2id."""
+    monkeypatch.setenv("ASFALOAD_INSECURE_TEST_KDF_PARAMS", CHEAP_KDF)
+    yield
+
+
+@pytest.fixture(scope="session")
+def minisign_tool_unencrypted_keypair(
+    tmp_path_factory: pytest.TempPathFactory,
+    run_minisign: Callable[..., subprocess.CompletedProcess[str]],
+) -> tuple[Path, Path]:
+    """A key pair made by ``minisign -G -W`` (no password, so signing with the tool is fast)."""
+    d = tmp_path_factory.mktemp("minisign-tool-key-w")
+    pub, sec = d / "tool.pub", d / "tool.key"
+    res = run_minisign("-G", "-W", "-p", str(pub), "-s", str(sec))
+    assert res.returncode == 0, res.stderr
+    return pub, sec
+
+
+# The real-server fixture (live_server, ServerProcess) lives in its own module; see it.
+pytest_plugins = ["tests.conftest_server"]
