@@ -27,7 +27,12 @@ _KEYID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def tuf_private_dir(private_dir: Path) -> Path:
-    return Path(private_dir) / "tuf"
+    """``<private>/tuf``, created owner-only on first use."""
+    base = Path(private_dir) / "tuf"
+    if not base.is_dir():
+        base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        base.mkdir(exist_ok=True, mode=0o700)
+    return base
 
 
 class OnlineKeyring:

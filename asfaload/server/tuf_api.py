@@ -1,0 +1,258 @@
+"""FaynoSync-compatible TUF endpoints: ``POST /login`` and ``/tuf/v1/*`` (notes §1, §2).
+
+Shapes, messages and status codes follow FaynoSync and the seeds, with the fixes of notes §8
+(a valid partial signature is a 200 with progress, roots python-tuf cannot read are refused,
+published roots re-sign snapshot and timestamp). The work itself is in :mod:`asfaload.tuf`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+
+from ..errors import AsfaloadError, AuthenticationError
+from ..tuf.accounts import User
+from ..tuf.documents import AppRef, Expirations, validate_app_name
+from ..tuf.errors import TufError
+from ..tuf.service import MirrorLike, TufService
+
+tuf_blueprint = Blueprint("tuf", __name__)
+
+_SERVICE_KEY = "asfaload.tuf"
+_lock = threading.Lock()
+
+
+def register_tuf(
+    app: Flask, mirror: MirrorLike | None = None, private_dir: Path | None = None
+) -> None:
+    """Register the blueprint; ``mirror``/``private_dir`` default to the server's state."""
+    if mirror is not None and private_dir is not None:
+        app.extensions[_SERVICE_KEY] = TufService(mirror, private_dir)
+    app.register_blueprint(tuf_blueprint)
+
+
+def service() -> TufService:
+    svc: TufService | None = current_app.extensions.get(_SERVICE_KEY)
+    if svc is None:
+        with _lock:
+            svc = current_app.extensions.get(_SERVICE_KEY)
+            if svc is None:
+                from .app import state
+
+                st = state()
+                svc = TufService(st.mirror, st.config.private_dir)
+                current_app.extensions[_SERVICE_KEY] = svc
+    return svc
+
+
+# --- plumbing -------------------------------------------------------------------------------------
+def _json(doc: Any, status: int = 200) -> Response:
+    resp = jsonify(doc)
+    resp.status_code = status
+    return resp
+
+
+@tuf_blueprint.errorhandler(TufError)
+def _tuf_error(err: TufError) -> Response:
+    return _json(err.body(), err.http_status)
+
+
+@tuf_blueprint.errorhandler(AsfaloadError)
+def _asfaload_error(err: AsfaloadError) -> Response:
+    status = err.http_status
+    if status >= 500:
+        current_app.logger.error("TUF request failed: %s", err)
+        return _json({"error": "Internal server error"}, status)
+    return _json({"error": " ".join(str(err).split())}, status)
+
+
+def _body(required: bool = True) -> Any:
+    raw = request.get_data(cache=True)
+    if not raw.strip() and not required:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TufError(f"Invalid payload format: {exc}") from None
+    if not isinstance(doc, dict):
+        raise TufError("Invalid payload format: expected a JSON object")
+    return doc
+
+
+def _app_ref(name: str | None = None) -> AppRef:
+    app = request.args.get("appName") if name is None else name
+    if not app:
+        raise TufError("appName query parameter is required")
+    validate_app_name(app)
+    user: User = g.tuf_user
+    return AppRef(user.username, app)
+
+
+@tuf_blueprint.before_request
+def _admin_gate() -> None:
+    if request.endpoint == "tuf.login":
+        return
+    g.tuf_user = service().accounts.authenticate(request.headers.get("Authorization"))
+
+
+# --- login -----------------------------------------------------------------------------------------
+@tuf_blueprint.post("/login")
+def login() -> Response:
+    try:
+        body = json.loads(request.get_data(cache=True))
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("username"), str)
+        or not isinstance(body.get("password"), str)
+    ):
+        return _json({"error": "invalid request body"}, 400)
+    accounts = service().accounts
+    try:
+        user = accounts.check_password(body["username"], body["password"])
+    except AuthenticationError:
+        return _json({"error": "invalid username or password"}, 401)
+    return _json({"token": accounts.issue_token(user)})
+
+
+# --- bootstrap -------------------------------------------------------------------------------------
+@tuf_blueprint.get("/tuf/v1/bootstrap")
+def bootstrap_status() -> Response:
+    ref = _app_ref()
+    data = service().bootstrap_status(ref)
+    message = (
+        "Bootstrap already completed for this admin."
+        if data["bootstrap"]
+        else "System available for bootstrap."
+    )
+    return _json({"data": data, "message": message})
+
+
+@tuf_blueprint.post("/tuf/v1/bootstrap")
+def bootstrap() -> Response:
+    body = _body()
+    name = body.get("appName")
+    if not isinstance(name, str) or not name:
+        raise TufError("Invalid payload format: appName is required")
+    ref = _app_ref(name)
+    svc = service()
+    if svc.is_bootstrapped(ref):
+        status = svc.bootstrap_status(ref)
+        raise TufError(
+            "Bootstrap already completed for this admin and app",
+            status=409,
+            data={
+                "task_id": status["id"],
+                "admin": ref.admin,
+                "app": ref.app,
+                "status": "completed",
+            },
+        )
+    expirations = Expirations.from_settings(body.get("settings"))
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        raise TufError("Missing required field: metadata")
+    if metadata.get("root") is None:
+        raise TufError("Missing required field: metadata.root")
+    done = svc.bootstrap(ref, metadata["root"], expirations)
+    return _json(
+        {"data": done.data(), "message": "Bootstrap accepted and started in background"}, 202
+    )
+
+
+# --- root rotation ---------------------------------------------------------------------------------
+def _require_bootstrapped(ref: AppRef) -> None:
+    if not service().is_bootstrapped(ref):
+        raise TufError(
+            "Requires bootstrap finished. State: ", status=404, message="Task not accepted."
+        )
+
+
+@tuf_blueprint.post("/tuf/v1/metadata")
+def rotate() -> Response:
+    ref = _app_ref()
+    _require_bootstrapped(ref)
+    body = _body()
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        raise TufError("Invalid payload format: metadata is required and must be an object")
+    if metadata.get("root") is None:
+        raise TufError("Root metadata is required")
+    done = service().rotate(ref, metadata["root"])
+    return _json({"data": done.data(), "message": "Metadata Update Processed"})
+
+
+@tuf_blueprint.get("/tuf/v1/metadata/sign")
+def pending() -> Response:
+    ref = _app_ref()
+    data = service().pending(ref, int(time.time()))
+    if data is None:
+        return _json({"data": None, "message": "No metadata pending signing available"})
+    return _json({"data": data, "message": "Metadata role(s) pending signing"})
+
+
+@tuf_blueprint.post("/tuf/v1/metadata/sign")
+def sign() -> Response:
+    ref = _app_ref()
+    body = _body()
+    role = body.get("role")
+    sig = body.get("signature")
+    if not isinstance(role, str) or not role:
+        raise TufError("Invalid payload format: role is required")
+    if (
+        not isinstance(sig, dict)
+        or not isinstance(sig.get("keyid"), str)
+        or not isinstance(sig.get("sig"), str)
+    ):
+        raise TufError("Invalid payload format: signature must be {keyid, sig}")
+    done = service().sign(ref, role.lower(), sig["keyid"], sig["sig"])
+    if done.published:
+        message = "Metadata update finished"
+    else:
+        assert done.progress is not None
+        message = "Signature accepted, threshold not reached. " + done.progress.summary()
+    return _json({"data": done.data(), "message": message})
+
+
+@tuf_blueprint.post("/tuf/v1/metadata/sign/delete")
+def delete_draft() -> Response:
+    ref = _app_ref()
+    body = _body()
+    role = body.get("role")
+    if not isinstance(role, str) or not role:
+        raise TufError("Invalid payload format: role is required")
+    done = service().delete_draft(ref, role.lower())
+    return _json({"data": done.data(), "message": "Metadata sign delete accepted."}, 202)
+
+
+@tuf_blueprint.post("/tuf/v1/metadata/online")
+def online() -> Response:
+    ref = _app_ref()
+    body = _body(required=False)
+    roles = body.get("roles") or []
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise TufError("Invalid payload format: roles must be a list of role names")
+    done = service().refresh_online(ref, [r.lower() for r in roles])
+    return _json({"data": done.data(), "message": "Force online metadata update accepted."}, 202)
+
+
+@tuf_blueprint.get("/tuf/v1/metadata/root")
+def trusted_root() -> Response:
+    ref = _app_ref()
+    return _json({"data": {"trusted_root": service().trusted_root(ref, int(time.time()))}})
+
+
+@tuf_blueprint.get("/tuf/v1/task")
+def task() -> Response:
+    task_id = request.args.get("task_id")
+    if not task_id:
+        raise TufError("task_id query parameter is required")
+    user: User = g.tuf_user
+    found = service().tasks.get(task_id, user.username)
+    return _json({"data": found.to_dict(), "message": "Task state."})

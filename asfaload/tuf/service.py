@@ -1,0 +1,258 @@
+"""TUF use-cases: the pure operations of :mod:`.repo` run through the mirror's single writer,
+with the private parts (online keys, settings, task records) around them.
+
+Each write is one ``mirror.submit(op)``: the op reads the draft and the published metadata from
+the tip it is given, so concurrent requests are serialised by the writer and never lose a
+signature. Task records are written after the commit is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..rules.tree import Change, TreeView
+from . import repo
+from .accounts import Accounts
+from .documents import ONLINE_ROLES, AppRef, Expirations, load_json
+from .errors import TASK_NOT_ACCEPTED, TufError
+from .online import OnlineKeyring, tuf_private_dir
+from .repo import NothingToCommit, Progress, RootOutcome
+from .tasks import TaskStore
+
+
+class MirrorLike(Protocol):
+    """What we need of :class:`asfaload.store.Mirror`."""
+
+    def view(self, commit: str | None = None) -> TreeView: ...
+
+    def submit(
+        self, op: Callable[[TreeView, int], Change], timeout: float | None = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Done:
+    """A write's answer: its task id, when it was processed, and what it did."""
+
+    task_id: str
+    last_update: str
+    published: bool = False
+    progress: Progress | None = None
+    details: dict[str, Any] | None = None
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task_id": self.task_id, "last_update": self.last_update}
+        if self.progress is not None:
+            out["published"] = self.published
+            out["version"] = self.progress.version
+            out["progress"] = self.progress.to_dict()
+        if self.details:
+            out.update(self.details)
+        return out
+
+
+class TufService:
+    def __init__(self, mirror: MirrorLike, private_dir: Path) -> None:
+        self.mirror = mirror
+        self.private_dir = Path(private_dir)
+        self.keyring = OnlineKeyring(self.private_dir)
+        self.accounts = Accounts(self.private_dir)
+        self.tasks = TaskStore(self.private_dir)
+
+    # --- settings (private, per app) -------------------------------------------------------------
+    def _settings_path(self, ref: AppRef) -> Path:
+        return tuf_private_dir(self.private_dir) / "apps" / ref.admin / ref.app / "settings.json"
+
+    def settings(self, ref: AppRef) -> dict[str, Any]:
+        try:
+            data = json.loads(self._settings_path(ref).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def expirations(self, ref: AppRef) -> Expirations:
+        return Expirations.from_dict(self.settings(ref).get("expirations"))
+
+    def _save_settings(self, ref: AppRef, data: dict[str, Any]) -> None:
+        path = self._settings_path(ref)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".settings.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+
+    # --- running an operation ---------------------------------------------------------------------
+    def _run(self, fn: Callable[[TreeView, int], RootOutcome]) -> RootOutcome:
+        box: list[RootOutcome] = []
+
+        def op(view: TreeView, now: int) -> Change:
+            out = fn(view, now)
+            box[:] = [out]  # the writer may re-run us after a lost race; keep the last
+            return out.change
+
+        self.mirror.submit(op)
+        return box[-1]
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def is_bootstrapped(self, ref: AppRef) -> bool:
+        return repo.is_bootstrapped(self.mirror.view(), ref)
+
+    def bootstrap_status(self, ref: AppRef) -> dict[str, Any]:
+        done = self.is_bootstrapped(ref)
+        task_id = str(self.settings(ref).get("bootstrap_task", "")) if done else ""
+        return {
+            "bootstrap": done,
+            "state": None,
+            "id": task_id,
+            "redis_locks": {"bootstrap_lock": task_id, "pre_locks": []},
+        }
+
+    def pending(self, ref: AppRef, now: int) -> dict[str, Any] | None:
+        view = self.mirror.view()
+        if not repo.is_bootstrapped(view, ref):
+            raise TufError(
+                "Requires bootstrap started. State: ",
+                status=404,
+                message="No metadata pending signing available",
+            )
+        draft = repo.pending_root(view, ref)
+        if draft is None:
+            return None
+        metadata: dict[str, Any] = {"root": draft}
+        trusted = repo.verified_trusted_root(view, ref, now)
+        if trusted is not None:
+            metadata["trusted_root"] = trusted.doc
+        out: dict[str, Any] = {"metadata": metadata}
+        progress = repo.draft_progress(view, ref, now)
+        if progress is not None:
+            out["progress"] = progress.to_dict()
+        return out
+
+    def trusted_root(self, ref: AppRef, now: int) -> dict[str, Any] | None:
+        trusted = repo.verified_trusted_root(self.mirror.view(), ref, now)
+        return trusted.doc if trusted is not None else None
+
+    # --- writes -------------------------------------------------------------------------------------
+    def bootstrap(self, ref: AppRef, root_doc: Any, expirations: Expirations) -> Done:
+        self.keyring.ensure()
+        keys = self.keyring.signers()
+        self._run(lambda v, now: repo.bootstrap(v, now, ref, root_doc, expirations, keys))
+        tid = self.tasks.record(ref, "bootstrap", "SUCCESS", "Bootstrap completed successfully")
+        self._save_settings(ref, {"expirations": expirations.to_dict(), "bootstrap_task": tid})
+        return Done(tid, _now())
+
+    def rotate(self, ref: AppRef, root_doc: Any) -> Done:
+        keys = self.keyring.signers()
+        exp = self.expirations(ref)
+        out = self._run(lambda v, now: repo.propose_root(v, now, ref, root_doc, exp, keys))
+        self._retire_draft_task(ref, "superseded by a new root proposal")
+        if out.published:
+            tid = self.tasks.record(
+                ref, "metadata_update", "SUCCESS", "Metadata update completed successfully"
+            )
+        else:
+            tid = self.tasks.record(
+                ref, "metadata_update", "PENDING", f"Root v{out.version} is pending signatures"
+            )
+            self.tasks.set_draft_task(ref, tid)
+        return Done(tid, _now(), out.published, out.progress)
+
+    def sign(self, ref: AppRef, role: str, keyid: str, sig: str) -> Done:
+        keys = self.keyring.signers()
+        exp = self.expirations(ref)
+        try:
+            out = self._run(
+                lambda v, now: repo.add_signature(v, now, ref, role, keyid, sig, exp, keys)
+            )
+        except NothingToCommit as same:
+            tid = self.tasks.draft_task(ref) or self.tasks.record(
+                ref,
+                "sign_metadata",
+                "PENDING",
+                f"Root v{same.progress.version} is pending signatures",
+            )
+            return Done(tid, _now(), False, same.progress)
+        draft_tid = self.tasks.draft_task(ref)
+        if out.published:
+            tid = self.tasks.record(
+                ref, "sign_metadata", "SUCCESS", "Metadata update finished", task_id=draft_tid
+            )
+            self.tasks.set_draft_task(ref, None)
+        else:
+            tid = self.tasks.record(
+                ref,
+                "sign_metadata",
+                "PENDING",
+                f"Root v{out.version} is pending signatures",
+                task_id=draft_tid,
+                details={"progress": out.progress.summary()},
+            )
+            self.tasks.set_draft_task(ref, tid)
+        return Done(tid, _now(), out.published, out.progress)
+
+    def delete_draft(self, ref: AppRef, role: str) -> Done:
+        def fn(v: TreeView, now: int) -> RootOutcome:
+            change = repo.delete_draft(v, ref, role)
+            return RootOutcome(change, Progress(0, 0, _EMPTY, _EMPTY), published=False)
+
+        self._run(fn)
+        self._retire_draft_task(ref, "signing process stopped")
+        tid = self.tasks.record(
+            ref,
+            "delete_sign_metadata",
+            "SUCCESS",
+            f"Deletion of {role} metadata successful, signing process stopped",
+        )
+        return Done(tid, _now())
+
+    def refresh_online(self, ref: AppRef, roles: Iterable[str]) -> Done:
+        requested = list(roles) or list(ONLINE_ROLES)
+        if "root" in requested:
+            raise TufError("Root role cannot be updated via this endpoint")
+        for r in requested:
+            if r not in ONLINE_ROLES:
+                raise TufError(f'unknown online role "{r}"')
+        if not self.is_bootstrapped(ref):
+            raise TufError(
+                "Requires bootstrap finished. State: ", status=404, message=TASK_NOT_ACCEPTED
+            )
+        keys = self.keyring.signers()
+        exp = self.expirations(ref)
+        updated: list[str] = []
+
+        def fn(v: TreeView, now: int) -> RootOutcome:
+            change, roles_done = repo.refresh_online(v, now, ref, requested, exp, keys)
+            updated[:] = roles_done
+            return RootOutcome(change, Progress(0, 0, _EMPTY, _EMPTY), published=False)
+
+        self._run(fn)
+        tid = self.tasks.record(
+            ref,
+            "force_online_metadata_update",
+            "SUCCESS",
+            "Force new online metadata update succeeded",
+            details={"updated_roles": updated},
+        )
+        return Done(tid, _now())
+
+    def _retire_draft_task(self, ref: AppRef, why: str) -> None:
+        old = self.tasks.draft_task(ref)
+        if old is not None:
+            self.tasks.record(ref, "metadata_update", "REVOKED", why, task_id=old)
+            self.tasks.set_draft_task(ref, None)
+
+
+_EMPTY = repo.Side(0, (), ())
+
+
+def _now() -> str:
+    return datetime.now(UTC).astimezone().isoformat()
+
+
+def read_json_body(raw: bytes) -> Any:
+    return load_json(raw, "request body")
