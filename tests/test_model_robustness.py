@@ -1,0 +1,177 @@
+"""Every model parser, fed arbitrary bytes or JSON, raises only AsfaloadError subclasses.
+
+Never KeyError, TypeError, ValueError, UnicodeDecodeError or RecursionError. Whatever a parser
+accepts must serialise again and re-parse to the same canonical bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asfaload.crypto import SecretKey, sha512
+from asfaload.errors import AsfaloadError
+from asfaload.model import (
+    CurrentSignersInfo,
+    HistoryEntry,
+    PublishedFile,
+    ReleaseIndex,
+    RevocationDocument,
+    SignaturesFile,
+    SignerGroup,
+    SignersChain,
+    SignersFile,
+    SignersHistory,
+    SignersMetadata,
+)
+
+SK = SecretKey.generate("minisign")
+PK = SK.public_key
+_SF = SignersFile.create([SignerGroup((PK,), 1)], timestamp=1)
+_META = SignersMetadata.create("Gitlab", "u", "r", retrieved_at=1, content=_SF.raw)
+_SIGS = SignaturesFile.empty().with_entry(PK, SK.sign(sha512(_SF.raw)))
+_INFO = CurrentSignersInfo(_SF, _SIGS, _META, SignaturesFile.empty())
+_ENTRY = HistoryEntry.of(_INFO, 2)
+
+# Each model with one valid document, so mutations reach deep into the parser.
+MODELS: dict[str, tuple[Callable[[bytes], Any], Callable[[Any], Any], dict[str, Any]]] = {
+    "signers": (SignersFile.parse, SignersFile.from_dict, _SF.to_dict()),
+    "signatures": (SignaturesFile.from_bytes, SignaturesFile.from_dict, _SIGS.to_dict()),
+    "index": (
+        ReleaseIndex.from_bytes,
+        ReleaseIndex.from_dict,
+        ReleaseIndex.create([PublishedFile("f", "Sha256", "s", "0" * 64)], 1).to_dict(),
+    ),
+    "metadata": (SignersMetadata.from_bytes, SignersMetadata.from_dict, _META.to_dict()),
+    "revocation": (
+        RevocationDocument.from_bytes,
+        RevocationDocument.from_dict,
+        RevocationDocument.create(sha512(b"x"), PK, 1, reason="r").to_dict(),
+    ),
+    "history": (
+        SignersHistory.from_bytes,
+        SignersHistory.from_dict,
+        SignersHistory((_ENTRY,)).to_dict(),
+    ),
+    "chain": (
+        SignersChain.from_bytes,
+        SignersChain.from_dict,
+        SignersChain((_ENTRY,), _INFO).to_dict(),
+    ),
+}
+NAMES = sorted(MODELS)
+
+# Lone surrogates included: JSON can carry them ("\ud800") and they break naive encoders.
+_text = st.text(st.characters(exclude_categories=()), max_size=20)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(_text, c, max_size=4),
+    max_leaves=20,
+)
+
+
+def _accepts(result: Any) -> None:
+    data = result.to_bytes()
+    assert type(result).from_bytes(data).to_bytes() == data
+
+
+def test_valid_documents_parse():
+    for name in NAMES:
+        from_bytes, from_dict, doc = MODELS[name]
+        _accepts(from_dict(doc))
+        _accepts(from_bytes(json.dumps(doc).encode()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(NAMES), st.binary(max_size=300))
+def test_arbitrary_bytes(name, raw):
+    try:
+        result = MODELS[name][0](raw)
+    except AsfaloadError:
+        return
+    _accepts(result)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(NAMES), json_values)
+def test_arbitrary_json(name, value):
+    from_bytes, from_dict, _ = MODELS[name]
+    for attempt in (lambda: from_dict(value), lambda: from_bytes(json.dumps(value).encode())):
+        try:
+            result = attempt()
+        except AsfaloadError:
+            continue
+        _accepts(result)
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*path, i))
+    return out
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[str, Any]:
+    name = draw(st.sampled_from(NAMES))
+    doc = copy.deepcopy(MODELS[name][2])
+    path = draw(st.sampled_from(_paths(doc)[1:]))
+    value = draw(json_values)
+    target = doc
+    for p in path[:-1]:
+        target = target[p]
+    if draw(st.booleans()) and isinstance(target, dict):
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return name, doc
+
+
+@settings(max_examples=400, deadline=None)
+@given(mutated())
+def test_mutated_valid_documents(case):
+    name, doc = case
+    try:
+        result = MODELS[name][1](doc)
+    except AsfaloadError:
+        return
+    _accepts(result)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 50000, b'{"a":' * 50000, b"1" * 5000, b"\xc3\x28", b'"\\ud800"', b"\x00", b"{}" * 2],
+)
+def test_pathological_inputs(name, raw):
+    try:
+        result = MODELS[name][0](raw)
+    except AsfaloadError:
+        return
+    _accepts(result)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deep_but_parseable_unknown_fields_are_refused_not_crashing(name):
+    from_bytes, _, doc = MODELS[name]
+    deep: Any = 0
+    for _ in range(200):
+        deep = [deep]
+    d = copy.deepcopy(doc)
+    d["zz_deep"] = deep
+    with pytest.raises(AsfaloadError, match="nested"):
+        from_bytes(json.dumps(d).encode())
