@@ -1,0 +1,354 @@
+"""Typed HTTP client for every ``/v1`` endpoint of the backend (the REST manual is the contract).
+
+Usable from Python without the CLI. Authenticated calls carry the ``X-asfld-*`` headers built by
+:func:`asfaload.auth.sign_request` over the exact request target and body bytes that are sent.
+Every non-2xx answer becomes one of our own exception types, carrying the server's message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from ..auth import sign_request
+from ..crypto import PublicKey, SecretKey, Signature
+from ..errors import (
+    AsfaloadError,
+    AuthenticationError,
+    ConflictError,
+    ForgeError,
+    FormatError,
+    NetworkError,
+    NotAuthorizedError,
+    NotFoundError,
+    RuleViolation,
+    StoreError,
+)
+
+DEFAULT_BACKEND_URL = "http://127.0.0.1:3000"
+# (connect, read) seconds: a backend that stops answering must not hang a CI job forever.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+USER_AGENT = "asfaload-client"
+
+
+def error_for_status(status: int, message: str) -> AsfaloadError:
+    """The exception a backend answer with ``status`` stands for, with the server's message."""
+    cls: type[AsfaloadError]
+    if status == 401:
+        cls = AuthenticationError
+    elif status == 403:
+        cls = NotAuthorizedError
+    elif status == 404:
+        cls = NotFoundError
+    elif status == 409:
+        cls = ConflictError
+    elif status in (502, 504):
+        cls = ForgeError
+    elif status >= 500:
+        cls = StoreError
+    else:
+        cls = RuleViolation
+    return cls(message)
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        doc = resp.json()
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str) and doc["error"]:
+        return str(doc["error"])
+    text = resp.text.strip().splitlines()
+    first = text[0][:200] if text else ""
+    return f"HTTP {resp.status_code}" + (f": {first}" if first else "")
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode a mirror path for a catch-all route, keeping its slashes."""
+    return quote(path.strip("/"), safe="/")
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """Answer of ``register_repo`` and ``update_signers``."""
+
+    success: bool
+    project_id: str
+    message: str
+    required_signers: tuple[str, ...]
+    signature_submission_url: str
+
+
+@dataclass(frozen=True)
+class AssetsResult:
+    success: bool
+    message: str
+    index_file_path: str
+
+
+@dataclass(frozen=True)
+class SignatureStatus:
+    file_path: str
+    is_complete: bool
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    success: bool
+    message: str
+
+
+def _expect_dict(doc: Any, what: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise FormatError(f"Unexpected backend answer for {what}")
+    return doc
+
+
+def _str_field(doc: Mapping[str, Any], name: str, what: str, default: str | None = None) -> str:
+    value = doc.get(name, default)
+    if not isinstance(value, str):
+        raise FormatError(f"Unexpected backend answer for {what}: field {name!r}")
+    return value
+
+
+def _bool_field(doc: Mapping[str, Any], name: str, what: str) -> bool:
+    value = doc.get(name)
+    if not isinstance(value, bool):
+        raise FormatError(f"Unexpected backend answer for {what}: field {name!r}")
+    return value
+
+
+class BackendClient:
+    """One backend. ``secret_key`` is needed only for the authenticated endpoints."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BACKEND_URL,
+        secret_key: SecretKey | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.secret_key = secret_key
+        self.timeout = timeout
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+
+    # --- transport ------------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: Any = None,
+        auth: bool = False,
+        stream: bool = False,
+    ) -> requests.Response:
+        raw = b"" if body is None else json.dumps(body).encode("utf-8")
+        headers: dict[str, str] = {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if auth:
+            if self.secret_key is None:
+                raise AuthenticationError("A secret key is required for this command")
+            headers.update(sign_request(self.secret_key, method, target, raw))
+        try:
+            resp = self._session.request(
+                method,
+                self.base_url + target,
+                data=raw if body is not None else None,
+                headers=headers,
+                timeout=self.timeout,
+                stream=stream,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise NetworkError(
+                f"Cannot reach the backend at {self.base_url}: {_reason(exc)}"
+            ) from exc
+        if not 200 <= resp.status_code < 300:
+            try:
+                raise error_for_status(resp.status_code, _error_message(resp))
+            finally:
+                resp.close()
+        return resp
+
+    def _json(self, method: str, target: str, *, body: Any = None, auth: bool = False) -> Any:
+        resp = self._request(method, target, body=body, auth=auth)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise FormatError(f"The backend answered {target} with invalid JSON") from exc
+
+    # --- public endpoints -------------------------------------------------------------------
+    def ping(self) -> bool:
+        self._request("GET", "/v1/ping")
+        return True
+
+    def get_file(self, path: str) -> bytes:
+        """Raw bytes of a mirror file (``GET /v1/files/{path}``)."""
+        return self._request("GET", "/v1/files/" + encode_path(path)).content
+
+    def get_file_or_none(self, path: str) -> bytes | None:
+        try:
+            return self.get_file(path)
+        except NotFoundError:
+            return None
+
+    def get_signers(self, path: str) -> bytes:
+        """Raw active signers file governing ``path`` (``GET /v1/get_signers/{path}``)."""
+        return self._request("GET", "/v1/get_signers/" + encode_path(path)).content
+
+    def get_signers_chain(self, artifact_path: str) -> dict[str, Any]:
+        doc = self._json("GET", "/v1/get_signers_chain/" + encode_path(artifact_path))
+        return _expect_dict(doc, "get_signers_chain")
+
+    # --- authenticated endpoints --------------------------------------------------------------
+    def _own_key(self) -> PublicKey:
+        if self.secret_key is None:
+            raise AuthenticationError("A secret key is required for this command")
+        return self.secret_key.public_key
+
+    def _registration(self, endpoint: str, signers_file_url: str) -> RegistrationResult:
+        what = endpoint.rsplit("/", 1)[-1]
+        body = {"signers_file_url": signers_file_url, "public_key": str(self._own_key())}
+        doc = _expect_dict(self._json("POST", endpoint, body=body, auth=True), what)
+        signers = doc.get("required_signers", [])
+        if not isinstance(signers, list) or not all(isinstance(s, str) for s in signers):
+            raise FormatError(f"Unexpected backend answer for {what}: field 'required_signers'")
+        return RegistrationResult(
+            success=_bool_field(doc, "success", what),
+            project_id=_str_field(doc, "project_id", what),
+            message=_str_field(doc, "message", what, ""),
+            required_signers=tuple(signers),
+            signature_submission_url=_str_field(
+                doc, "signature_submission_url", what, "/v1/signatures"
+            ),
+        )
+
+    def register_repo(self, signers_file_url: str) -> RegistrationResult:
+        return self._registration("/v1/register_repo", signers_file_url)
+
+    def update_signers(self, signers_file_url: str) -> RegistrationResult:
+        return self._registration("/v1/update_signers", signers_file_url)
+
+    def register_assets(
+        self,
+        *,
+        github_release_url: str | None = None,
+        csum_files: list[str] | None = None,
+        gitlab_release_url: str | None = None,
+    ) -> AssetsResult:
+        given = [
+            x for x in (github_release_url, csum_files, gitlab_release_url) if x not in (None, [])
+        ]
+        if len(given) != 1:
+            raise RuleViolation(
+                "Exactly one of a GitHub release URL, a GitLab release URL or checksum files "
+                "must be given (they are mutually exclusive)"
+            )
+        body: dict[str, Any]
+        if github_release_url is not None:
+            body = {"github_release_url": github_release_url}
+        elif gitlab_release_url is not None:
+            body = {"gitlab_release_url": gitlab_release_url}
+        else:
+            body = {"csum_files": list(csum_files or [])}
+        doc = _expect_dict(self._json("POST", "/v1/assets", body=body, auth=True), "assets")
+        return AssetsResult(
+            success=_bool_field(doc, "success", "assets"),
+            message=_str_field(doc, "message", "assets", ""),
+            index_file_path=_str_field(doc, "index_file_path", "assets"),
+        )
+
+    def pending_signatures(self) -> list[str]:
+        doc = _expect_dict(
+            self._json("GET", "/v1/pending_signatures", auth=True), "pending_signatures"
+        )
+        paths = doc.get("file_paths")
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise FormatError("Unexpected backend answer for pending_signatures")
+        return list(paths)
+
+    def files_to_sign(self, path: str) -> dict[str, bytes]:
+        """Every file to sign for ``path`` (the signers file comes with its metadata)."""
+        doc = _expect_dict(
+            self._json("GET", "/v1/files-to-sign/" + encode_path(path), auth=True),
+            "files-to-sign",
+        )
+        files = doc.get("files")
+        if not isinstance(files, dict) or not files:
+            raise FormatError("Unexpected backend answer for files-to-sign")
+        out: dict[str, bytes] = {}
+        for name, b64 in files.items():
+            if not isinstance(name, str) or not isinstance(b64, str):
+                raise FormatError("Unexpected backend answer for files-to-sign")
+            try:
+                out[name] = base64.b64decode(b64, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise FormatError(f"Invalid base64 content for {name} in files-to-sign") from exc
+        return out
+
+    def submit_signatures(self, file_path: str, signatures: Mapping[str, Signature]) -> bool:
+        """Submit our signatures (path → signature) in one request; True when complete."""
+        body = {
+            "file_path": file_path,
+            "public_key": str(self._own_key()),
+            "signatures": {p: s.to_wire() for p, s in signatures.items()},
+        }
+        doc = _expect_dict(self._json("POST", "/v1/signatures", body=body, auth=True), "signatures")
+        return _bool_field(doc, "is_complete", "signatures")
+
+    def signature_status(self, path: str) -> SignatureStatus:
+        doc = _expect_dict(
+            self._json("GET", "/v1/signatures/" + encode_path(path), auth=True), "signatures"
+        )
+        return SignatureStatus(
+            file_path=_str_field(doc, "file_path", "signatures", path),
+            is_complete=_bool_field(doc, "is_complete", "signatures"),
+        )
+
+    def revoke(self, file_path: str, revocation_json: str, signature: Signature) -> RevokeResult:
+        body = {
+            "file_path": file_path,
+            "revocation_json": revocation_json,
+            "signature": signature.to_wire(),
+            "public_key": str(self._own_key()),
+        }
+        doc = _expect_dict(self._json("POST", "/v1/revoke", body=body, auth=True), "revoke")
+        return RevokeResult(
+            success=_bool_field(doc, "success", "revoke"),
+            message=_str_field(doc, "message", "revoke", ""),
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> BackendClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(exc: requests.RequestException) -> str:
+    # requests nests the socket error several levels deep; the innermost line is the useful one.
+    text = str(exc)
+    return text.splitlines()[-1][:300] if text else type(exc).__name__
+
+
+def iter_chunks(resp: requests.Response, size: int) -> Iterator[bytes]:
+    """Body chunks straight from the socket, without requests' per-chunk decode machinery."""
+    raw = resp.raw
+    while True:
+        chunk = raw.read(size)
+        if not chunk:
+            return
+        yield chunk

@@ -1,0 +1,173 @@
+"""Verified download: the step users trust (manual "Download a file with signature verification").
+
+Order of checks, each failing closed:
+
+1. map the URL to its release index path (:mod:`.locate`; ``--type`` overrides detection);
+2. fetch the index, then check **revocation first** (reference §10 item 8): a verified
+   revocation refuses the file whatever else the mirror shows;
+3. fetch the signers copy and the complete signatures, and verify the artifact thresholds
+   client-side (:mod:`.verify`); with ``full_check``, verify the signers chain (:mod:`.chain`);
+4. find the file in the index (SHA-256 or SHA-512 only);
+5. stream it from the forge while hashing into a temporary file, moved into place only when the
+   digest matches (:mod:`.transfer`): a failed download leaves no output file.
+
+Progress and result lines go to a :class:`Reporter`; the CLI prints them as the manual shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import layout
+from ..errors import FormatError, NotFoundError, RevokedError, UnsupportedAlgorithmError
+from ..model import ACCEPTED_DOWNLOAD_ALGOS, PublishedFile, ReleaseIndex
+from .api import BackendClient
+from .chain import verify_full_chain
+from .locate import ArtifactLocation, locate
+from .transfer import HASH_LABELS, download_verified, fetch_small
+from .verify import Revocation, check_artifact_signatures, check_revocation
+
+MB = 1024 * 1024
+
+
+def mb(n: int) -> str:
+    return f"{n / MB:.2f} MB"
+
+
+class Reporter:
+    """Receives the download's progress; the default drops everything (library use)."""
+
+    def line(self, text: str) -> None:
+        """One completed step (``✓ …``) or heading."""
+
+    def warning(self, text: str) -> None:
+        """Something suspicious that does not stop the download."""
+
+    def revoked(self, revocation: Revocation) -> None:
+        """The file is revoked; called just before :class:`RevokedError` is raised."""
+
+    def transfer_started(self, file_name: str, size: int | None) -> None:
+        """The artifact transfer begins (``size`` from Content-Length, when known)."""
+
+    def progress(self, done: int, total: int | None) -> None:
+        """Bytes received so far."""
+
+    def transfer_finished(self, done: int, total: int | None) -> None:
+        """The last byte arrived (before the digest is compared)."""
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    location: ArtifactLocation
+    path: Path
+    size: int
+    algo: str
+    valid_signatures: int
+    chain_entries: int | None
+
+
+def _safe_file_name(name: str) -> str:
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise FormatError(f"Cannot derive a file name from the URL: {name!r}")
+    return name
+
+
+def find_entry(index: ReleaseIndex, loc: ArtifactLocation) -> PublishedFile:
+    entry = index.find(loc.file_name)
+    if entry is None:
+        entry = next((f for f in index.published_files if f.source == loc.url), None)
+    if entry is None:
+        raise NotFoundError(f"File '{loc.file_name}' not found in index {loc.index_path}")
+    if entry.algo not in ACCEPTED_DOWNLOAD_ALGOS:
+        raise UnsupportedAlgorithmError(f"Unsupported hash algorithm: {entry.algo}")
+    return entry
+
+
+def download(
+    url: str,
+    backend: BackendClient,
+    *,
+    output: str | Path | None = None,
+    forge: str | None = None,
+    full_check: bool = False,
+    reporter: Reporter | None = None,
+) -> DownloadResult:
+    rep = reporter or Reporter()
+    rep.line(f"Starting download: {url}")
+    loc = locate(url, forge)
+    index_path = loc.index_path
+
+    try:
+        index_raw = backend.get_file(index_path)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"No release index on the backend for this URL (looked for {index_path}); "
+            "is the release registered?"
+        ) from exc
+
+    revocation_raw = backend.get_file_or_none(layout.revocation_path(index_path))
+    if revocation_raw is not None:
+        revocation = check_revocation(
+            index_raw,
+            revocation_raw,
+            backend.get_file_or_none(layout.revocation_signatures_path(index_path)),
+            backend.get_file_or_none(layout.revocation_signers_path(index_path)),
+        )
+        rep.revoked(revocation)
+        raise RevokedError(revocation.message)
+
+    signatures_raw = backend.get_file_or_none(layout.signatures_path(index_path))
+    signers_raw = backend.get_file_or_none(layout.local_signers_path(index_path))
+    if signatures_raw is None or signers_raw is None:
+        raise NotFoundError(
+            f"The release is not fully signed yet: no complete signatures for {index_path}"
+        )
+    rep.line(f"✓ Downloaded signers file ({len(signers_raw)} bytes)")
+    rep.line(f"✓ Downloaded index file ({len(index_raw)} bytes)")
+    rep.line(f"✓ Downloaded signatures file ({len(signatures_raw)} bytes)")
+
+    check = check_artifact_signatures(signers_raw, index_raw, signatures_raw)
+    if check.invalid:
+        rep.warning(f"⚠ Warning: {check.invalid} invalid signature(s)")
+    rep.line(f"✓ Signatures verified successfully ({len(check.valid)} valid)")
+
+    chain_entries = None
+    if full_check:
+        chain_entries = verify_full_chain(backend, index_path, signers_raw, fetch_small)
+        rep.line(f"✓ Signers chain history verified ({chain_entries} entries)")
+
+    try:
+        index = ReleaseIndex.from_bytes(index_raw)
+    except FormatError as exc:
+        raise FormatError(f"Invalid release index on the backend: {exc}") from exc
+    entry = find_entry(index, loc)
+    dest = Path(output) if output is not None else Path(_safe_file_name(loc.file_name))
+    shown = str(output) if output is not None else f"./{loc.file_name}"
+
+    rep.line(f"Downloading {loc.file_name}")
+
+    def started(size: int | None) -> None:
+        rep.transfer_started(loc.file_name, size)
+
+    outcome = download_verified(
+        url,
+        dest,
+        entry.algo,
+        entry.hash,
+        on_start=started,
+        on_progress=rep.progress,
+    )
+    rep.transfer_finished(outcome.size, outcome.size)
+    rep.line(f"✓ Download complete ({mb(outcome.size)})")
+    rep.line(f"✓ File hash verified ({HASH_LABELS[outcome.algo]})")
+    rep.line(f"✓ File saved to: {shown}")
+    rep.line(f"✓ All done! Verified {len(check.valid)} signature(s)")
+    return DownloadResult(
+        location=loc,
+        path=outcome.path,
+        size=outcome.size,
+        algo=outcome.algo,
+        valid_signatures=len(check.valid),
+        chain_entries=chain_entries,
+    )

@@ -1,0 +1,260 @@
+"""Backend commands of the manual: ``register-repo``, ``update-signers``, ``register-assets``,
+``list-pending``, ``sign-pending``, ``signature-status`` and ``revoke``.
+
+Each takes ``-K/--secret-key``, ``-p/-P`` (and ``ASFALOAD_<COMMAND>_PASSWORD[_FILE]``),
+``-u/--backend-url`` and ``--json``, and prints exactly the manual's lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from asfaload.client.api import BackendClient, RegistrationResult
+from asfaload.client.signing import revoke as revoke_file
+from asfaload.client.signing import sign_pending as sign_pending_file
+from asfaload.crypto import SecretKey
+from asfaload.errors import RuleViolation
+
+from ._common import (
+    backend_url_option,
+    dumps_compact,
+    handle_errors,
+    json_option,
+    load_secret_key,
+    password_options,
+    secret_key_option,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def authenticated(f: F) -> F:
+    """The options every authenticated command shares, and the error wrapper."""
+    f = handle_errors(f)
+    f = json_option(f)
+    f = backend_url_option(f)
+    f = password_options(f)
+    return secret_key_option(f)
+
+
+def _client(backend_url: str, key: SecretKey) -> BackendClient:
+    return BackendClient(backend_url, secret_key=key)
+
+
+def _print_registration(
+    res: RegistrationResult, json_output: bool, headline: str, what: str
+) -> None:
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {
+                    "success": res.success,
+                    "project_id": res.project_id,
+                    "required_signers": list(res.required_signers),
+                    "message": res.message,
+                }
+            )
+        )
+        return
+    click.echo(headline)
+    click.echo(f"Project ID: {res.project_id}")
+    click.echo(f"Required signers ({len(res.required_signers)}): {', '.join(res.required_signers)}")
+    click.echo(f"Next step: signers must submit signatures to activate the {what}.")
+
+
+@click.command("register-repo")
+@click.argument("signers_file_url")
+@authenticated
+def register_repo(
+    signers_file_url: str,
+    secret_key: str,
+    password: str | None,
+    password_file: str | None,
+    backend_url: str,
+    json_output: bool,
+) -> None:
+    """Register a repository with the backend (SIGNERS_FILE_URL: the signers file on the forge)."""
+    key = load_secret_key(secret_key, password, password_file)
+    with _client(backend_url, key) as api:
+        res = api.register_repo(signers_file_url)
+    _print_registration(res, json_output, "Repository registered successfully!", "project")
+
+
+@click.command("update-signers")
+@click.argument("signers_file_url")
+@authenticated
+def update_signers(
+    signers_file_url: str,
+    secret_key: str,
+    password: str | None,
+    password_file: str | None,
+    backend_url: str,
+    json_output: bool,
+) -> None:
+    """Propose an update to an existing project's signers file."""
+    key = load_secret_key(secret_key, password, password_file)
+    with _client(backend_url, key) as api:
+        res = api.update_signers(signers_file_url)
+    _print_registration(res, json_output, "Signers update proposed successfully!", "update")
+
+
+@click.command("register-assets")
+@click.option(
+    "--github-release-url",
+    help="URL of a GitHub release page. Mutually exclusive with --csum-file.",
+)
+@click.option(
+    "--gitlab-release-url",
+    help="URL of a GitLab release page. Mutually exclusive with the other two.",
+)
+@click.option(
+    "--csum-file",
+    "csum_files",
+    multiple=True,
+    help="URL of a checksums file. Repeatable; all must share a common parent path.",
+)
+@authenticated
+def register_assets(
+    github_release_url: str | None,
+    gitlab_release_url: str | None,
+    csum_files: tuple[str, ...],
+    secret_key: str,
+    password: str | None,
+    password_file: str | None,
+    backend_url: str,
+    json_output: bool,
+) -> None:
+    """Register assets (a GitHub/GitLab release or checksum files) for signing."""
+    given = sum(1 for x in (github_release_url, gitlab_release_url, csum_files) if x)
+    if given != 1:
+        raise RuleViolation(
+            "--github-release-url, --gitlab-release-url and --csum-file are mutually exclusive; "
+            "give exactly one of them"
+        )
+    key = load_secret_key(secret_key, password, password_file)
+    with _client(backend_url, key) as api:
+        res = api.register_assets(
+            github_release_url=github_release_url,
+            gitlab_release_url=gitlab_release_url,
+            csum_files=list(csum_files) or None,
+        )
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {
+                    "success": res.success,
+                    "message": res.message,
+                    "index_file_path": res.index_file_path,
+                }
+            )
+        )
+        return
+    click.echo("Assets registered successfully! Remember you still need to sign it yourself!")
+    click.echo(f"Index file path: {res.index_file_path}")
+
+
+@click.command("list-pending")
+@authenticated
+def list_pending(
+    secret_key: str,
+    password: str | None,
+    password_file: str | None,
+    backend_url: str,
+    json_output: bool,
+) -> None:
+    """List the files on the backend that still need your signature."""
+    key = load_secret_key(secret_key, password, password_file)
+    with _client(backend_url, key) as api:
+        paths = api.pending_signatures()
+    if json_output:
+        click.echo(dumps_compact({"file_paths": paths}))
+    elif not paths:
+        click.echo("No pending signatures found.")
+    else:
+        click.echo("Files requiring your signature:")
+        for p in paths:
+            click.echo(f"  - {p}")
+
+
+@click.command("sign-pending")
+@click.argument("file_path")
+@authenticated
+def sign_pending(
+    file_path: str,
+    secret_key: str,
+    password: str | None,
+    password_file: str | None,
+    backend_url: str,
+    json_output: bool,
+) -> None:
+    """Sign a pending file (FILE_PATH as printed by list-pending)."""
+    key = load_secret_key(secret_key, password, password_file)
+    with _client(backend_url, key) as api:
+        complete = sign_pending_file(api, key, file_path)
+    if json_output:
+        click.echo(dumps_compact({"is_complete": complete}))
+    else:
+        click.echo("Success! Signature submitted" + (" (complete)" if complete else ""))
+
+
+@click.command("signature-status")
+@click.argument("file_path")
+@authenticated
+def signature_status(
+    file_path: str,
+    secret_key: str,
+    password: str | None,
+    password_file: str | None,
+    backend_url: str,
+    json_output: bool,
+) -> None:
+    """Show whether a file's signature collection is pending or complete."""
+    key = load_secret_key(secret_key, password, password_file)
+    with _client(backend_url, key) as api:
+        status = api.signature_status(file_path)
+    if json_output:
+        click.echo(
+            dumps_compact({"file_path": status.file_path, "is_complete": status.is_complete})
+        )
+    else:
+        click.echo(f"{status.file_path}: {'complete' if status.is_complete else 'pending'}")
+
+
+@click.command("revoke")
+@click.argument("file_path")
+@authenticated
+def revoke(
+    file_path: str,
+    secret_key: str,
+    password: str | None,
+    password_file: str | None,
+    backend_url: str,
+    json_output: bool,
+) -> None:
+    """Revoke a previously signed file (FILE_PATH: its mirror path)."""
+    key = load_secret_key(secret_key, password, password_file)
+    with _client(backend_url, key) as api:
+        res = revoke_file(api, key, file_path)
+    if json_output:
+        click.echo(dumps_compact({"success": res.success, "message": res.message}))
+    else:
+        click.echo(f"Success! File revoked: {file_path}")
+
+
+COMMANDS = (
+    register_repo,
+    update_signers,
+    register_assets,
+    list_pending,
+    sign_pending,
+    signature_status,
+    revoke,
+)
+
+
+def register(group: click.Group) -> None:
+    for cmd in COMMANDS:
+        group.add_command(cmd)
