@@ -69,16 +69,27 @@ def apply(view: TreeView, op: Op, now: int) -> Change:
     if isinstance(now, bool) or not isinstance(now, int) or now < 0:
         raise RuleViolation(f"Invalid commit time: {now!r}")
     if isinstance(op, Register):
-        return _register(view, op)
-    if isinstance(op, ProposeUpdate):
-        return _propose_update(view, op)
-    if isinstance(op, RegisterRelease):
-        return _register_release(view, op)
-    if isinstance(op, AddSignatures):
-        return _add_signatures(view, op, now)
-    if isinstance(op, Revoke):
-        return _revoke(view, op, now)
-    raise RuleViolation(f"Unknown operation: {type(op).__name__}")
+        change = _register(view, op)
+    elif isinstance(op, ProposeUpdate):
+        change = _propose_update(view, op)
+    elif isinstance(op, RegisterRelease):
+        change = _register_release(view, op)
+    elif isinstance(op, AddSignatures):
+        change = _add_signatures(view, op, now)
+    elif isinstance(op, Revoke):
+        change = _revoke(view, op, now)
+    else:
+        raise RuleViolation(f"Unknown operation: {type(op).__name__}")
+    return _net(view, change)
+
+
+def _net(view: TreeView, change: Change) -> Change:
+    """The net effect on ``view``: a file created and consumed within one operation (a pending
+    revocation finalised at once) disappears, and writes that change nothing are dropped, so the
+    change is exactly the diff between the tree before and the tree after."""
+    writes = {p: d for p, d in change.writes.items() if view.read(p) != d}
+    deletes = frozenset(p for p in change.deletes if view.read(p) is not None)
+    return Change(change.message, writes, deletes)
 
 
 # --- signers requests ---------------------------------------------------------------------------
