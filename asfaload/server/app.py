@@ -55,7 +55,7 @@ def prepare_data_dir(config: ServerConfig) -> Mirror:
 def create_app(config: ServerConfig) -> Flask:
     mirror = prepare_data_dir(config)
     nonces = SqliteNonceStore(config.nonce_db_path)
-    backend = Backend.from_config(mirror, config)
+    backend = Backend.create(mirror, config.private_dir, gitlab_hosts=config.gitlab_hosts)
 
     app = Flask("asfaload.server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes

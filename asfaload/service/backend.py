@@ -7,14 +7,33 @@ the tip and commits the exact change it derives.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .. import layout
-from ..crypto import PublicKey
-from ..errors import AsfaloadError, FormatError, KeyFormatError, NotFoundError
+from ..crypto import PublicKey, Signature
+from ..errors import (
+    AsfaloadError,
+    FormatError,
+    KeyFormatError,
+    NotAuthorizedError,
+    NotFoundError,
+    RuleViolation,
+    SignatureFormatError,
+    StoreError,
+)
+from ..model import SignaturesFile, SignersFile
+from ..model.history import CurrentSignersInfo, SignersChain, SignersHistory
+from ..model.metadata import SignersMetadata
+from ..rules import queries
+from ..rules.ops import AddSignatures, Revoke
 from ..rules.tree import TreeView
 from ..store import Mirror
+from ..store.pending import PendingIndex
+from .pending import RulesPendingPolicy
 
 
 @dataclass(frozen=True)
@@ -40,25 +59,52 @@ def parse_key(text: str) -> PublicKey:
         raise KeyFormatError(f"Invalid public key format: {exc}") from exc
 
 
-def governing_signers_path(view: TreeView, path: str) -> str | None:
-    """The active signers file nearest above ``path`` (``path`` itself may be a project dir)."""
-    for d in [path, *layout.ancestors(path)]:
-        if not d:
-            continue
-        candidate = layout.join(d, layout.SIGNERS_DIR, layout.SIGNERS_FILE)
-        if view.read(candidate) is not None:
-            return candidate
-    return None
+def _parse_signature(wire: str, key: PublicKey, what: str) -> Signature:
+    try:
+        return Signature.from_wire(wire, key.algorithm)
+    except AsfaloadError as exc:
+        raise SignatureFormatError(f"Invalid signature format for {what}: {exc}") from exc
+
+
+def _current_info(view: TreeView, project: str) -> CurrentSignersInfo | None:
+    signers = view.read(layout.signers_file_path(project))
+    metadata = view.read(layout.metadata_path(project))
+    if signers is None or metadata is None:
+        return None
+
+    def sigs(path: str) -> SignaturesFile:
+        raw = view.read(layout.signatures_path(path))
+        return SignaturesFile.empty() if raw is None else SignaturesFile.from_bytes(raw)
+
+    return CurrentSignersInfo(
+        signers_file=SignersFile.parse(signers),
+        signatures=sigs(layout.signers_file_path(project)),
+        metadata=SignersMetadata.from_bytes(metadata),
+        metadata_signatures=sigs(layout.metadata_path(project)),
+    )
 
 
 class Backend:
-    def __init__(self, mirror: Mirror, *, gitlab_hosts: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        mirror: Mirror,
+        pending: PendingIndex,
+        *,
+        gitlab_hosts: Collection[str] = (),
+    ) -> None:
         self.mirror = mirror
+        self.pending = pending
         self.gitlab_hosts = tuple(gitlab_hosts)
 
     @classmethod
-    def from_config(cls, mirror: Mirror, config: object) -> Backend:
-        return cls(mirror, gitlab_hosts=getattr(config, "gitlab_hosts", ()))
+    def create(
+        cls, mirror: Mirror, private_dir: Path, *, gitlab_hosts: Collection[str] = ()
+    ) -> Backend:
+        """A backend whose pending index is cached under the server's private dir."""
+        index = PendingIndex(
+            mirror.path, str(private_dir / "pending-index.json"), RulesPendingPolicy()
+        )
+        return cls(mirror, index, gitlab_hosts=gitlab_hosts)
 
     @staticmethod
     def parse_key(text: str) -> PublicKey:
@@ -78,7 +124,7 @@ class Backend:
     def get_signers(self, path: str) -> bytes:
         p = clean_path(path)
         view = self.mirror.view()
-        found = governing_signers_path(view, p)
+        found = queries.governing_signers_path(view, p)
         data = view.read(found) if found else None
         if data is None:
             raise NotFoundError(
@@ -86,7 +132,107 @@ class Backend:
             )
         return data
 
-    # --- not wired yet: waiting for the rules engine (replaced as its modules land) ------------
+    def signers_chain(self, path: str) -> dict[str, Any]:
+        """The signers history up to the signers file that governed ``path``.
+
+        For a completed artifact that is its local signers copy (``X.signers.json``); otherwise
+        the active signers file of its project. Returned twice: ``chain`` in the S2 client
+        shape (``history_entries`` + ``current_signers_info``) and ``history`` in the manual's
+        shape (``{"entries": [...]}``, oldest first, ending with the governing file).
+        """
+        p = clean_path(path)
+        view = self.mirror.view()
+        project = queries.find_project(view, p)
+        if project is None:
+            raise FormatError(f"Invalid artifact path: no registered project for {p}")
+        history = SignersHistory.from_bytes(view.read(layout.history_path(project)) or b"")
+        current = _current_info(view, project)
+        local = None
+        if not layout.in_signers_dir(p) and view.read(p) is not None:
+            local = view.read(layout.local_signers_path(p))
+        entries = list(history.entries)
+        if local is not None and (current is None or current.signers_file.raw != local):
+            # Signed under an older signers file: stop the chain at that file.
+            cut = next((i for i, e in enumerate(entries) if e.signers_file.raw == local), None)
+            if cut is None:
+                raise StoreError(f"Signers copy of {p} is not in the project's history")
+            governing: CurrentSignersInfo | None = entries[cut].info
+            entries = entries[:cut]
+        else:
+            governing = current
+        chain = SignersChain.build(entries, governing)
+        manual = [e.to_dict() for e in entries]
+        if governing is not None:
+            manual.append(dict(governing.to_dict(), obsoleted_at=None))
+        return {"chain": chain.to_dict(), "history": {"entries": manual}}
+
+    # --- authenticated reads ------------------------------------------------------------------
+    def signature_status(self, path: str, caller: PublicKey) -> tuple[str, bool]:
+        p = clean_path(path)
+        view = self.mirror.view()
+        if view.read(p) is None:
+            raise NotFoundError(f"File not found: {p}")
+        allowed: set[PublicKey] = set()
+        with contextlib.suppress(NotFoundError):
+            allowed |= queries.governing_signers(view, p).all_signer_keys()
+        with contextlib.suppress(AsfaloadError):
+            allowed |= queries.who_may_sign(view, p)
+        if not allowed and queries.governing_signers_path(view, p) is None:
+            raise NotFoundError(f"No signers file found for: {p}")
+        if caller not in allowed:
+            raise NotAuthorizedError("Public key is not an authorized signer for this file")
+        status = queries.file_status(view, p)
+        return p, status is queries.FileStatus.COMPLETE
+
+    def pending_for(self, caller: PublicKey) -> list[str]:
+        return self.pending.for_signer(str(caller))
+
+    def files_to_sign(self, path: str, caller: PublicKey) -> dict[str, bytes]:
+        p = clean_path(path)
+        view = self.mirror.view()
+        if view.read(p) is None:
+            raise NotFoundError(f"File not found: {p}")
+        req = queries.pending_request(view, p)
+        old, new = queries.request_signers(view, req)
+        if caller not in queries.authorised_keys(req.kind, old, new):
+            raise NotAuthorizedError("Public key is not an authorized signer for this file")
+        out: dict[str, bytes] = {}
+        for f in req.files:
+            data = view.read(f)
+            if data is None:
+                raise StoreError(f"Pending request of {p} lacks {f}")
+            out[f] = data
+        return out
+
+    # --- writes -------------------------------------------------------------------------------
+    def add_signatures(
+        self, file_path: str, caller: PublicKey, signatures: Mapping[str, str]
+    ) -> bool:
+        """Add ``caller``'s signatures to the pending request of ``file_path``; True when the
+        request completed (the completion transition is part of the same commit)."""
+        p = clean_path(file_path)
+        if self.mirror.view().read(p) is None:
+            raise RuleViolation(f"File not found: {p}")
+        parsed: dict[str, Signature] = {}
+        for path, wire in signatures.items():
+            parsed[clean_path(path)] = _parse_signature(wire, caller, path)
+        result = self.mirror.submit(AddSignatures(subject=p, submitter=caller, signatures=parsed))
+        return layout.pending_signatures_path(p) in result.change.deletes
+
+    def revoke(
+        self, file_path: str, revocation_json: str, signature: str, caller: PublicKey
+    ) -> None:
+        p = clean_path(file_path)
+        if self.mirror.view().read(p) is None:
+            raise NotFoundError(f"File not found: {p}")
+        sig = _parse_signature(signature, caller, "the revocation document")
+        self.mirror.submit(
+            Revoke(
+                subject=p, document=revocation_json.encode("utf-8"), signature=sig, submitter=caller
+            )
+        )
+
+    # --- forge-backed writes (wired once asfaload.forge lands) ---------------------------------
     def _todo(self) -> AsfaloadError:
         err = AsfaloadError("Not implemented yet")
         err.http_status = 501
@@ -96,31 +242,6 @@ class Backend:
         raise self._todo()
 
     def update_signers(self, url: str, public_key: str, caller: PublicKey) -> RegistrationResult:
-        raise self._todo()
-
-    def add_signatures(
-        self, file_path: str, caller: PublicKey, signatures: Mapping[str, str]
-    ) -> bool:
-        raise self._todo()
-
-    def signature_status(self, path: str, caller: PublicKey) -> tuple[str, bool]:
-        p = clean_path(path)
-        if self.mirror.view().read(p) is None:
-            raise NotFoundError(f"File not found: {p}")
-        raise self._todo()
-
-    def pending_for(self, caller: PublicKey) -> list[str]:
-        raise self._todo()
-
-    def files_to_sign(self, path: str, caller: PublicKey) -> dict[str, bytes]:
-        raise self._todo()
-
-    def signers_chain(self, path: str) -> dict[str, object]:
-        raise self._todo()
-
-    def revoke(
-        self, file_path: str, revocation_json: str, signature: str, caller: PublicKey
-    ) -> None:
         raise self._todo()
 
     def register_checksum_files(self, urls: list[str], caller: PublicKey) -> str:

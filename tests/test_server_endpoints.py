@@ -1,0 +1,277 @@
+"""Every signing endpoint against the real server process, in the manual's order:
+pending list, files to sign, signature submission and completion, status, signers, chain,
+release signing, revocation — with the 400/401/403/404/409 answers the manual lists.
+
+Registration and releases are seeded by submitting the rules engine's operations to the same
+mirror from this process (the store coordinates writers across processes); the forge-backed
+endpoints that create them are tested in test_server_forge.py.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from asfaload import layout
+from asfaload.crypto import SecretKey, sha512
+from asfaload.model.index import PublishedFile, ReleaseIndex
+from asfaload.rules.ops import Register, RegisterRelease
+from asfaload.store import Mirror
+from tests.conftest_server import ServerProcess
+from tests.http_util import signed_json, signed_request
+from tests.test_rules_support import metadata_bytes, signers_bytes
+
+P = "https/github.com/443/acme/tool"
+SIGNERS = layout.signers_file_path(P, pending=True)
+METADATA = layout.metadata_path(P, pending=True)
+INDEX = layout.github_release_index_path(P, "v1.0")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    keys = [SecretKey.generate("ed25519") for _ in range(3)]
+    outsider = SecretKey.generate("ed25519")
+    signers = signers_bytes(
+        artifact=[(keys, 2)],
+        admin=[([keys[0]], 1)],
+        revocation=[([keys[1], keys[2]], 2)],
+    )
+    server = ServerProcess(tmp_path_factory.mktemp("srv") / "data").start()
+    mirror = Mirror.open(str(server.data_dir / "mirror.git"))
+    mirror.submit(Register(P, signers, metadata_bytes(signers), keys[0].public_key))
+    try:
+        yield server, mirror, keys, outsider
+    finally:
+        mirror.close()
+        server.stop()
+
+
+def _get(server: ServerProcess, key: SecretKey, target: str):
+    return signed_request(server.base_url, key, "GET", target)
+
+
+def _sign_all(server: ServerProcess, key: SecretKey, subject: str):
+    reply = _get(server, key, "/v1/files-to-sign/" + subject)
+    assert reply.status == 200, reply.body
+    files = {p: base64.b64decode(b) for p, b in reply.json()["files"].items()}
+    return _submit(server, key, subject, files)
+
+
+def _submit(server: ServerProcess, key: SecretKey, subject: str, files: dict[str, bytes]):
+    sigs = {p: key.sign(sha512(data)).to_wire() for p, data in files.items()}
+    body = {"file_path": subject, "public_key": str(key.public_key), "signatures": sigs}
+    return signed_json(server.base_url, key, "POST", "/v1/signatures", body)
+
+
+def _error(reply, status: int) -> str:
+    assert reply.status == status, (reply.status, reply.body)
+    doc = reply.json()
+    assert set(doc) == {"error"}
+    return str(doc["error"])
+
+
+def test_01_pending_lists_the_new_signers_file_for_every_signer(world):
+    server, _, keys, outsider = world
+    for k in keys:
+        reply = _get(server, k, "/v1/pending_signatures")
+        assert reply.status == 200
+        assert reply.json() == {"file_paths": [SIGNERS]}
+    assert _get(server, outsider, "/v1/pending_signatures").json() == {"file_paths": []}
+
+
+def test_02_files_to_sign_includes_metadata_and_refuses_outsiders(world):
+    server, mirror, keys, outsider = world
+    reply = _get(server, keys[1], "/v1/files-to-sign/" + SIGNERS)
+    assert reply.status == 200
+    files = reply.json()["files"]
+    assert sorted(files) == sorted([SIGNERS, METADATA])
+    view = mirror.view()
+    assert base64.b64decode(files[SIGNERS]) == view.read(SIGNERS)
+    assert base64.b64decode(files[METADATA]) == view.read(METADATA)
+    _error(_get(server, outsider, "/v1/files-to-sign/" + SIGNERS), 403)
+    _error(_get(server, keys[0], "/v1/files-to-sign/" + P + "/missing.json"), 404)
+    _error(_get(server, keys[0], "/v1/files-to-sign/../x"), 400)
+
+
+def test_03_signature_status_pending_and_403(world):
+    server, _, keys, outsider = world
+    reply = _get(server, keys[0], "/v1/signatures/" + SIGNERS)
+    assert reply.status == 200
+    assert reply.json() == {"file_path": SIGNERS, "is_complete": False}
+    assert _get(server, outsider, "/v1/signatures/" + SIGNERS).status == 403
+    _error(_get(server, keys[0], "/v1/signatures/" + P + "/nothing"), 404)
+    _error(_get(server, keys[0], "/v1/signatures/"), 400)
+
+
+def test_04_submission_checks(world):
+    server, mirror, keys, outsider = world
+    # Header key and body key must agree.
+    body = {
+        "file_path": SIGNERS,
+        "public_key": str(keys[1].public_key),
+        "signatures": {SIGNERS: "x"},
+    }
+    _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 401)
+    # No signature for the primary file.
+    body = {
+        "file_path": SIGNERS,
+        "public_key": str(keys[0].public_key),
+        "signatures": {METADATA: "x"},
+    }
+    _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 400)
+    # Unknown file.
+    missing = P + "/releases/tag/v9/asfaload.index.json"
+    body = {
+        "file_path": missing,
+        "public_key": str(keys[0].public_key),
+        "signatures": {missing: "x"},
+    }
+    assert _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 400) == (
+        f"File not found: {missing}"
+    )
+    # Garbage signature.
+    body = {
+        "file_path": SIGNERS,
+        "public_key": str(keys[0].public_key),
+        "signatures": {SIGNERS: "@@", METADATA: "@@"},
+    }
+    _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 400)
+    # Empty path, invalid JSON.
+    body = {"file_path": "", "public_key": str(keys[0].public_key), "signatures": {"": "x"}}
+    _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 400)
+    reply = signed_request(server.base_url, keys[0], "POST", "/v1/signatures", b"{not json")
+    _error(reply, 400)
+    # An outsider's valid signatures: refused, not authorised.
+    files = {SIGNERS: mirror.view().read(SIGNERS), METADATA: mirror.view().read(METADATA)}
+    _error(_submit(server, outsider, SIGNERS, files), 403)
+
+
+def test_05_every_signer_signs_then_activation(world):
+    server, mirror, keys, _ = world
+    # A signature by the wrong key for the right file is refused (400, no absolute path).
+    files = {SIGNERS: mirror.view().read(SIGNERS), METADATA: mirror.view().read(METADATA)}
+    wrong = {p: keys[1].sign(sha512(d)).to_wire() for p, d in files.items()}
+    body = {"file_path": SIGNERS, "public_key": str(keys[0].public_key), "signatures": wrong}
+    msg = _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 400)
+    assert str(server.data_dir) not in msg
+
+    first = _sign_all(server, keys[0], SIGNERS)
+    assert first.status == 200 and first.json() == {"is_complete": False}
+    _error(_sign_all(server, keys[0], SIGNERS), 409)  # same key twice
+    assert _get(server, keys[0], "/v1/pending_signatures").json() == {"file_paths": []}
+    assert _sign_all(server, keys[1], SIGNERS).json() == {"is_complete": False}
+    assert _sign_all(server, keys[2], SIGNERS).json() == {"is_complete": True}
+    active = layout.signers_file_path(P)
+    reply = _get(server, keys[0], "/v1/signatures/" + active)
+    assert reply.json() == {"file_path": active, "is_complete": True}
+    for k in keys:
+        assert _get(server, k, "/v1/pending_signatures").json() == {"file_paths": []}
+
+
+def test_06_public_reads_after_activation(world):
+    server, mirror, keys, _ = world
+    import requests
+
+    raw = mirror.view().read(layout.signers_file_path(P))
+    r = requests.get(server.url("/v1/get_signers/" + INDEX), timeout=10)
+    assert r.status_code == 200 and r.content == raw
+    assert r.headers["Content-Type"] == "application/json"
+    r = requests.get(server.url("/v1/files/" + layout.signers_file_path(P)), timeout=10)
+    assert r.status_code == 200 and r.content == raw
+    assert r.headers["Content-Type"] == "application/octet-stream"
+    r = requests.get(server.url("/v1/files/" + P), timeout=10)
+    assert r.status_code == 400  # a directory
+    chain = requests.get(server.url("/v1/get_signers_chain/" + P), timeout=10).json()
+    assert chain["chain"]["history_entries"] == []
+    assert base64.b64decode(chain["chain"]["current_signers_info"]["signers_file"]) == raw
+    assert len(chain["history"]["entries"]) == 1
+
+
+def _release(mirror: Mirror, submitter: SecretKey) -> bytes:
+    asset = PublishedFile(
+        "tool.tar.gz",
+        "Sha256",
+        "https://github.com/acme/tool/releases/download/v1.0/tool.tar.gz",
+        "ab" * 32,
+    )
+    raw = ReleaseIndex.create([asset], mirrored_on=1_700_000_000).to_bytes()
+    mirror.submit(RegisterRelease(INDEX, raw, submitter.public_key))
+    return raw
+
+
+def test_07_release_signing_threshold_and_409(world):
+    server, mirror, keys, outsider = world
+    _release(mirror, keys[0])
+    for k in keys:
+        assert _get(server, k, "/v1/pending_signatures").json() == {"file_paths": [INDEX]}
+    # Not fully signed yet: revocation is a conflict.
+    doc = b'{"x": 1}'
+    body = {
+        "file_path": INDEX,
+        "revocation_json": doc.decode(),
+        "signature": keys[2].sign(sha512(doc)).to_wire(),
+        "public_key": str(keys[2].public_key),
+    }
+    _error(signed_json(server.base_url, keys[2], "POST", "/v1/revoke", body), 409)
+    assert _sign_all(server, keys[0], INDEX).json() == {"is_complete": False}
+    assert _sign_all(server, keys[1], INDEX).json() == {"is_complete": True}
+    # Threshold met: the third signer is not asked any more, and cannot add a signature.
+    assert _get(server, keys[2], "/v1/pending_signatures").json() == {"file_paths": []}
+    _error(_get(server, keys[2], "/v1/files-to-sign/" + INDEX), 409)
+    assert _get(server, keys[2], "/v1/signatures/" + INDEX).json() == {
+        "file_path": INDEX,
+        "is_complete": True,
+    }
+    assert _get(server, outsider, "/v1/signatures/" + INDEX).status == 403
+
+
+def test_08_revocation(world):
+    server, mirror, keys, _ = world
+    from asfaload.model.revocation import RevocationDocument
+
+    data = mirror.view().read(INDEX)
+    assert data is not None
+
+    def revoke(key: SecretKey):
+        doc = RevocationDocument.create(sha512(data), key.public_key, 1_712_860_800).to_bytes()
+        body = {
+            "file_path": INDEX,
+            "revocation_json": doc.decode(),
+            "signature": key.sign(sha512(doc)).to_wire(),
+            "public_key": str(key.public_key),
+        }
+        return signed_json(server.base_url, key, "POST", "/v1/revoke", body)
+
+    # An artifact signer without the revocation role: refused.
+    _error(revoke(keys[0]), 403)
+    reply = revoke(keys[2])
+    assert reply.status == 200, reply.body
+    assert reply.json() == {"success": True, "message": "File revoked successfully"}
+    _error(revoke(keys[1]), 409)  # a revocation is already pending: co-sign it instead
+    pending = layout.pending_revocation_path(INDEX)
+    assert _get(server, keys[1], "/v1/pending_signatures").json() == {"file_paths": [pending]}
+    assert _get(server, keys[2], "/v1/pending_signatures").json() == {"file_paths": []}
+    assert _sign_all(server, keys[1], pending).json() == {"is_complete": True}
+    assert _get(server, keys[1], "/v1/pending_signatures").json() == {"file_paths": []}
+    _error(revoke(keys[2]), 400)  # already revoked
+    assert _get(server, keys[0], "/v1/signatures/" + INDEX).json()["is_complete"] is False
+    r = signed_request(
+        server.base_url, keys[0], "GET", "/v1/files/" + layout.revocation_path(INDEX)
+    )
+    assert r.status == 200
+    # Revoking a missing file: 404.
+    body = {
+        "file_path": P + "/nope",
+        "revocation_json": "{}",
+        "signature": "x",
+        "public_key": str(keys[2].public_key),
+    }
+    _error(signed_json(server.base_url, keys[2], "POST", "/v1/revoke", body), 404)
+
+
+def test_09_pending_index_survives_restart(world, tmp_path: Path):
+    server, _, keys, _ = world
+    server.restart()
+    assert _get(server, keys[0], "/v1/pending_signatures").json() == {"file_paths": []}
