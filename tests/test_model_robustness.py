@@ -175,3 +175,30 @@ def test_deep_but_parseable_unknown_fields_are_refused_not_crashing(name):
     d["zz_deep"] = deep
     with pytest.raises(AsfaloadError, match="nested"):
         from_bytes(json.dumps(d).encode())
+
+
+SIGNED = ["index", "metadata", "revocation", "signers"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(SIGNED),
+    st.one_of(st.none(), st.integers(0, 8), st.sampled_from(["\t", " \r\n "])),
+    st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]),
+    st.sampled_from([b"", b"\n", b" \r\n\t", b"\xef\xbb\xbf"]),
+    st.booleans(),
+)
+def test_signed_files_keep_their_exact_bytes(name, indent, separators, pad, ascii_only):
+    """Whatever the formatting, the parsed model's ``raw`` is the input, byte for byte."""
+    from_bytes, _, doc = MODELS[name]
+    text = json.dumps(
+        {**doc, "zz_unknown": ["é", {"n": 1.5}]},
+        indent=indent,
+        separators=separators,
+        ensure_ascii=ascii_only,
+    )
+    raw = pad + text.encode() + pad.lstrip(b"\xef\xbb\xbf")
+    parsed = from_bytes(raw)
+    assert parsed.raw == raw
+    assert parsed.to_dict()["zz_unknown"] == ["é", {"n": 1.5}]
+    assert parsed.to_bytes() == from_bytes(parsed.to_bytes()).raw

@@ -91,7 +91,8 @@ INVALID = [
     ("artifact missing", _delete(["artifact_signers"]), "missing the field 'artifact_signers'"),
     ("artifact empty", _set(["artifact_signers"], []), "at least one group"),
     ("artifact not list", _set(["artifact_signers"], {}), "must be a JSON array"),
-    ("admin null", _set(["admin_keys"], None), "admin_keys must be a JSON array"),
+    ("admin string", _set(["admin_keys"], "none"), "admin_keys must be a JSON array"),
+    ("artifact null", _set(["artifact_signers"], None), "artifact_signers must be a JSON array"),
     ("empty group", _set(["artifact_signers", 0, "signers"], []), "Group size must be at least 1"),
     (
         "threshold 0",
@@ -256,6 +257,16 @@ def test_admin_falls_back_to_artifact_and_revocation_to_admin():
     assert sf.revocation_groups() == sf.artifact_signers
     assert sf.master_groups() == ()
     assert sf.all_signer_keys() == frozenset({M[0], M[1]})
+
+
+def test_null_optional_groups_mean_absent():
+    doc = base_doc()
+    doc["admin_keys"] = None
+    doc["revocation_keys"] = None
+    sf = SignersFile.parse(encode(doc))
+    assert sf.admin_keys is None and sf.revocation_keys is None
+    assert sf.revocation_groups() == sf.artifact_signers
+    assert "admin_keys" not in sf.to_dict()
 
 
 def test_explicit_empty_lists_fall_back_like_absent_ones_but_are_kept():

@@ -317,9 +317,10 @@ class SignersFile:
         )
         groups: dict[str, Groups | None] = {}
         for name in GROUP_NAMES:
-            if name not in d:
-                if name == "artifact_signers":
-                    raise _err("the document is missing the field 'artifact_signers'")
+            if name == "artifact_signers" and name not in d:
+                raise _err("the document is missing the field 'artifact_signers'")
+            if name != "artifact_signers" and d.get(name) is None:
+                # Absent and null both mean "no such group" (serde's Option in the reference).
                 groups[name] = None
                 continue
             items = _json.as_list(d[name], _err, name)
