@@ -55,7 +55,7 @@ def prepare_data_dir(config: ServerConfig) -> Mirror:
 def create_app(config: ServerConfig) -> Flask:
     mirror = prepare_data_dir(config)
     nonces = SqliteNonceStore(config.nonce_db_path)
-    backend = Backend.create(mirror, config.private_dir, gitlab_hosts=config.gitlab_hosts)
+    backend = Backend.create(mirror, config.private_dir, config.forge_config())
 
     app = Flask("asfaload.server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
@@ -68,15 +68,13 @@ def create_app(config: ServerConfig) -> Flask:
     install_error_handlers(app)
     _install_access_log(app)
 
-    from .v1 import v1
+    # Imported here: both blueprints import this module's helpers.
+    from .tuf_api import tuf_blueprint
+    from .v1 import openapi_bp, v1
 
     app.register_blueprint(v1)
-    try:  # TEMPORARY until the TUF engineer's module lands
-        from .tuf_api import tuf_blueprint  # type: ignore[import-not-found,unused-ignore]
-
-        app.register_blueprint(tuf_blueprint)
-    except ModuleNotFoundError:
-        pass
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(tuf_blueprint)
     return app
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AsfaloadError
+from ..forge import ForgeConfig, HttpConfig, parse_rewrites
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the reference's limit (notes §5.1)
 
@@ -62,6 +63,18 @@ class ServerConfig:
     @property
     def nonce_db_path(self) -> Path:
         return self.private_dir / "nonces.sqlite3"
+
+    def forge_config(self) -> ForgeConfig:
+        """Outbound HTTP settings: ours override the forge layer's ASFALOAD_* defaults."""
+        http = HttpConfig.from_env(
+            rewrites=parse_rewrites(self.url_rewrites), allow_private=self.allow_private_urls
+        )
+        return ForgeConfig(
+            http=http,
+            gitlab_hosts=self.gitlab_hosts,
+            github_token=self.github_token,
+            gitlab_token=self.gitlab_token,
+        )
 
     @classmethod
     def load(

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from ..errors import AuthenticationError, FormatError
 from .app import authenticate, state
 from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
+from .openapi import openapi_document
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -159,3 +160,12 @@ def register_assets() -> Response:
     else:  # AssetsBody.parse guarantees one source
         raise FormatError("github_release_url and csum_files are mutually exclusive")
     return _json({"success": True, "message": message, "index_file_path": index_path})
+
+
+# --- the API description -----------------------------------------------------------------------
+openapi_bp = Blueprint("openapi", __name__)
+
+
+@openapi_bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return _json(openapi_document())

@@ -8,7 +8,8 @@ the tip and commits the exact change it derives.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from .. import layout
 from ..crypto import PublicKey, Signature
 from ..errors import (
     AsfaloadError,
+    AuthenticationError,
+    ConflictError,
     FormatError,
     KeyFormatError,
     NotAuthorizedError,
@@ -25,11 +28,13 @@ from ..errors import (
     SignatureFormatError,
     StoreError,
 )
+from ..forge import FetchedFile, ForgeConfig, Forges, ReleaseAssets
 from ..model import SignaturesFile, SignersFile
 from ..model.history import CurrentSignersInfo, SignersChain, SignersHistory
+from ..model.index import ReleaseIndex
 from ..model.metadata import SignersMetadata
 from ..rules import queries
-from ..rules.ops import AddSignatures, Revoke
+from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
 from ..rules.tree import TreeView
 from ..store import Mirror
 from ..store.pending import PendingIndex
@@ -89,22 +94,20 @@ class Backend:
         self,
         mirror: Mirror,
         pending: PendingIndex,
-        *,
-        gitlab_hosts: Collection[str] = (),
+        forges: Forges,
     ) -> None:
         self.mirror = mirror
         self.pending = pending
-        self.gitlab_hosts = tuple(gitlab_hosts)
+        self.forges = forges
+        self.gitlab_hosts = forges.config.gitlab_hosts
 
     @classmethod
-    def create(
-        cls, mirror: Mirror, private_dir: Path, *, gitlab_hosts: Collection[str] = ()
-    ) -> Backend:
+    def create(cls, mirror: Mirror, private_dir: Path, forge_config: ForgeConfig) -> Backend:
         """A backend whose pending index is cached under the server's private dir."""
         index = PendingIndex(
             mirror.path, str(private_dir / "pending-index.json"), RulesPendingPolicy()
         )
-        return cls(mirror, index, gitlab_hosts=gitlab_hosts)
+        return cls(mirror, index, Forges(forge_config))
 
     @staticmethod
     def parse_key(text: str) -> PublicKey:
@@ -232,20 +235,102 @@ class Backend:
             )
         )
 
-    # --- forge-backed writes (wired once asfaload.forge lands) ---------------------------------
-    def _todo(self) -> AsfaloadError:
-        err = AsfaloadError("Not implemented yet")
-        err.http_status = 501
-        return err
+    # --- forge-backed writes -----------------------------------------------------------------
+    def _check_submitter(self, public_key: str, caller: PublicKey) -> None:
+        if parse_key(public_key) != caller:
+            raise AuthenticationError(
+                "Authentication failed: public_key does not match the X-asfld-pk header"
+            )
+
+    def _project_id(self, url: str) -> str:
+        try:
+            return layout.project_id(url, self.forges.detect(url), gitlab_hosts=self.gitlab_hosts)
+        except (AsfaloadError, ValueError) as exc:
+            raise FormatError(f"Invalid forge URL: {exc}") from exc
+
+    def _metadata(self, fetched: FetchedFile) -> bytes:
+        return SignersMetadata.create(
+            fetched.metadata_kind,
+            fetched.url,
+            fetched.retrieval_url,
+            content=fetched.raw,
+            retrieved_at=int(time.time()),
+        ).to_bytes()
+
+    def _pending_result(self, commit_id: str, pid: str) -> RegistrationResult:
+        view = self.mirror.view(commit_id)
+        subject = layout.signers_file_path(pid, pending=True)
+        return RegistrationResult(pid, tuple(queries.required_signers(view, subject)))
 
     def register_repo(self, url: str, public_key: str, caller: PublicKey) -> RegistrationResult:
-        raise self._todo()
+        """Fetch the signers file and open its registration request (one commit)."""
+        self._check_submitter(public_key, caller)
+        pid = self._project_id(url)
+        if queries.find_project(self.mirror.view(), pid) is not None:
+            raise ConflictError(
+                f"Project '{pid}' is already registered or registration is in progress."
+            )
+        fetched = self.forges.fetch_signers_file(url)
+        result = self.mirror.submit(Register(pid, fetched.raw, self._metadata(fetched), caller))
+        return self._pending_result(result.commit_id, pid)
 
     def update_signers(self, url: str, public_key: str, caller: PublicKey) -> RegistrationResult:
-        raise self._todo()
+        """Fetch a new signers file and propose it for an active project (one commit)."""
+        self._check_submitter(public_key, caller)
+        pid = self._project_id(url)
+        view = self.mirror.view()
+        if queries.find_project(view, pid) != pid:
+            raise RuleViolation(f"Project '{pid}' is not registered. Register the repo first.")
+        if queries.active_signers(view, pid) is None:
+            raise RuleViolation(
+                f"Project '{pid}' has no active signers file. Complete initial registration first."
+            )
+        fetched = self.forges.fetch_signers_file(url)
+        op = ProposeUpdate(pid, fetched.raw, self._metadata(fetched), caller)
+        result = self.mirror.submit(op)
+        return self._pending_result(result.commit_id, pid)
 
-    def register_checksum_files(self, urls: list[str], caller: PublicKey) -> str:
-        raise self._todo()
+    def _check_release_target(self, index_path: str, caller: PublicKey) -> None:
+        """The rules' own checks, made before any download so that nobody can make the server
+        fetch (and hash) a release for a project they do not sign for."""
+        view = self.mirror.view()
+        if view.read(index_path) is not None:
+            raise ConflictError("Release already registered: Release already registered")
+        project = queries.find_project(view, layout.parent(index_path))
+        signers = None if project is None else queries.active_signers(view, project)
+        if signers is None:
+            raise RuleViolation("No active signers file found for repository")
+        if caller not in signers.all_signer_keys():
+            raise NotAuthorizedError("Public key is not a signer of this project")
+
+    def _register_index(self, index_path: str, assets: ReleaseAssets, caller: PublicKey) -> str:
+        index = ReleaseIndex.create(
+            assets.published_files(), mirrored_on=int(time.time()), published_on=assets.published_on
+        )
+        self.mirror.submit(RegisterRelease(index_path, index.to_bytes(), caller))
+        return index_path
 
     def register_release(self, url: str, caller: PublicKey, forge: str) -> str:
-        raise self._todo()
+        """Index a GitHub or GitLab release page and open its signature request."""
+        try:
+            kind = self.forges.detect(url)
+        except ValueError as exc:
+            raise FormatError(f"Invalid release URL format: {exc}") from exc
+        if kind != forge:
+            name = "GitHub" if forge == "github" else "GitLab"
+            raise FormatError(f"Invalid {name} release URL: not a {name} host: {url}")
+        try:
+            index_path = layout.release_index_path(url, kind, gitlab_hosts=self.gitlab_hosts)
+        except (AsfaloadError, ValueError) as exc:
+            raise FormatError(f"Invalid release URL format: {exc}") from exc
+        self._check_release_target(index_path, caller)
+        return self._register_index(index_path, self.forges.fetch_release(url, kind), caller)
+
+    def register_checksum_files(self, urls: list[str], caller: PublicKey) -> str:
+        """Index the files listed by checksum files (all beside each other on one origin)."""
+        try:
+            index_path = layout.checksum_index_path(urls)
+        except (AsfaloadError, ValueError) as exc:
+            raise FormatError(f"Invalid checksums URLs: {exc}") from exc
+        self._check_release_target(index_path, caller)
+        return self._register_index(index_path, self.forges.fetch_checksum_files(urls), caller)

@@ -1,0 +1,245 @@
+"""The forge-backed endpoints (register_repo, update_signers, assets) against the real server
+process and the forge emulator, reached through ASFALOAD_URL_REWRITES; plus the SSRF policy."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from asfaload import layout
+from asfaload.crypto import SecretKey, sha512
+from tests.conftest_server import ServerProcess
+from tests.forge_emulator import ForgeEmulator
+from tests.http_util import signed_json, signed_request
+from tests.test_rules_support import signers_bytes
+
+P = "https/github.com/443/acme/tool"
+FP = "https/files.example.com/443/proj"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("forge")
+    with ForgeEmulator(root) as emu:
+        # No ASFALOAD_ALLOW_PRIVATE_URLS: only the operator's rewrite targets may be private.
+        server = ServerProcess(
+            tmp_path_factory.mktemp("srv") / "data",
+            env={"ASFALOAD_URL_REWRITES": emu.rewrites()},
+        ).start()
+        keys = [SecretKey.generate("ed25519") for _ in range(4)]
+        try:
+            yield server, emu, keys
+        finally:
+            server.stop()
+
+
+def _post(server, key, target, doc):
+    return signed_json(server.base_url, key, "POST", target, doc)
+
+
+def _error(reply, status: int) -> str:
+    assert reply.status == status, (reply.status, reply.body)
+    doc = reply.json()
+    assert set(doc) == {"error"}
+    return str(doc["error"])
+
+
+def _sign_all(server, key, subject):
+    reply = signed_request(server.base_url, key, "GET", "/v1/files-to-sign/" + subject)
+    assert reply.status == 200, reply.body
+    files = {p: base64.b64decode(b) for p, b in reply.json()["files"].items()}
+    sigs = {p: key.sign(sha512(d)).to_wire() for p, d in files.items()}
+    body = {"file_path": subject, "public_key": str(key.public_key), "signatures": sigs}
+    reply = _post(server, key, "/v1/signatures", body)
+    assert reply.status == 200, reply.body
+    return reply.json()["is_complete"]
+
+
+def _reg(key, url):
+    return {"signers_file_url": url, "public_key": str(key.public_key)}
+
+
+def test_01_register_repo(world):
+    server, emu, keys = world
+    raw = signers_bytes(artifact=[(keys[:3], 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_000)
+    url = emu.put_github_file("Acme", "Tool", "main", "asfaload.signers.json", raw)
+    # A key that is not in the new signers file cannot register it.
+    outsider = SecretKey.generate("ed25519")
+    _error(_post(server, outsider, "/v1/register_repo", _reg(outsider, url)), 403)
+    # The body's key must be the authenticated key.
+    _error(_post(server, keys[1], "/v1/register_repo", _reg(keys[0], url)), 401)
+    reply = _post(server, keys[0], "/v1/register_repo", _reg(keys[0], url))
+    assert reply.status == 200, reply.body
+    assert reply.json() == {
+        "success": True,
+        "project_id": P,
+        "message": "Project registered successfully. Collect signatures to activate.",
+        "required_signers": sorted(str(k.public_key) for k in keys[:3]),
+        "signature_submission_url": "/v1/signatures",
+    }
+    stored = signed_request(
+        server.base_url, keys[0], "GET", "/v1/files/" + layout.signers_file_path(P, pending=True)
+    )
+    assert stored.body == raw  # byte for byte as published
+
+
+def test_02_register_conflicts_and_bad_input(world):
+    server, emu, keys = world
+    url = "https://github.com/acme/tool/blob/main/asfaload.signers.json"
+    assert _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 409) == (
+        f"Project '{P}' is already registered or registration is in progress."
+    )
+    _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], "not a url")), 400)
+    _error(_post(server, keys[0], "/v1/register_repo", {"public_key": "x"}), 400)
+    _error(_post(server, keys[0], "/v1/register_repo", [1, 2]), 400)
+    missing = "https://github.com/acme/nothing/blob/main/asfaload.signers.json"
+    assert _post(server, keys[0], "/v1/register_repo", _reg(keys[0], missing)).status in (
+        400,
+        404,
+        502,
+    )
+    bad = emu.put_github_file("acme", "bad", "main", "asfaload.signers.json", b'{"nope": 1}')
+    _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], bad)), 400)
+    # Nothing was written for the failed attempts: the project can still be registered later.
+    r = signed_request(
+        server.base_url, keys[0], "GET", "/v1/get_signers/https/github.com/443/acme/bad"
+    )
+    assert r.status == 404
+
+
+def test_03_update_before_registration_and_before_activation(world):
+    server, emu, keys = world
+    url = "https://github.com/acme/other/blob/main/asfaload.signers.json"
+    assert _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], url)), 400) == (
+        "Project 'https/github.com/443/acme/other' is not registered. Register the repo first."
+    )
+    url = "https://github.com/acme/tool/blob/main/asfaload.signers.json"
+    _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], url)), 400)
+
+
+def test_04_activation_then_release(world):
+    server, emu, keys = world
+    subject = layout.signers_file_path(P, pending=True)
+    assert [_sign_all(server, k, subject) for k in keys[:3]] == [False, False, True]
+    release = emu.add_github_release("acme", "tool", "v1.0", {"tool.tar.gz": b"tool bytes"})
+    outsider = SecretKey.generate("ed25519")
+    _error(_post(server, outsider, "/v1/assets", {"github_release_url": release}), 403)
+    reply = _post(server, keys[1], "/v1/assets", {"github_release_url": release})
+    assert reply.status == 200, reply.body
+    index = f"{P}/releases/tag/v1.0/asfaload.index.json"
+    assert reply.json() == {
+        "success": True,
+        "message": "Release registered successfully",
+        "index_file_path": index,
+    }
+    assert _error(_post(server, keys[1], "/v1/assets", {"github_release_url": release}), 409)
+    assert _sign_all(server, keys[0], index) is False
+    assert _sign_all(server, keys[2], index) is True
+
+
+def test_05_assets_body_validation(world):
+    server, _, keys = world
+    both = {"github_release_url": "https://github.com/a/b/releases/tag/v1", "csum_files": ["x"]}
+    assert _error(_post(server, keys[0], "/v1/assets", both), 400) == (
+        "github_release_url and csum_files are mutually exclusive"
+    )
+    assert _error(_post(server, keys[0], "/v1/assets", {}), 400) == (
+        "github_release_url and csum_files are mutually exclusive"
+    )
+    _error(_post(server, keys[0], "/v1/assets", {"csum_files": []}), 400)
+    not_github = {"github_release_url": "https://example.com/acme/tool/releases/tag/v1"}
+    _error(_post(server, keys[0], "/v1/assets", not_github), 400)
+    not_a_release = {"github_release_url": "https://github.com/acme/tool/tree/main"}
+    _error(_post(server, keys[0], "/v1/assets", not_a_release), 400)
+    spread = {
+        "csum_files": [
+            "https://files.example.com/proj/v1/SHA256SUMS",
+            "https://files.example.com/proj/v2/SHA256SUMS",
+        ]
+    }
+    _error(_post(server, keys[0], "/v1/assets", spread), 400)
+
+
+def test_06_update_signers(world):
+    server, emu, keys = world
+    raw = signers_bytes(artifact=[(keys, 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_100)
+    url = emu.put_github_file("acme", "tool", "signers", "v2.json", raw)
+    # Only a current admin (or master) may propose.
+    _error(_post(server, keys[3], "/v1/update_signers", _reg(keys[3], url)), 403)
+    reply = _post(server, keys[0], "/v1/update_signers", _reg(keys[0], url))
+    assert reply.status == 200, reply.body
+    doc = reply.json()
+    assert doc["message"] == "Signers update proposed successfully. Collect signatures to activate."
+    assert doc["project_id"] == P
+    assert str(keys[3].public_key) in doc["required_signers"]
+    _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], url)), 409)
+    subject = layout.signers_file_path(P, pending=True)
+    assert _sign_all(server, keys[3], subject) is False
+    assert _sign_all(server, keys[0], subject) is True
+    chain = signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers_chain/{P}").json()
+    assert len(chain["chain"]["history_entries"]) == 1
+    # The v1.0 release was signed under the first file: its chain stops there.
+    index = f"{P}/releases/tag/v1.0/asfaload.index.json"
+    chain = signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers_chain/{index}").json()
+    assert chain["chain"]["history_entries"] == []
+    assert chain["chain"]["current_signers_info"] is not None
+
+
+def test_07_checksum_files_mode(world):
+    server, emu, keys = world
+    raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
+    url = emu.put_fileserver_file("proj/asfaload.signers/signers.json", raw)
+    reply = _post(server, keys[0], "/v1/register_repo", _reg(keys[0], url))
+    assert reply.status == 200, reply.body
+    assert reply.json()["project_id"] == FP
+    assert _sign_all(server, keys[0], layout.signers_file_path(FP, pending=True)) is True
+    data = b"hello"
+    import hashlib
+
+    emu.put_fileserver_file("proj/v1/hello.txt", data)
+    sums = f"{hashlib.sha256(data).hexdigest()}  hello.txt\n".encode()
+    csum = emu.put_fileserver_file("proj/v1/SHA256SUMS", sums)
+    reply = _post(server, keys[0], "/v1/assets", {"csum_files": [csum]})
+    assert reply.status == 200, reply.body
+    assert reply.json() == {
+        "success": True,
+        "message": "Assets registered successfully",
+        "index_file_path": f"{FP}/v1/asfaload.index.json",
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/asfaload.signers.json",
+        "http://169.254.169.254/latest/asfaload.signers.json",
+        "http://[::1]:9/asfaload.signers.json",
+        "http://10.0.0.1/asfaload.signers.json",
+    ],
+)
+def test_ssrf_signers_file_url_refused(world, url):
+    server, _, keys = world
+    msg = _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 400)
+    assert msg.startswith("Refusing to fetch from"), msg
+
+
+def test_ssrf_redirect_to_private_address_refused(world):
+    server, emu, keys = world
+    url = emu.put_github_file("acme", "redir", "main", "asfaload.signers.json", b"{}")
+    emu.redirect(
+        emu.served_path(
+            url.replace("github.com", "raw.githubusercontent.com").replace("/blob/", "/")
+        ),
+        "http://169.254.169.254/x.json",
+    )
+    msg = _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 400)
+    assert msg.startswith("Refusing to fetch from"), msg
+
+
+def test_ssrf_checksum_redirect_refused(world):
+    server, emu, keys = world
+    csum = "https://files.example.com/proj/v2/SHA256SUMS"
+    emu.redirect(emu.served_path(csum), "http://127.0.0.1:9/SHA256SUMS")
+    msg = _error(_post(server, keys[0], "/v1/assets", {"csum_files": [csum]}), 400)
+    assert msg.startswith("Refusing to fetch from"), msg
