@@ -99,6 +99,7 @@ class ForgeEmulator:
         self._redirects: dict[str, tuple[int, str]] = {}
         self._slow: dict[str, float] = {}
         self._hits: dict[str, int] = {}
+        self._headers: dict[str, dict[str, str]] = {}
         self._gh_releases: dict[tuple[str, str, str], _ReleaseMeta] = {}
         self._gl_releases: dict[tuple[str, str], _ReleaseMeta] = {}
         self._digest_cache: dict[tuple[str, int, int], str] = {}
@@ -237,6 +238,11 @@ class ForgeEmulator:
         with self._lock:
             return self._hits.get(path, 0)
 
+    def last_headers(self, path: str) -> dict[str, str]:
+        """Headers of the last request for ``path`` (names lower-cased)."""
+        with self._lock:
+            return dict(self._headers.get(path, {}))
+
     # -- internals used by the handler --
     def _fs_path(self, path: str) -> Path:
         rel = path.lstrip("/")
@@ -358,6 +364,7 @@ def _make_handler(emu: ForgeEmulator) -> type[BaseHTTPRequestHandler]:
             raw_path = self.path.split("?", 1)[0].split("#", 1)[0]
             with emu._lock:
                 emu._hits[raw_path] = emu._hits.get(raw_path, 0) + 1
+                emu._headers[raw_path] = {k.lower(): v for k, v in self.headers.items()}
                 failure = emu._failures.get(raw_path)
                 if failure is not None and failure.remaining > 0:
                     failure.remaining -= 1

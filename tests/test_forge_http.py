@@ -223,6 +223,27 @@ def test_redirects_within_the_trusted_target_and_to_rewritten_urls(emu: ForgeEmu
     assert client_for(emu).get(f"{FILESERVER}/abs", max_bytes=10).content == b"ok"
 
 
+def test_credentials_do_not_follow_a_redirect_to_another_origin(
+    emu: ForgeEmulator, tmp_path: Path
+) -> None:
+    with ForgeEmulator(tmp_path / "other") as other:
+        other.put_file("files/b", b"b")
+        emu.redirect("/files/a", "https://other.example/files/b")
+        rewrites = f"{emu.rewrites()},https://other.example={other.origin}"
+        client = HttpClient(HttpConfig(rewrites=parse_rewrites(rewrites)))
+        token = {"Authorization": "Bearer ghp_SECRET", "PRIVATE-TOKEN": "glpat"}
+        assert client.get(f"{FILESERVER}/a", max_bytes=10, headers=token).content == b"b"
+        assert emu.last_headers("/files/a")["authorization"] == "Bearer ghp_SECRET"
+        assert "authorization" not in other.last_headers("/files/b")
+        assert "private-token" not in other.last_headers("/files/b")
+
+
+def test_redirect_to_a_non_http_scheme_is_a_forge_error(emu: ForgeEmulator) -> None:
+    emu.redirect("/files/ftp", "ftp://files.example.com/x")
+    with pytest.raises(ForgeError, match="invalid URL"):
+        client_for(emu).get(f"{FILESERVER}/ftp", max_bytes=10)
+
+
 def test_redirect_loop_is_bounded(emu: ForgeEmulator) -> None:
     emu.redirect("/files/loop", "/files/loop")
     with pytest.raises(ForgeError, match="Too many redirects"):
@@ -274,6 +295,21 @@ def test_total_timeout_stops_a_dripping_server(emu: ForgeEmulator) -> None:
     emu.slow("/files/slow", 0.05)
     with pytest.raises(ForgeError, match="Timed out"):
         client_for(emu, total_timeout=0.5).get(url, max_bytes=1000)
+
+
+def test_total_timeout_covers_a_server_that_never_answers() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = listener.getsockname()[1]
+        cfg = HttpConfig(
+            rewrites=parse_rewrites(f"https://mute.example=http://127.0.0.1:{port}"),
+            read_timeout=60.0,
+            total_timeout=0.5,
+        )
+        with pytest.raises(ForgeError, match="Timed out"):
+            HttpClient(cfg).get("https://mute.example/x", max_bytes=10)
+    finally:
+        listener.close()
 
 
 def test_retry_after_is_capped_and_retries_succeed(emu: ForgeEmulator) -> None:

@@ -52,9 +52,10 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 SIGNERS_FILE_MAX_BYTES = 64 * KIB
-CHUNK = 256 * KIB
+CHUNK = 1 * MIB
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRIED = frozenset({429, 500, 502, 503, 504})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "private-token", "cookie"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
@@ -433,8 +434,14 @@ class HttpClient:
     def _open(self, url: str, ctx: _FetchContext, headers: Mapping[str, str]) -> requests.Response:
         current = url
         trusted_origin: tuple[str, str, int] | None = None
-        for _hop in range(self.config.max_redirects + 1):
-            check_url(current)
+        first_origin: tuple[str, str, int] | None = None
+        for hop in range(self.config.max_redirects + 1):
+            try:
+                check_url(current)
+            except FormatError:
+                if hop == 0:
+                    raise
+                raise ForgeError(f"Forge redirected {url} to an invalid URL") from None
             target = self.config.rewrite(current)
             if target is not None:
                 check_url(target)
@@ -443,7 +450,15 @@ class HttpClient:
                 target = current
                 trusted = trusted_origin is not None and origin(current) == trusted_origin
             check = not (trusted or self.config.allow_private)
-            resp = self._attempts(target, url, ctx, check, headers)
+            if first_origin is None:
+                first_origin = origin(target)
+            # Credentials (API tokens) never follow a redirect to another origin.
+            hop_headers = (
+                headers
+                if origin(target) == first_origin
+                else {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+            )
+            resp = self._attempts(target, url, ctx, check, hop_headers)
             if resp.status_code not in _REDIRECTS:
                 return resp
             location = resp.headers.get("Location")
