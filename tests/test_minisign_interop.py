@@ -12,7 +12,6 @@ from asfaload.crypto import (
     generate_keypair_files,
     read_signature_file,
     sha512_file,
-    signature_file_text,
     verify_file,
 )
 from asfaload.errors import SignatureVerificationError
@@ -53,24 +52,9 @@ def test_our_secret_key_usable_by_minisign(tmp_path, run_minisign):
     assert verify_file(msg, sf, PublicKey.from_file(pub)) == COVERS_CONTENT
 
 
-def test_minisign_generated_key_loads_and_signs(tmp_path, minisign_tool_keypair, run_minisign):
-    pub, sec, password = minisign_tool_keypair
-    pk = PublicKey.from_file(pub)
-    assert SecretKey.needs_password(sec)
-    sk = SecretKey.load(sec, password)  # scrypt N=2^20, r=8, p=1: the 1 GiB limit itself
-    assert sk.public_key == pk
-
-    artifact = tmp_path / "a.tar.gz"
-    artifact.write_bytes(b"\x1f\x8b" + bytes(1000))
-    # Our signature of the digest, checked by us and by minisign.
-    sig = sk.sign(sha512_file(artifact))
-    sig_path = tmp_path / "a.tar.gz.minisig"
-    sig_path.write_text(signature_file_text(sig, pk))
-    assert verify_file(artifact, read_signature_file(sig_path), pk) == COVERS_DIGEST
-    digest_file = tmp_path / "digest"
-    digest_file.write_bytes(sha512_file(artifact))
-    res = run_minisign("-V", "-p", str(pub), "-m", str(digest_file), "-x", str(sig_path))
-    assert res.returncode == 0, res.stderr
+# A password-protected `minisign -G` key (scrypt N=2^20, 1 GiB) is exercised end to end in
+# tests/test_cli_keys.py::test_verify_with_minisign_generated_key; loading it costs seconds,
+# so it is done once.
 
 
 def test_minisign_unencrypted_key_loads(minisign_tool_unencrypted_keypair):
