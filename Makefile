@@ -31,6 +31,7 @@ test: lint typecheck unit
 
 demo: deps
 	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo_tuf.py
 
 bench: deps
 	$(BIN)/python bench/run.py
