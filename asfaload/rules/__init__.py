@@ -8,6 +8,8 @@ Public API (see ``docs/architecture.md`` "rules engine API"):
 - read side (:mod:`.queries`): ``find_project``, ``governing_signers``,
   ``governing_signers_path``, ``pending_request``, ``who_may_sign``, ``missing_signers``,
   ``required_signers``, ``can_sign``, ``file_status``, ``FileStatus``, ``RequestKind``.
+- push (:mod:`.push`): ``infer_operation(parent_view, pushed_change)``,
+  ``check_push(parent_view, pushed_change, commit_time) -> op`` for the pre-receive hook.
 - :mod:`.tree`: ``TreeView``, ``Change``, ``DictTree``, ``OverlayTree``, ``Operation``.
 
 Names are resolved lazily so that importing ``asfaload.rules.tree`` (which the store does) never
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .engine import apply
     from .ops import AddSignatures, Op, ProposeUpdate, Register, RegisterRelease, Revoke
+    from .push import check_push, infer_operation
     from .queries import (
         FileStatus,
         PendingRequest,
@@ -49,6 +52,7 @@ _WHERE = {
             "PendingRequest",
             "RequestKind",
             "can_sign",
+            "check_push",
             "file_status",
             "find_project",
             "governing_signers",
@@ -61,6 +65,7 @@ _WHERE = {
         "queries",
     ),
     **dict.fromkeys(("Change", "DictTree", "Operation", "OverlayTree", "TreeView"), "tree"),
+    **dict.fromkeys(("check_push", "infer_operation"), "push"),
 }
 
 __all__ = [
@@ -80,10 +85,12 @@ __all__ = [
     "TreeView",
     "apply",
     "can_sign",
+    "check_push",
     "file_status",
     "find_project",
     "governing_signers",
     "governing_signers_path",
+    "infer_operation",
     "missing_signers",
     "pending_request",
     "required_signers",
