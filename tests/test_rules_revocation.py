@@ -107,6 +107,8 @@ def test_revocation_threshold_one_finalises_in_one_exact_change() -> None:
     }
     after = step(tree, change)
     assert file_status(after, INDEX) is FileStatus.REVOKED
+    # The finalised revocation document itself verifies against the revocation groups.
+    assert file_status(after, layout.revocation_path(INDEX)) is FileStatus.COMPLETE
 
 
 def test_revocation_with_threshold_two_collects_cosignatures() -> None:

@@ -22,7 +22,13 @@ from enum import Enum
 
 from .. import layout
 from ..crypto import PublicKey, sha512
-from ..errors import AsfaloadError, NotFoundError, RuleViolation, ThresholdNotMetError
+from ..errors import (
+    AsfaloadError,
+    ConflictError,
+    NotFoundError,
+    RuleViolation,
+    ThresholdNotMetError,
+)
 from ..model import SignaturesFile, SignersFile
 from .groups import group_keys, groups_met, valid_signers
 from .tree import TreeView
@@ -144,8 +150,6 @@ def pending_request(view: TreeView, subject: str) -> PendingRequest:
     RuleViolation (400) for an unknown file or a file that never had a request (§10.11: only
     server-created requests take signatures); ConflictError (409) once it is complete or revoked.
     """
-    from ..errors import ConflictError
-
     layout.check_path(subject)
     if view.read(subject) is None:
         raise _file_not_found(subject)
@@ -342,7 +346,13 @@ def _verify_complete_artifact(view: TreeView, path: str, sigs: SignaturesFile) -
     signers = SignersFile.parse(local)
     raw = view.read(path)
     assert raw is not None
-    if not groups_met(signers.artifact_groups(), valid_signers(sigs, sha512(raw))):
+    # A finalised revocation document is governed by the revocation groups of its copy.
+    is_revocation = (
+        path.endswith(layout.REVOCATION_SUFFIX)
+        and layout.basename(path) != (layout.REVOCATION_SUFFIX[1:])
+    )
+    groups = signers.revocation_groups() if is_revocation else signers.artifact_groups()
+    if not groups_met(groups, valid_signers(sigs, sha512(raw))):
         raise ThresholdNotMetError(
             f"Complete signature file according to name is not complete according to signatures: {path}"
         )
