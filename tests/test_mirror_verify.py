@@ -1,0 +1,421 @@
+"""`asfaload mirror verify`: replaying a real mirror's history through the rules engine.
+
+Histories are written by the real store (`Mirror.submit`) with real operations and real keys;
+forged commits are made with pygit2 directly, as an attacker with write access to the repository
+(or a buggy writer) would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+import pytest
+from click.testing import CliRunner
+
+from asfaload import layout
+from asfaload.crypto import SecretKey, sha512
+from asfaload.model import SignaturesFile
+from asfaload.model.index import PublishedFile, ReleaseIndex
+from asfaload.model.revocation import RevocationDocument
+from asfaload.rules import ProposeUpdate, Register, RegisterRelease, Revoke
+from asfaload.rules.tree import Change
+from asfaload.store import MAIN, Mirror, apply_change
+from asfaload.verify import verify_range, verify_repository
+from cli.main import cli
+from tests.test_rules_support import (
+    ACTIVE_SF,
+    PENDING_SF,
+    T0,
+    P,
+    metadata_bytes,
+    pk,
+    sig,
+    sign_op,
+    signers_bytes,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+ASFALOAD = str(ROOT / ".venv" / "bin" / "asfaload")
+
+
+# --- building real histories (also used by tests/test_crash.py) --------------------------------------
+def index_bytes(tag: str) -> bytes:
+    f = PublishedFile(
+        f"tool-{tag}.tgz",
+        "Sha256",
+        f"https://github.com/acme/tool/releases/download/{tag}/tool-{tag}.tgz",
+        sha512(tag.encode()).hex()[:64],
+    )
+    return ReleaseIndex.create([f], mirrored_on=T0).to_bytes()
+
+
+@dataclass
+class World:
+    """One project's keys: artifact a+b (2 of 2), admin ad, revoker r; c joins on update."""
+
+    algorithm: str = "ed25519"
+    k: dict[str, SecretKey] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("a", "b", "ad", "r", "c"):
+            self.k[name] = SecretKey.generate(self.algorithm)
+
+    def signers(self) -> bytes:
+        k = self.k
+        return signers_bytes(
+            [([k["a"], k["b"]], 2)], admin=[([k["ad"]], 1)], revocation=[([k["r"]], 1)]
+        )
+
+    def updated_signers(self) -> bytes:
+        k = self.k
+        return signers_bytes(
+            [([k["a"], k["c"]], 1)],
+            admin=[([k["ad"]], 1)],
+            revocation=[([k["r"]], 1)],
+            timestamp=T0 + 10,
+        )
+
+
+def release_path(tag: str) -> str:
+    return layout.github_release_index_path(P, tag)
+
+
+def lifecycle(m: Mirror, w: World) -> list[str]:
+    """Every kind of operation, through the store: returns the commit messages, oldest first."""
+    k = w.k
+    done: list[str] = []
+
+    def submit(op: object) -> None:
+        res = m.submit(op)  # type: ignore[arg-type]
+        done.append(res.change.message)
+
+    raw = w.signers()
+    submit(Register(P, raw, metadata_bytes(raw), pk(k["ad"])))
+    for name in ("a", "b", "ad", "r"):
+        submit(sign_op(m.view(), PENDING_SF, k[name]))
+    assert m.view().read(ACTIVE_SF) == raw
+    v1 = release_path("v1.0")
+    submit(RegisterRelease(v1, index_bytes("v1.0"), pk(k["a"])))
+    submit(sign_op(m.view(), v1, k["a"]))
+    submit(sign_op(m.view(), v1, k["b"]))
+    doc = RevocationDocument.create(
+        sha512(m.view().read(v1) or b""), pk(k["r"]), int(time.time()), reason="compromised"
+    ).to_bytes()
+    submit(Revoke(v1, doc, sig(k["r"], doc), pk(k["r"])))
+    assert m.view().read(layout.revocation_path(v1)) == doc
+    v2 = release_path("v2.0")
+    submit(RegisterRelease(v2, index_bytes("v2.0"), pk(k["b"])))
+    submit(sign_op(m.view(), v2, k["b"]))
+    new = w.updated_signers()
+    submit(ProposeUpdate(P, new, metadata_bytes(new, when=T0 + 10), pk(k["ad"])))
+    submit(sign_op(m.view(), PENDING_SF, k["ad"]))
+    submit(sign_op(m.view(), PENDING_SF, k["c"]))
+    assert m.view().read(ACTIVE_SF) == new
+    v3 = release_path("v3.0")
+    submit(RegisterRelease(v3, index_bytes("v3.0"), pk(k["c"])))
+    submit(sign_op(m.view(), v3, k["c"]))
+    assert m.view().read(layout.signatures_path(v3)) is not None
+    return done
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[Mirror]:
+    m = Mirror.init(str(tmp_path / "data" / "mirror.git"), durable=False, server_info=False)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def full(mirror: Mirror) -> Mirror:
+    lifecycle(mirror, World())
+    return mirror
+
+
+def forge_commit(
+    m: Mirror,
+    change: Change | None = None,
+    *,
+    message: str | None = None,
+    tree: pygit2.Oid | None = None,
+    parents: list[pygit2.Oid] | None = None,
+    when: int | None = None,
+) -> str:
+    """A commit on main made without the rules (as a buggy writer or an intruder would)."""
+    repo = pygit2.Repository(m.path)
+    tip = repo.references[MAIN].peel(pygit2.Commit)
+    if tree is None:
+        assert change is not None
+        tree = apply_change(repo, tip.tree, change)
+    sig_ = pygit2.Signature("asfaload", "asfaload@localhost", when or tip.commit_time, 0)
+    msg = message if message is not None else (change.message if change else "forged")
+    cid = repo.create_commit(None, sig_, sig_, msg, tree, parents or [tip.id])
+    repo.references[MAIN].set_target(cid)
+    return str(cid)
+
+
+def run_verify(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, ["mirror", "verify", *args])
+    return res.exit_code, res.output
+
+
+# --- good histories ----------------------------------------------------------------------------------
+def test_full_lifecycle_replays_with_every_operation_kind(full: Mirror) -> None:
+    report = verify_repository(full.path)
+    assert report.ok, report.bad
+    assert report.head == full.head()
+    log = subprocess.run(
+        ["git", "log", "--format=%s"], cwd=full.path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert report.checked == len(log) == 17
+    # every kind of operation really is in the replayed history
+    text = "\n".join(log)
+    for needle in ("register ", "register release", "activate signers", "complete ", "revoke "):
+        assert needle in text
+    assert "propose signers update" in text
+
+
+def test_minisign_keys_replay_too(mirror: Mirror) -> None:
+    lifecycle(mirror, World("minisign"))
+    assert verify_repository(mirror.path).ok
+
+
+def test_fresh_mirror_verifies(mirror: Mirror) -> None:
+    report = verify_repository(mirror.path)
+    assert report.ok and report.checked == 1
+
+
+def test_cli_forms_and_json(full: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = str(tmp_path / "data")
+    code, out = run_verify("--data-dir", data_dir)
+    assert code == 0 and out.startswith("OK: 17 commits"), out
+    assert run_verify(full.path)[0] == 0
+    assert run_verify(data_dir)[0] == 0
+    assert run_verify("--repo", full.path)[0] == 0
+    monkeypatch.setenv("ASFALOAD_DATA_DIR", data_dir)
+    assert run_verify()[0] == 0
+    code, out = run_verify("--repo", full.path, "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "ok": True,
+        "head": full.head(),
+        "commits_verified": 17,
+        "first_bad_commit": None,
+    }
+    code, out = run_verify("--repo", full.path, "--data-dir", data_dir)
+    assert code == 2 and "only one" in out
+
+
+def test_cli_refuses_what_is_not_a_mirror(tmp_path: Path) -> None:
+    code, out = run_verify("--repo", str(tmp_path))
+    assert code == 1 and "Not a git repository" in out
+
+
+def test_installed_console_script(full: Mirror) -> None:
+    ok = subprocess.run([ASFALOAD, "mirror", "verify", "--repo", full.path], capture_output=True)
+    assert ok.returncode == 0, ok.stderr
+    forge_commit(full, Change("tamper", {"evil.txt": b"x"}))
+    bad = subprocess.run(
+        [ASFALOAD, "mirror", "verify", "--repo", full.path], capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert "FAILED: commit" in bad.stdout and "evil.txt" in bad.stdout
+
+
+def test_mirror_init_command(tmp_path: Path) -> None:
+    target = tmp_path / "new.git"
+    res = CliRunner().invoke(cli, ["mirror", "init", str(target)])
+    assert res.exit_code == 0, res.output
+    assert (target / "hooks" / "pre-receive").is_file()
+    assert run_verify(str(target))[0] == 0
+    again = CliRunner().invoke(cli, ["mirror", "init", str(target)])
+    assert again.exit_code == 1
+
+
+# --- bad histories: the first bad commit is reported, exit 1 ------------------------------------------
+def _bad(m: Mirror, bad_commit: str, reason_part: str) -> None:
+    report = verify_repository(m.path)
+    assert report.bad is not None, "the forged commit must be caught"
+    assert report.bad.commit == bad_commit
+    assert reason_part in report.bad.reason, report.bad.reason
+    code, out = run_verify("--repo", m.path, "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False and data["first_bad_commit"]["commit"] == bad_commit
+
+
+def test_extra_file_beside_a_real_operation(mirror: Mirror) -> None:
+    w = World()
+    lifecycle(mirror, w)
+    good = RegisterRelease(release_path("v4.0"), index_bytes("v4.0"), pk(w.k["a"]))
+    change = good(mirror.view(), int(time.time()))
+    bad = forge_commit(mirror, Change(change.message, {**change.writes, "README": b"hi"}))
+    _bad(mirror, bad, "README is changed, but the rules do not change it")
+
+
+def test_first_bad_commit_is_reported_even_when_later_ones_are_fine(mirror: Mirror) -> None:
+    w = World()
+    lifecycle(mirror, w)
+    bad = forge_commit(mirror, Change("x", {"README": b"hello"}))
+    mirror.submit(RegisterRelease(release_path("v9.0"), index_bytes("v9.0"), pk(w.k["a"])))
+    _bad(mirror, bad, "README")
+    report = verify_repository(mirror.path)
+    assert report.checked == 17 and report.bad is not None and report.bad.position == 17
+
+
+def test_forged_signature_is_reported(mirror: Mirror) -> None:
+    w = World()
+    raw = w.signers()
+    mirror.submit(Register(P, raw, metadata_bytes(raw), pk(w.k["ad"])))
+    intruder = SecretKey.generate("ed25519")
+    env_path = layout.pending_signatures_path(PENDING_SF)
+    fake = SignaturesFile.empty().with_entry(pk(w.k["a"]), sig(intruder, raw)).to_bytes()
+    md_env = layout.pending_signatures_path(layout.metadata_path(P, pending=True))
+    md = mirror.view().read(layout.metadata_path(P, pending=True)) or b""
+    fake_md = SignaturesFile.empty().with_entry(pk(w.k["a"]), sig(intruder, md)).to_bytes()
+    bad = forge_commit(
+        mirror, Change(f"sign {PENDING_SF} by {pk(w.k['a'])}", {env_path: fake, md_env: fake_md})
+    )
+    _bad(mirror, bad, "Invalid signature")
+
+
+def test_signature_by_a_non_signer_is_reported(mirror: Mirror) -> None:
+    w = World()
+    raw = w.signers()
+    mirror.submit(Register(P, raw, metadata_bytes(raw), pk(w.k["ad"])))
+    outsider = SecretKey.generate("ed25519")
+    real = sign_op(mirror.view(), PENDING_SF, outsider)
+    writes = {
+        layout.pending_signatures_path(f): SignaturesFile.empty()
+        .with_entry(pk(outsider), s)
+        .to_bytes()
+        for f, s in real.signatures.items()
+    }
+    bad = forge_commit(mirror, Change(f"sign {PENDING_SF} by {pk(outsider)}", writes))
+    _bad(mirror, bad, "not an authorized signer")
+
+
+def test_registration_nobody_listed_could_make_is_reported(mirror: Mirror) -> None:
+    w = World()
+    raw = w.signers()
+    md = metadata_bytes(b"other bytes")  # metadata that does not describe the signers file
+    good = Register(P, raw, metadata_bytes(raw), pk(w.k["ad"]))
+    change = good(mirror.view(), T0)
+    writes = dict(change.writes)
+    writes[layout.metadata_path(P, pending=True)] = md
+    bad = forge_commit(mirror, Change(change.message, writes))
+    _bad(mirror, bad, "")
+
+
+def test_release_for_an_unregistered_project_is_reported(mirror: Mirror) -> None:
+    x = release_path("v1.0")
+    bad = forge_commit(
+        mirror,
+        Change(
+            f"register release {x}",
+            {x: index_bytes("v1.0"), layout.pending_signatures_path(x): b'{"entries":{}}'},
+        ),
+    )
+    _bad(mirror, bad, "No registered project")
+
+
+def test_wrong_message_is_reported(mirror: Mirror) -> None:
+    w = World()
+    raw = w.signers()
+    change = Register(P, raw, metadata_bytes(raw), pk(w.k["ad"]))(mirror.view(), T0)
+    bad = forge_commit(mirror, change, message="register something else")
+    _bad(mirror, bad, "commit message must be")
+
+
+def test_deleting_a_signature_is_reported(full: Mirror) -> None:
+    path = layout.signatures_path(release_path("v3.0"))
+    bad = forge_commit(full, Change("rm", deletes=frozenset({path})))
+    _bad(full, bad, "")
+
+
+def test_un_revoking_is_reported(full: Mirror) -> None:
+    v1 = release_path("v1.0")
+    bad = forge_commit(full, Change("unrevoke", deletes=frozenset({layout.revocation_path(v1)})))
+    _bad(full, bad, "")
+
+
+def test_executable_file_is_reported(mirror: Mirror) -> None:
+    repo = pygit2.Repository(mirror.path)
+    tb = repo.TreeBuilder()
+    tb.insert("run.sh", repo.create_blob(b"#!/bin/sh\n"), pygit2.enums.FileMode.BLOB_EXECUTABLE)
+    bad = forge_commit(mirror, tree=tb.write(), message="x")
+    _bad(mirror, bad, "regular non-executable")
+
+
+def test_time_going_backwards_is_reported(full: Mirror) -> None:
+    repo = pygit2.Repository(full.path)
+    tip = repo.references[MAIN].peel(pygit2.Commit)
+    w = World()
+    raw = w.signers()
+    other = "https/github.com/443/acme/other"
+    change = Register(other, raw, metadata_bytes(raw), pk(w.k["ad"]))(full.view(), T0)
+    bad = forge_commit(full, change, when=tip.commit_time - 100)
+    _bad(full, bad, "earlier than its parent")
+
+
+def test_merge_commit_is_reported(full: Mirror) -> None:
+    repo = pygit2.Repository(full.path)
+    tip = repo.references[MAIN].peel(pygit2.Commit)
+    bad = forge_commit(full, tree=tip.tree.id, parents=[tip.id, tip.parents[0].id], message="merge")
+    _bad(full, bad, "merge commits")
+
+
+def test_root_commit_must_be_empty(tmp_path: Path) -> None:
+    repo = pygit2.init_repository(str(tmp_path / "r.git"), bare=True, initial_head="main")
+    tb = repo.TreeBuilder()
+    tb.insert("f", repo.create_blob(b"x"), pygit2.enums.FileMode.BLOB)
+    s = pygit2.Signature("a", "a@b", 1, 0)
+    cid = repo.create_commit(MAIN, s, s, "init mirror", tb.write(), [])
+    report = verify_repository(str(tmp_path / "r.git"))
+    assert report.bad is not None and report.bad.commit == str(cid)
+    assert "empty tree" in report.bad.reason
+
+
+def test_range_refuses_a_rewrite_and_checks_new_commits(full: Mirror) -> None:
+    repo = pygit2.Repository(full.path)
+    tip = repo.references[MAIN].peel(pygit2.Commit)
+    base = str(tip.parents[0].parents[0].id)
+    assert verify_range(repo, base, str(tip.id)).checked == 2
+    # a sibling history that does not contain `tip`: refused as a rewrite
+    s = pygit2.Signature("a", "a@b", tip.commit_time, 0)
+    sibling = repo.create_commit(None, s, s, "x", tip.parents[0].tree.id, [tip.parents[0].id])
+    report = verify_range(repo, str(tip.id), str(sibling))
+    assert report.bad is not None and "rewritten" in report.bad.reason
+
+
+# --- TUF commits -----------------------------------------------------------------------------------------
+def test_tuf_bootstrap_verifies_and_tampered_tuf_metadata_does_not(mirror: Mirror) -> None:
+    from asfaload.tuf import repo as tuf_repo
+    from asfaload.tuf.documents import Expirations
+    from tests.test_tuf_support import REF, key, make_root, signed_doc
+
+    now = int(time.time())
+    root_key = key()
+    online = {role: key() for role in ("targets", "snapshot", "timestamp")}
+    root = make_root(1, [root_key], 1, {r: s.public_key for r, s in online.items()}, now=now)
+    doc = signed_doc(root, [root_key])
+    signers = {s.public_key.keyid: s for s in online.values()}
+    mirror.submit(lambda v, t: tuf_repo.bootstrap(v, t, REF, doc, Expirations(), signers).change)
+    assert verify_repository(mirror.path).ok
+    # a root v2 nobody with the v1 root key signed
+    root2 = make_root(2, [key()], 1, {r: s.public_key for r, s in online.items()}, now=now)
+    from asfaload.tuf.documents import dump_json
+
+    bad = forge_commit(
+        mirror,
+        Change(
+            f"tuf: rotate {REF.admin}/{REF.app}",
+            {REF.versioned("root", 2): dump_json(signed_doc(root2, [key()]))},
+        ),
+    )
+    _bad(mirror, bad, "not signed by the root thresholds")
