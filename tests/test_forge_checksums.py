@@ -141,7 +141,7 @@ _names = st.text(
 ).filter(lambda n: not n.endswith("\r"))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asfaload.errors import ForbiddenURLError, ForgeError, FormatError
 from asfaload.forge import ForgeConfig, Forges, HttpConfig, github, gitlab, parse_rewrites
@@ -334,3 +336,40 @@ def test_published_files_feed_the_model(emu: ForgeEmulator) -> None:
     index = ReleaseIndex.create(assets.published_files(), 1_700_000_000, assets.published_on)
     assert index.find("a.bin") is not None
     assert index.published_on == "2024-01-01T00:00:00Z"
+
+
+# --- URL parsers: arbitrary input gives a result or our error, never a crash --------------------------
+_url_text = st.one_of(
+    st.text(max_size=120),
+    st.builds(
+        lambda host, path: f"https://{host}/{path}",
+        st.sampled_from(["github.com", "raw.githubusercontent.com", "gitlab.com", "x.example"]),
+        st.text(alphabet=st.sampled_from("ab-/.%2Fblobrawtag *?#:@\\é"), max_size=60),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_url_text)
+def test_url_parsers_never_crash(url: str) -> None:
+    f = Forges(ForgeConfig())
+    for parse in (
+        github.raw_url,
+        github.parse_release_url,
+        gitlab.raw_url,
+        gitlab.parse_release_url,
+        f.retrieval_url,
+    ):
+        try:
+            out = parse(url)
+        except FormatError:
+            continue
+        assert out
+    try:
+        raw = f.retrieval_url(url)
+    except FormatError:
+        return
+    # Whatever we accept, we would fetch: it passes the fetch-time URL rules too.
+    from asfaload.forge.http import check_url
+
+    check_url(raw)

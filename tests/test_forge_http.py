@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asfaload.errors import ForbiddenURLError, ForgeError, FormatError
 from asfaload.forge import policy
@@ -73,6 +75,18 @@ def test_rewrite_prefix_matches_only_at_a_boundary() -> None:
 def test_malformed_rewrites_are_refused(spec: str) -> None:
     with pytest.raises(FormatError):
         parse_rewrites(spec)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("hts:/=,.ab1 \t"), max_size=80), st.text(max_size=40))
+def test_rewrite_parsing_never_crashes(spec: str, url: str) -> None:
+    try:
+        rewrites = parse_rewrites(spec)
+    except FormatError:
+        return
+    out = apply_rewrites(url, rewrites)
+    if out is not None:
+        assert any(out.startswith(r.replacement) for r in rewrites)
 
 
 def test_config_from_env() -> None:
