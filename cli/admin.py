@@ -1,8 +1,16 @@
-"""``asfaload admin add-user`` and the ``asfaload tuf`` helpers that need no server.
+"""``asfaload admin add-user`` and the ``asfaload tuf`` commands.
 
-``tuf online-keys`` creates (once) and prints the server's online keys; ``tuf keygen`` and
-``tuf sign`` let an offline root key holder make a key and sign a root draft without another
-tool (python-tuf and securesystemslib do the work).
+Offline helpers: ``tuf online-keys`` creates (once) and prints the server's online keys;
+``tuf keygen``, ``tuf root new|rotate`` and ``tuf sign`` let root key holders make keys, build
+root payloads and sign drafts without another tool (python-tuf and securesystemslib do the work,
+in :mod:`asfaload.tuf.build`).
+
+Server helpers (thin wrappers over :class:`asfaload.tuf.client.TufClient`): ``tuf login`` stores
+a token; ``tuf bootstrap``, ``tuf rotate``, ``tuf pending``, ``tuf sign-pending`` and
+``tuf task`` use it. The token comes from ``--token-file`` (env ``ASFALOAD_TUF_TOKEN_FILE``),
+else ``ASFALOAD_TUF_TOKEN`` (the token itself), else the default token file
+``$XDG_CONFIG_HOME/asfaload/tuf-tokens.json`` (``~/.config/…``), which keeps one token per
+backend URL.
 """
 
 from __future__ import annotations
@@ -10,11 +18,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import handle_errors, resolve_password
+from ._common import (
+    backend_url_option,
+    handle_errors,
+    json_option,
+    password_options,
+    resolve_password,
+)
+
+if TYPE_CHECKING:
+    from asfaload.tuf.client import TufClient, WriteResult
 
 DATA_DIR_HELP = "Server data directory (holds private/)."
 
@@ -149,6 +166,578 @@ def sign(key_file: str, root_file: Any) -> None:
     sig = signer.sign(parsed.md.signed_bytes)
     json.dump({"role": "root", "signature": sig.to_dict()}, sys.stdout)
     click.echo()
+
+
+# --- tokens and options for the commands that talk to the server ---------------------------------
+TOKEN_ENV = "ASFALOAD_TUF_TOKEN"
+TOKEN_FILE_ENV = "ASFALOAD_TUF_TOKEN_FILE"
+
+
+def default_token_file() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "asfaload" / "tuf-tokens.json"
+
+
+def _read_tokens(path: Path) -> dict[str, Any]:
+    from asfaload.errors import FormatError
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise FormatError(f"token file {path} is unreadable") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _store_token(path: Path, backend_url: str, username: str, token: str) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tokens = _read_tokens(path)
+    tokens[backend_url.rstrip("/")] = {"username": username, "token": token}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a bearer token: owner only
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(tokens, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def resolve_token(backend_url: str, token_file: Path | None) -> str:
+    """--token-file (or its env) > ASFALOAD_TUF_TOKEN > the default token file."""
+    import os
+
+    from asfaload.errors import AuthenticationError
+
+    if token_file is None:
+        env_token = os.environ.get(TOKEN_ENV)
+        if env_token:
+            return env_token.strip()
+        token_file = default_token_file()
+    entry = _read_tokens(token_file).get(backend_url.rstrip("/"))
+    token = entry.get("token") if isinstance(entry, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AuthenticationError(
+            f"No token for {backend_url} in {token_file}: run `asfaload tuf login` first"
+            f" (or set {TOKEN_ENV})"
+        )
+    return token
+
+
+def _token_username(token: str) -> str | None:
+    """The ``username`` claim, read without verification (only to print metadata URLs)."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    name = claims.get("username")
+    return name if isinstance(name, str) else None
+
+
+def _token_file_option(f: Any) -> Any:
+    return click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=TOKEN_FILE_ENV,
+        help=f"Token file from `tuf login` (env {TOKEN_FILE_ENV}; default"
+        f" ~/.config/asfaload/tuf-tokens.json, after env {TOKEN_ENV}).",
+    )(f)
+
+
+def _app_option(f: Any) -> Any:
+    return click.option("--app", required=True, help="Application name (appName).")(f)
+
+
+def server_options(f: Any) -> Any:
+    """-u/--backend-url, --token-file and --json, for every command that talks to the server."""
+    return backend_url_option(_token_file_option(json_option(f)))
+
+
+def _client(backend_url: str, token_file: Path | None) -> TufClient:
+    from asfaload.tuf.client import TufClient
+
+    return TufClient(backend_url, resolve_token(backend_url, token_file))
+
+
+def _print_body(body: Any) -> None:
+    click.echo(json.dumps(body, indent=2))
+
+
+def _read_root_file(fh: Any, what: str, sign_keys: tuple[str, ...]) -> dict[str, Any]:
+    from asfaload.tuf import build
+    from asfaload.tuf.documents import load_json, parse_root
+
+    doc = build.unwrap_root(load_json(fh.read(), what))
+    if sign_keys:
+        return build.add_signatures(doc, [build.load_signer(k) for k in sign_keys])
+    return parse_root(doc).doc
+
+
+def _describe_write(what: str, result: WriteResult) -> str:
+    if result.progress is None:
+        return f"{what} (task {result.task_id})"
+    version = result.version if result.version is not None else result.progress.version
+    if result.published:
+        return f"Root v{version} published (task {result.task_id})"
+    return (
+        f"Root v{version} is pending signatures (task {result.task_id})\n"
+        f"  {result.progress.summary}"
+    )
+
+
+# --- root payloads ---------------------------------------------------------------------------------
+@tuf_group.group("root")
+def root_group() -> None:
+    """Build root payloads (python-tuf) from key files, thresholds and expiry."""
+
+
+def _sign_option(f: Any) -> Any:
+    return click.option(
+        "--sign",
+        "sign_keys",
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True),
+        help="Private key file to sign the payload with (repeatable).",
+    )(f)
+
+
+def _out_option(f: Any) -> Any:
+    return click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the root here instead of stdout (a summary goes to stdout).",
+    )(f)
+
+
+def _expires_option(f: Any) -> Any:
+    return click.option(
+        "--expires",
+        "days",
+        type=int,
+        default=365,
+        show_default=True,
+        help="Days until the root expires (1..365).",
+    )(f)
+
+
+def _emit_root(doc: dict[str, Any], out: Path | None) -> None:
+    from asfaload.tuf.documents import dump_json, parse_root
+
+    parsed = parse_root(doc)  # never hand out a root our server (or python-tuf) would refuse
+    data = dump_json(doc)
+    if out is None:
+        click.echo(data.decode("utf-8"), nl=False)
+        return
+    out.write_bytes(data)
+    root = parsed.root
+    click.echo(
+        f"Root v{root.version}: {len(root.roles['root'].keyids)} root key(s), threshold"
+        f" {root.roles['root'].threshold}, expires {doc['signed']['expires']},"
+        f" {len(doc['signatures'])} signature(s) -> {out}"
+    )
+
+
+@root_group.command("new")
+@click.option(
+    "--root-key",
+    "root_keys",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Root key file: `tuf keygen` output (JSON), a PEM public or private key (repeatable).",
+)
+@click.option(
+    "--threshold", type=int, default=1, show_default=True, help="Root signatures required."
+)
+@click.option(
+    "--online-keys",
+    "online_file",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="The server's online keys: `asfaload tuf online-keys --json` output, or a root.",
+)
+@_expires_option
+@click.option("--version", type=int, default=1, show_default=True, help="Root version.")
+@_sign_option
+@_out_option
+@handle_errors
+def root_new(
+    root_keys: tuple[str, ...],
+    threshold: int,
+    online_file: str,
+    days: int,
+    version: int,
+    sign_keys: tuple[str, ...],
+    out: Path | None,
+) -> None:
+    """A new root (for `tuf bootstrap`), signed by the --sign keys if given."""
+    import time
+
+    from asfaload.tuf import build
+
+    root = build.new_root(
+        [build.load_public_key(k) for k in root_keys],
+        threshold,
+        build.load_online_keys(online_file),
+        days=days,
+        now=int(time.time()),
+        version=version,
+    )
+    _emit_root(build.root_document(root, [build.load_signer(k) for k in sign_keys]), out)
+
+
+def _keyid_or_file(value: str) -> str:
+    import re
+
+    from asfaload.tuf import build
+
+    if re.fullmatch(r"[0-9a-f]{64}", value) and not Path(value).exists():
+        return value
+    return build.load_public_key(value).keyid
+
+
+@root_group.command("rotate")
+@click.option(
+    "--from",
+    "from_file",
+    type=click.File("rb"),
+    help="The trusted root to succeed (a root, or a saved GET /tuf/v1/metadata/root answer).",
+)
+@click.option("--app", help="Fetch the trusted root of this app from the server instead.")
+@click.option(
+    "--add-key",
+    "add_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Root key file to add (repeatable).",
+)
+@click.option(
+    "--remove-key",
+    "remove_keys",
+    multiple=True,
+    help="Root key to remove: its keyid or a key file (repeatable).",
+)
+@click.option("--threshold", type=int, help="New root threshold (default: unchanged).")
+@click.option(
+    "--online-keys",
+    "online_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Replace the online roles' keys (`tuf online-keys --json` output).",
+)
+@_expires_option
+@_sign_option
+@_out_option
+@backend_url_option
+@_token_file_option
+@handle_errors
+def root_rotate(
+    from_file: Any,
+    app: str | None,
+    add_keys: tuple[str, ...],
+    remove_keys: tuple[str, ...],
+    threshold: int | None,
+    online_file: str | None,
+    days: int,
+    sign_keys: tuple[str, ...],
+    out: Path | None,
+    backend_url: str,
+    token_file: Path | None,
+) -> None:
+    """The next root version: keys added/removed, threshold, expiry; signed by --sign keys.
+
+    For publication it needs the signatures of the trusted root's threshold AND of its own
+    (TUF spec 5.3.4): sign here with every key at hand, or post it unsigned with `tuf rotate`
+    and collect signatures with `tuf sign-pending`.
+    """
+    import time
+
+    from asfaload.errors import FormatError
+    from asfaload.tuf import build
+    from asfaload.tuf.documents import load_json, parse_root
+
+    if (from_file is None) == (app is None):
+        raise FormatError("give exactly one of --from FILE and --app APP")
+    if from_file is not None:
+        trusted_doc = build.unwrap_root(load_json(from_file.read(), "trusted root"))
+    else:
+        assert app is not None
+        trusted_doc = _client(backend_url, token_file).trusted_root(app)
+        if trusted_doc is None:
+            raise FormatError(f"app {app} has no valid trusted root on {backend_url}")
+    trusted = parse_root(trusted_doc).root
+    root = build.next_root(
+        trusted,
+        add=[build.load_public_key(k) for k in add_keys],
+        remove=[_keyid_or_file(k) for k in remove_keys],
+        threshold=threshold,
+        online=build.load_online_keys(online_file) if online_file else None,
+        days=days,
+        now=int(time.time()),
+    )
+    _emit_root(build.root_document(root, [build.load_signer(k) for k in sign_keys]), out)
+
+
+# --- commands that talk to the server ------------------------------------------------------------
+@tuf_group.command("login")
+@click.option("--username", required=True, envvar="ASFALOAD_TUF_USERNAME", help="Admin user name.")
+@password_options
+@click.option(
+    "--print-token",
+    is_flag=True,
+    help=f"Print the token (for {TOKEN_ENV}) instead of storing it.",
+)
+@server_options
+@handle_errors
+def login(
+    username: str,
+    password: str | None,
+    password_file: str | None,
+    print_token: bool,
+    backend_url: str,
+    token_file: Path | None,
+    json_output: bool,
+) -> None:
+    """Log in with POST /login and keep the token (valid 24 h) for the other tuf commands.
+
+    Password: -p, -P, env ASFALOAD_TUF_LOGIN_PASSWORD[_FILE], else a prompt on a terminal.
+    """
+    from asfaload.tuf.client import TufClient
+
+    secret = resolve_password(password, password_file, command="tuf-login")
+    token = TufClient(backend_url).login(username, secret)
+    if print_token:
+        click.echo(token)
+        return
+    path = token_file or default_token_file()
+    _store_token(path, backend_url, username, token)
+    if json_output:
+        _print_body({"username": username, "backend_url": backend_url, "token_file": str(path)})
+        return
+    click.echo(f"Logged in to {backend_url} as {username}; token stored in {path}")
+
+
+@tuf_group.command("bootstrap")
+@_app_option
+@click.option(
+    "--root",
+    "root_file",
+    type=click.File("rb"),
+    help="Root v1 (`tuf root new` output), self-signed to its threshold; '-' for stdin.",
+)
+@_sign_option
+@click.option("--root-expiration", type=int, default=365, show_default=True, help="Days.")
+@click.option("--targets-expiration", type=int, default=90, show_default=True, help="Days.")
+@click.option("--snapshot-expiration", type=int, default=7, show_default=True, help="Days.")
+@click.option("--timestamp-expiration", type=int, default=1, show_default=True, help="Days.")
+@click.option("--status", is_flag=True, help="Only show whether the app is bootstrapped.")
+@server_options
+@handle_errors
+def bootstrap(
+    app: str,
+    root_file: Any,
+    sign_keys: tuple[str, ...],
+    root_expiration: int,
+    targets_expiration: int,
+    snapshot_expiration: int,
+    timestamp_expiration: int,
+    status: bool,
+    backend_url: str,
+    token_file: Path | None,
+    json_output: bool,
+) -> None:
+    """Bootstrap an app's TUF repository (POST /tuf/v1/bootstrap): root v1 and online roles."""
+    from asfaload.errors import FormatError
+    from asfaload.tuf.documents import Expirations
+
+    client = _client(backend_url, token_file)
+    if status:
+        st = client.bootstrap_status(app)
+        if json_output:
+            _print_body(st.body)
+        else:
+            click.echo(st.message + (f" (task {st.task_id})" if st.task_id else ""))
+        return
+    if root_file is None:
+        raise FormatError("--root is required (or --status)")
+    expirations = Expirations(
+        root=root_expiration,
+        targets=targets_expiration,
+        snapshot=snapshot_expiration,
+        timestamp=timestamp_expiration,
+    )
+    doc = _read_root_file(root_file, "root metadata", sign_keys)
+    result = client.bootstrap(app, doc, expirations)
+    if json_output:
+        _print_body(result.body)
+        return
+    click.echo(f"Bootstrapped {app}: root v{doc['signed']['version']} (task {result.task_id})")
+    admin = _token_username(client.token or "")
+    if admin:
+        click.echo(f"Metadata: {backend_url.rstrip('/')}/v1/files/tuf/{admin}/{app}/")
+
+
+@tuf_group.command("rotate")
+@_app_option
+@click.option(
+    "--root",
+    "root_file",
+    required=True,
+    type=click.File("rb"),
+    help="The new root (`tuf root rotate` output), signed or not; '-' for stdin.",
+)
+@_sign_option
+@server_options
+@handle_errors
+def rotate(
+    app: str,
+    root_file: Any,
+    sign_keys: tuple[str, ...],
+    backend_url: str,
+    token_file: Path | None,
+    json_output: bool,
+) -> None:
+    """Propose a new root (POST /tuf/v1/metadata): published when fully signed, else a draft."""
+    doc = _read_root_file(root_file, "root metadata", sign_keys)
+    result = _client(backend_url, token_file).rotate(app, doc)
+    if json_output:
+        _print_body(result.body)
+        return
+    click.echo(_describe_write(result.message, result))
+
+
+@tuf_group.command("pending")
+@_app_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the draft root here (to sign it offline with `tuf sign`).",
+)
+@server_options
+@handle_errors
+def pending(
+    app: str, out: Path | None, backend_url: str, token_file: Path | None, json_output: bool
+) -> None:
+    """Show the root draft waiting for signatures (GET /tuf/v1/metadata/sign)."""
+    from asfaload.tuf.documents import dump_json
+
+    found = _client(backend_url, token_file).pending(app)
+    if found is not None and out is not None:
+        out.write_bytes(dump_json(found.root))
+    if json_output:
+        _print_body(
+            found.body
+            if found
+            else {"data": None, "message": "No metadata pending signing available"}
+        )
+        return
+    if found is None:
+        click.echo("No metadata pending signing available")
+        return
+    trusted = found.trusted_root
+    trusted_v = trusted.get("signed", {}).get("version") if trusted else None
+    click.echo(
+        f"Root v{found.version} pending signatures"
+        + (f" (trusted root v{trusted_v})" if trusted_v is not None else "")
+    )
+    p = found.progress
+    if p is not None:
+        for label, side in (("trusted root", p.old), ("new root", p.new)):
+            click.echo(
+                f"  {label}: {len(side.signed)}/{side.threshold} signed"
+                + (f", {side.remaining} more required" if side.remaining else "")
+            )
+            for keyid in side.signed:
+                click.echo(f"    signed:  {keyid}")
+            for keyid in side.missing:
+                click.echo(f"    missing: {keyid}")
+    else:
+        for sig in found.root.get("signatures", []):
+            click.echo(f"  signed: {sig.get('keyid')}")
+    if out is not None:
+        click.echo(f"Draft saved to {out}")
+
+
+@tuf_group.command("sign-pending")
+@_app_option
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Private root key file: fetch the draft, sign it here, post the signature.",
+)
+@click.option(
+    "--signature",
+    "signature_file",
+    type=click.File("rb"),
+    help="Post a signature made offline (`tuf sign` output); '-' for stdin.",
+)
+@server_options
+@handle_errors
+def sign_pending(
+    app: str,
+    key_file: str | None,
+    signature_file: Any,
+    backend_url: str,
+    token_file: Path | None,
+    json_output: bool,
+) -> None:
+    """Add one signature to the root draft (POST /tuf/v1/metadata/sign)."""
+    from asfaload.errors import FormatError, NotFoundError
+    from asfaload.tuf import build
+    from asfaload.tuf.documents import load_json, parse_root
+
+    if (key_file is None) == (signature_file is None):
+        raise FormatError("give exactly one of --key and --signature")
+    client = _client(backend_url, token_file)
+    if key_file is not None:
+        found = client.pending(app)
+        if found is None:
+            raise NotFoundError(f"No metadata pending signing available for {app}")
+        signer = build.load_signer(key_file)
+        keyid = signer.public_key.keyid
+        draft = parse_root(found.root).root
+        allowed = set(draft.roles["root"].keyids)
+        if found.trusted_root is not None:
+            allowed |= set(parse_root(found.trusted_root).root.roles["root"].keyids)
+        if keyid not in allowed:
+            raise NotFoundError(
+                f"key {keyid} is not a root key of the draft (v{draft.version})"
+                " or of the trusted root"
+            )
+        signature = build.sign_document(found.root, signer)
+    else:
+        body = load_json(signature_file.read(), "signature")
+        sig = body.get("signature") if isinstance(body, dict) and "signature" in body else body
+        if (
+            not isinstance(sig, dict)
+            or not isinstance(sig.get("keyid"), str)
+            or not isinstance(sig.get("sig"), str)
+        ):
+            raise FormatError("the signature file must hold {keyid, sig} (`tuf sign` output)")
+        signature = {"keyid": sig["keyid"], "sig": sig["sig"]}
+    result = client.sign(app, signature)
+    if json_output:
+        _print_body(result.body)
+        return
+    click.echo(f"Signature from {signature['keyid']} accepted")
+    click.echo(_describe_write(result.message, result))
+
+
+@tuf_group.command("task")
+@click.argument("task_id")
+@server_options
+@handle_errors
+def task(task_id: str, backend_url: str, token_file: Path | None, json_output: bool) -> None:
+    """Show a task's state (GET /tuf/v1/task)."""
+    found = _client(backend_url, token_file).task(task_id)
+    if json_output:
+        _print_body(found.body)
+        return
+    click.echo(f"Task {found.task_id}: {found.state}" + (f" - {found.text}" if found.text else ""))
 
 
 def register(group: click.Group) -> None:
