@@ -350,6 +350,20 @@ def test_rate_limit_exhaustion_message(emu: ForgeEmulator) -> None:
     assert emu.hits("/files/rl2") == 4
 
 
+def test_retry_after_forms() -> None:
+    import time
+    from email.utils import formatdate
+
+    from asfaload.forge.http import _retry_after
+
+    assert _retry_after("7") == 7.0
+    assert _retry_after(None) is None
+    assert _retry_after("soon") is None
+    assert _retry_after(formatdate(0, usegmt=True)) == 0.0  # a date in the past: no wait
+    later = _retry_after(formatdate(time.time() + 3600, usegmt=True))
+    assert later is not None and later > 3000
+
+
 def test_client_errors_are_not_retried(emu: ForgeEmulator) -> None:
     emu.fail("/files/gone", 403, times=100)
     with pytest.raises(ForgeError, match="status 403"):
@@ -410,6 +424,19 @@ def test_emulator_runs_as_a_process(tmp_path: Path) -> None:
         assert put.status_code == 200
         cfg = HttpConfig(rewrites=parse_rewrites(info["rewrites"]))
         assert HttpClient(cfg).get(f"{FILESERVER}/a.txt", max_bytes=100).content == b"via put"
+        # Releases are derived from the release directories, digests included.
+        asset = origin + "/_emu/files/gh/acme/tool/releases/download/v1.0/tool.tar.gz"
+        assert requests.put(asset, data=b"tool", timeout=5).status_code == 200
+        from asfaload.forge import ForgeConfig, Forges
+
+        release = Forges(ForgeConfig(http=cfg)).fetch_release(
+            "https://github.com/acme/tool/releases/tag/v1.0"
+        )
+        (only,) = release.files
+        assert (only.file_name, only.hash_hex) == (
+            "tool.tar.gz",
+            hashlib.sha256(b"tool").hexdigest(),
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
