@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from asfaload.crypto import (
     Signature,
     parse_digest_string,
     parse_signature_file,
+    read_signature_file,
 )
 from asfaload.errors import AsfaloadError
 
@@ -102,3 +105,16 @@ def test_ed25519_secret_key_blobs(body):
     blob += (1).to_bytes(4, "big") + (1).to_bytes(4, "big") + body
     text = "asfaload-ed25519-secret-key:" + base64.b64encode(bytes(blob)).decode().rstrip("=")
     _only_ours(SecretKey.from_text, text, "pw")
+
+
+@FAST
+@given(st.one_of(st.binary(max_size=400), texts.map(lambda t: t.encode("utf-8", "surrogatepass"))))
+def test_files_of_arbitrary_bytes(data):
+    # The file readers add UTF-8 decoding and size checks in front of the text parsers.
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "f"
+        path.write_bytes(data)
+        _only_ours(PublicKey.from_file, path)
+        _only_ours(SecretKey.load, path, "pw")
+        _only_ours(SecretKey.needs_password, path)
+        _only_ours(read_signature_file, path)
