@@ -1,0 +1,75 @@
+"""Server configuration: defaults < TOML file < ASFALOAD_* environment < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asfaload.server.config import ConfigError, ServerConfig
+
+
+def test_defaults():
+    c = ServerConfig.load(env={})
+    assert (c.host, c.port, c.workers) == ("127.0.0.1", 3000, 1)
+    assert c.data_dir == Path("asfaload-data")
+    assert c.mirror_path == Path("asfaload-data/mirror.git")
+    assert c.nonce_db_path == Path("asfaload-data/private/nonces.sqlite3")
+    assert not c.allow_private_urls
+
+
+def test_precedence_toml_env_flags(tmp_path):
+    toml = tmp_path / "asfaload.toml"
+    toml.write_text(
+        '[server]\nport = 4000\nhost = "0.0.0.0"\nworkers = 3\n'
+        'gitlab_hosts = ["git.example.org"]\nallow_private_urls = true\n'
+    )
+    env = {"ASFALOAD_PORT": "5000", "ASFALOAD_CONFIG": str(toml), "ASFALOAD_WORKERS": "2"}
+    c = ServerConfig.load({"workers": 4, "host": None}, env=env)
+    assert c.port == 5000  # env beats TOML
+    assert c.workers == 4  # flag beats env
+    assert c.host == "0.0.0.0"  # TOML beats default; a None flag is "not given"
+    assert c.gitlab_hosts == ("git.example.org",)
+    assert c.allow_private_urls is True
+
+
+def test_env_lists_and_booleans():
+    env = {
+        "ASFALOAD_GITLAB_HOSTS": "A.example, b.example,",
+        "ASFALOAD_ALLOW_PRIVATE_URLS": "0",
+        "ASFALOAD_URL_REWRITES": "https://github.com=http://127.0.0.1:1/gh",
+    }
+    c = ServerConfig.load(env=env)
+    assert c.gitlab_hosts == ("a.example", "b.example")
+    assert c.allow_private_urls is False
+    forge = c.forge_config()
+    assert forge.http.rewrite("https://github.com/a/b") == "http://127.0.0.1:1/gh/a/b"
+    assert forge.gitlab_hosts == ("a.example", "b.example")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ASFALOAD_PORT": "0"},
+        {"ASFALOAD_PORT": "http"},
+        {"ASFALOAD_WORKERS": "0"},
+        {"ASFALOAD_ALLOW_PRIVATE_URLS": "maybe"},
+        {"ASFALOAD_MAX_BODY_BYTES": "10"},
+    ],
+)
+def test_invalid_values(env):
+    with pytest.raises(ConfigError):
+        ServerConfig.load(env=env)
+
+
+def test_bad_toml(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = ")
+    with pytest.raises(ConfigError, match="Invalid configuration file"):
+        ServerConfig.load(env={}, toml_path=bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match="Unknown configuration keys: colour"):
+        ServerConfig.load(env={}, toml_path=unknown)
+    with pytest.raises(ConfigError, match="Cannot read"):
+        ServerConfig.load(env={}, toml_path=tmp_path / "missing.toml")
