@@ -243,3 +243,26 @@ def test_ssrf_checksum_redirect_refused(world):
     emu.redirect(emu.served_path(csum), "http://127.0.0.1:9/SHA256SUMS")
     msg = _error(_post(server, keys[0], "/v1/assets", {"csum_files": [csum]}), 400)
     assert msg.startswith("Refusing to fetch from"), msg
+
+
+def test_08_gitlab_release(world):
+    server, emu, keys = world
+    raw = signers_bytes(artifact=[([keys[1]], 1)], admin=[([keys[1]], 1)])
+    url = emu.put_gitlab_file("group/proj", "main", "asfaload.signers.json", raw)
+    reply = _post(server, keys[1], "/v1/register_repo", _reg(keys[1], url))
+    assert reply.status == 200, reply.body
+    gp = "https/gitlab.com/443/group/proj"
+    assert reply.json()["project_id"] == gp
+    assert _sign_all(server, keys[1], layout.signers_file_path(gp, pending=True)) is True
+    release = emu.add_gitlab_release("group/proj", "v1", {"tool.zip": b"zip bytes"})
+    wrong = {"gitlab_release_url": "https://github.com/acme/tool/releases/tag/v1.0"}
+    _error(_post(server, keys[1], "/v1/assets", wrong), 400)
+    both = {"gitlab_release_url": release, "csum_files": ["https://files.example.com/a/S"]}
+    _error(_post(server, keys[1], "/v1/assets", both), 400)
+    reply = _post(server, keys[1], "/v1/assets", {"gitlab_release_url": release})
+    assert reply.status == 200, reply.body
+    assert reply.json() == {
+        "success": True,
+        "message": "Release registered successfully",
+        "index_file_path": f"{gp}/-/releases/v1/asfaload.index.json",
+    }
