@@ -275,3 +275,21 @@ def test_09_pending_index_survives_restart(world, tmp_path: Path):
     server, _, keys, _ = world
     server.restart()
     assert _get(server, keys[0], "/v1/pending_signatures").json() == {"file_paths": []}
+
+
+@pytest.mark.parametrize(
+    "bad", ["../x", "/etc/passwd", ".git/config", "a/../../b", "a\\b", "a\x00b", "a//b", "./a"]
+)
+def test_10_traversal_in_bodies_refused(world, bad):
+    server, _, keys, _ = world
+    body = {"file_path": bad, "public_key": str(keys[0].public_key), "signatures": {bad: "x"}}
+    msg = _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 400)
+    assert msg.startswith("Invalid file path")
+    body = {
+        "file_path": bad,
+        "revocation_json": "{}",
+        "signature": "x",
+        "public_key": str(keys[0].public_key),
+    }
+    msg = _error(signed_json(server.base_url, keys[0], "POST", "/v1/revoke", body), 400)
+    assert msg.startswith("Invalid file path")
