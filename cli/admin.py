@@ -686,7 +686,7 @@ def sign_pending(
     json_output: bool,
 ) -> None:
     """Add one signature to the root draft (POST /tuf/v1/metadata/sign)."""
-    from asfaload.errors import FormatError, NotFoundError
+    from asfaload.errors import FormatError, NotAuthorizedError, NotFoundError
     from asfaload.tuf import build
     from asfaload.tuf.documents import load_json, parse_root
 
@@ -704,7 +704,7 @@ def sign_pending(
         if found.trusted_root is not None:
             allowed |= set(parse_root(found.trusted_root).root.roles["root"].keyids)
         if keyid not in allowed:
-            raise NotFoundError(
+            raise NotAuthorizedError(
                 f"key {keyid} is not a root key of the draft (v{draft.version})"
                 " or of the trusted root"
             )

@@ -291,8 +291,9 @@ def main() -> int:
         print(f"TUF root rotation demo (work dir {tmp}, removed at the end)")
         try:
             demo.run()
-        except DemoFailed as exc:
-            print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
+        except Exception as exc:  # any failure: say what and show the server's side
+            what = str(exc) if isinstance(exc, DemoFailed) else f"{type(exc).__name__}: {exc}"
+            print(f"\nDEMO FAILED: {what}", file=sys.stderr)
             log = demo.server_log()
             if log:
                 print(f"--- server log (tail) ---\n{log}", file=sys.stderr)

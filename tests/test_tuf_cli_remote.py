@@ -564,3 +564,70 @@ def test_console_script_exit_codes(world: World) -> None:
         [ASFALOAD, "tuf", "pending"], capture_output=True, text=True, timeout=120
     )
     assert usage.returncode == 2 and "--app" in usage.stderr
+
+
+# --- the typed client, for the endpoints the CLI does not wrap ---------------------------------------
+def test_typed_client_endpoints_and_error_classes(world: World) -> None:
+    import time
+
+    from asfaload.errors import AuthenticationError, NotFoundError, RuleViolation
+    from asfaload.tuf import build
+    from asfaload.tuf.client import TufClient
+    from asfaload.tuf.documents import parse_root
+
+    app = "client-app"
+    client = TufClient(world.url)
+    token = client.login("admin", PASSWORD)
+    assert client.token == token
+    world.keygen("api")
+    signer = build.load_signer(world.p("api.key"))
+    now = int(time.time())
+    v1 = build.root_document(
+        build.new_root(
+            [signer.public_key], 1, build.load_online_keys(world.online), days=30, now=now
+        ),
+        [signer],
+    )
+    assert client.bootstrap_status(app).bootstrapped is False
+    boot = client.bootstrap(app, v1)
+    assert client.task(boot.task_id).state == "SUCCESS"
+    assert client.bootstrap_status(app).bootstrapped is True
+    trusted = client.trusted_root(app)
+    assert trusted is not None and trusted["signed"]["version"] == 1
+
+    online = client.refresh_online(app, ["timestamp"])
+    task = client.task(online.task_id)
+    updated = task.result["details"]["updated_roles"]
+    assert task.state == "SUCCESS" and "timestamp" in updated and "targets" not in updated
+
+    v2 = build.root_document(build.next_root(parse_root(trusted).root, days=30, now=now))
+    draft = client.rotate(app, v2)
+    assert draft.published is False and draft.progress is not None
+    assert draft.progress.old.missing == (signer.public_key.keyid,)
+    found = client.pending(app)
+    assert found is not None and found.version == 2 and found.progress is not None
+    client.delete_pending(app)
+    assert client.pending(app) is None
+    assert client.task(draft.task_id).state == "REVOKED"
+
+    with pytest.raises(NotFoundError) as not_found:
+        client.pending("unknown-app")
+    assert not_found.value.http_status == 404
+    with pytest.raises(RuleViolation, match="expected root version 2"):
+        client.rotate(
+            app,
+            build.root_document(
+                build.new_root(
+                    [signer.public_key],
+                    1,
+                    build.load_online_keys(world.online),
+                    days=30,
+                    now=now,
+                    version=5,
+                )
+            ),
+        )
+    with pytest.raises(AuthenticationError, match="token expired"):
+        secret = Accounts(world.server.data_dir / "private").secret()
+        expired = jwt.encode({"username": "admin", "exp": now - 10}, secret, algorithm="HS256")
+        TufClient(world.url, expired).task("x")
