@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 
 from asfaload.cli.main import cli
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from securesystemslib.signer._utils import compute_default_keyid
 
 from asfaload.tuf._api import Metadata, Root, Signature, SSlibKey
 from asfaload.tuf.accounts import Accounts
@@ -97,3 +101,63 @@ def test_keygen_and_offline_sign_make_a_valid_root_signature(tmp_path):
     )
     public.verify_signature(Signature.from_dict(dict(body["signature"])), md.signed_bytes)
     md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
+
+
+# --- parsers of the CLI helpers never fail with anything but our errors ----------------------------
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_key_like = st.fixed_dictionaries(
+    {"keytype": _json_values, "scheme": _json_values, "keyval": _json_values},
+    optional={"keyid": _json_values},
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(_json_values, _key_like))
+def test_key_dicts_parse_or_raise_key_format_error(doc: object) -> None:
+    from asfaload.errors import KeyFormatError
+    from asfaload.tuf.build import key_from_dict
+
+    try:
+        k = key_from_dict(doc, "test")
+    except KeyFormatError:
+        return
+    assert isinstance(doc, dict) and k.keyid == compute_default_keyid(
+        doc["keytype"], doc["scheme"], doc["keyval"]
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(_json_values, st.fixed_dictionaries({"data": _json_values, "message": _json_values}))
+)
+def test_server_answers_parse_or_raise_format_error(doc: object) -> None:
+    from asfaload.errors import FormatError
+    from asfaload.tuf.client import SigningProgress, WriteResult
+
+    for parse in (lambda d: WriteResult.from_body(d, "x"), SigningProgress.from_dict):
+        with contextlib.suppress(FormatError):
+            parse(doc)
+
+
+def test_key_files_in_every_accepted_form_give_the_same_key(tmp_path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from asfaload.tuf.build import load_public_key
+
+    info = json.loads(run("tuf", "keygen", "--out", str(tmp_path / "k.key")).output)
+    private = serialization.load_pem_private_key((tmp_path / "k.key").read_bytes(), None)
+    pem_pub = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "k.pem").write_bytes(pem_pub)
+    (tmp_path / "k.json").write_text(json.dumps(info))
+    without_id = {k: v for k, v in info.items() if k != "keyid"}
+    (tmp_path / "k2.json").write_text(json.dumps(without_id))
+    ids = {load_public_key(tmp_path / n).keyid for n in ("k.key", "k.pem", "k.json", "k2.json")}
+    assert ids == {info["keyid"]}
