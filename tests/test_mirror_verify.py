@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from pathlib import Path
 import pygit2
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
@@ -25,8 +28,8 @@ from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.revocation import RevocationDocument
 from asfaload.rules import ProposeUpdate, Register, RegisterRelease, Revoke
 from asfaload.rules.tree import Change
-from asfaload.store import MAIN, Mirror, apply_change
-from asfaload.verify import verify_range, verify_repository
+from asfaload.store import MAIN, Mirror, apply_change, diff_trees
+from asfaload.verify import tree_diff, verify_range, verify_repository
 from cli.main import cli
 from tests.test_rules_support import (
     ACTIVE_SF,
@@ -419,3 +422,68 @@ def test_tuf_bootstrap_verifies_and_tampered_tuf_metadata_does_not(mirror: Mirro
         ),
     )
     _bad(mirror, bad, "not signed by the root thresholds")
+
+
+# --- the id-skipping tree diff agrees with git's ------------------------------------------------------
+_paths = st.lists(
+    st.sampled_from(["a", "b", "d/a", "d/b", "d/e/f", "d/e/g", "x/y/z/w", "c", "a2/q"]),
+    max_size=5,
+    unique=True,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    before=_paths,
+    after=_paths,
+    data=st.binary(max_size=2),
+    executable=st.booleans(),
+)
+def test_tree_diff_matches_libgit2(
+    before: list[str], after: list[str], data: bytes, executable: bool
+) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        repo = pygit2.init_repository(d, bare=True)
+
+        def build(paths: list[str], content: bytes, exe: bool) -> pygit2.Tree:
+            files: dict[str, bytes] = {}
+            for p in paths:
+                # a path cannot be both a file and a directory: keep the first one seen
+                if any(q.startswith(p + "/") or p.startswith(q + "/") for q in files):
+                    continue
+                files[p] = content + p.encode()
+            return build_tree(repo, files, executable_suffix="g" if exe else None)
+
+        # same content with a new mode is a change too
+        old, new = build(before, b"1", False), build(after, data, executable)
+        ours = sorted((c.path, c.old, c.new, c.mode) for c in tree_diff(repo, old, new))
+        git_s = sorted((c.path, c.old, c.new, c.mode) for c in diff_trees(repo, old, new))
+        assert ours == git_s
+
+
+def build_tree(
+    repo: pygit2.Repository, files: dict[str, bytes], executable_suffix: str | None = None
+) -> pygit2.Tree:
+    nested: dict[str, object] = {}
+    for path, content in files.items():
+        *dirs, name = path.split("/")
+        node = nested
+        for part in dirs:
+            node = node.setdefault(part, {})  # type: ignore[assignment]
+        node[name] = content
+
+    def write(node: dict[str, object]) -> pygit2.Oid:
+        tb = repo.TreeBuilder()
+        for name, value in node.items():
+            if isinstance(value, bytes):
+                mode = (
+                    pygit2.enums.FileMode.BLOB_EXECUTABLE
+                    if executable_suffix is not None and name.endswith(executable_suffix)
+                    else pygit2.enums.FileMode.BLOB
+                )
+                tb.insert(name, repo.create_blob(value), mode)
+            else:
+                tb.insert(name, write(value), pygit2.enums.FileMode.TREE)  # type: ignore[arg-type]
+        return tb.write()
+
+    return repo[write(nested)].peel(pygit2.Tree)
