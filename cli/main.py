@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import click
 
-from . import commands
+from .commands import LazyGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="asfaload")
 def cli() -> None:
     """Multi-signature sign-off for software releases."""
-
-
-commands.register_all(cli)
 
 
 def main() -> None:
