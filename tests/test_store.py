@@ -336,7 +336,9 @@ CRASH_WORKER = textwrap.dedent(
     from asfaload.rules.tree import Change
     from asfaload.store import Mirror
 
-    m = Mirror.open(sys.argv[1])
+    # A kill can land inside the ref update and leave refs/heads/main.lock behind; the next
+    # writer clears it once it is older than this.
+    m = Mirror.open(sys.argv[1], stale_lock_seconds=0.5)
     start = int(sys.argv[2])
     i = start
     while True:
@@ -423,3 +425,14 @@ def test_tree_building_matches_the_in_memory_tree(tmp_path_factory, steps):
             assert view.is_dir(d) == ref.is_dir(d)
         for p in ["a", "b", "c", "d/a", "d/b", "d/e/f", "d/e/g", "x/y/z/w", "d"]:
             assert view.read(p) == ref.read(p)
+
+
+def test_stale_ref_lock_left_by_a_killed_writer_is_cleared(tmp_path):
+    with Mirror.init(str(tmp_path / "m.git"), stale_lock_seconds=5) as m:
+        lock = tmp_path / "m.git" / "refs" / "heads" / "main.lock"
+        lock.write_text("0" * 40 + "\n")
+        old = lock.stat().st_mtime - 60
+        os.utime(lock, (old, old))
+        m.submit(lambda v, t: Change("after crash", {"x": b"1"}))
+        assert not lock.exists()
+        assert history_messages(m.path)[0] == "after crash"

@@ -15,6 +15,8 @@ from pygit2.enums import FileMode
 from ..errors import StoreError
 from ..rules.tree import Change
 
+MAIN = "refs/heads/main"
+
 # The only entry kinds our mirror ever holds: plain files and directories (the pre-receive hook
 # refuses symlinks, submodules and executables, and the writer only creates these two).
 _BLOB = FileMode.BLOB
@@ -130,11 +132,14 @@ def apply_change(repo: pygit2.Repository, tree: pygit2.Tree | None, change: Chan
 
 @dataclass(frozen=True)
 class PathChange:
-    """One file changed between two trees: ``old``/``new`` are blob ids or None (absent)."""
+    """One file changed between two trees: ``old``/``new`` are blob ids or None (absent);
+    ``mode`` is the new entry's git file mode (0 when deleted), so the hook can refuse symlinks,
+    submodules and executables."""
 
     path: str
     old: str | None
     new: str | None
+    mode: int = 0
 
 
 def diff_trees(
@@ -153,4 +158,5 @@ def diff_trees(
             path=delta.new_file.path if new_id != zero else delta.old_file.path,
             old=None if old_id == zero else old_id,
             new=None if new_id == zero else new_id,
+            mode=0 if new_id == zero else int(delta.new_file.mode),
         )

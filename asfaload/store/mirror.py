@@ -24,8 +24,8 @@ import pygit2
 
 from ..errors import StoreError
 from ..rules.tree import Operation
-from .gittree import GitTreeView, empty_tree
-from .writer import MAIN, BatchWriter, CommitResult, committer, system_clock, update_server_info
+from .gittree import MAIN, GitTreeView, empty_tree
+from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
 
 INIT_MESSAGE = "init mirror"
 HOOK_NAMES = ("pre-receive", "post-update")
@@ -68,6 +68,7 @@ class Mirror:
         clock: Callable[[], int] = system_clock,
         durable: bool = True,
         server_info: bool = True,
+        stale_lock_seconds: float = 10.0,
     ) -> None:
         self.path = os.path.abspath(path)
         try:
@@ -84,6 +85,7 @@ class Mirror:
             clock=clock,
             durable=durable,
             server_info=server_info,
+            stale_lock_seconds=stale_lock_seconds,
             on_publish=self._notify,
         )
 
@@ -97,6 +99,7 @@ class Mirror:
         clock: Callable[[], int] = system_clock,
         durable: bool = True,
         server_info: bool = True,
+        stale_lock_seconds: float = 10.0,
     ) -> Mirror:
         """Create a new bare mirror at ``path`` (which must not exist or be empty)."""
         path = os.path.abspath(path)
@@ -110,7 +113,13 @@ class Mirror:
         repo.create_commit(MAIN, sig, sig, INIT_MESSAGE, empty_tree(repo), [])
         if server_info:
             update_server_info(path)
-        return cls(path, clock=clock, durable=durable, server_info=server_info)
+        return cls.open(
+            path,
+            clock=clock,
+            durable=durable,
+            server_info=server_info,
+            stale_lock_seconds=stale_lock_seconds,
+        )
 
     @classmethod
     def open(
@@ -120,8 +129,15 @@ class Mirror:
         clock: Callable[[], int] = system_clock,
         durable: bool = True,
         server_info: bool = True,
+        stale_lock_seconds: float = 10.0,
     ) -> Mirror:
-        return cls(path, clock=clock, durable=durable, server_info=server_info)
+        return cls(
+            path,
+            clock=clock,
+            durable=durable,
+            server_info=server_info,
+            stale_lock_seconds=stale_lock_seconds,
+        )
 
     @property
     def lock_path(self) -> str:

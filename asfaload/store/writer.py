@@ -11,6 +11,7 @@ tip.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -26,9 +27,8 @@ import pygit2
 from ..errors import ConcurrentUpdateError, StoreError
 from ..rules.tree import Change, Operation
 from .durable import WriterLock, fsync_path, sync_filesystem
-from .gittree import GitTreeView, apply_change
+from .gittree import MAIN, GitTreeView, apply_change
 
-MAIN = "refs/heads/main"
 AUTHOR_NAME = "asfaload"
 AUTHOR_EMAIL = "asfaload@localhost"
 _MAX_ATTEMPTS = 50
@@ -84,6 +84,7 @@ class BatchWriter:
         durable: bool = True,
         server_info: bool = True,
         max_batch: int = 256,
+        stale_lock_seconds: float = 10.0,
         on_publish: Callable[[str], None] | None = None,
     ) -> None:
         self._repo_path = repo_path
@@ -92,6 +93,7 @@ class BatchWriter:
         self._durable = durable
         self._server_info = server_info
         self._max_batch = max_batch
+        self._stale_lock_seconds = stale_lock_seconds
         self._on_publish = on_publish
         self._queue: queue.Queue[_Job | object] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -156,9 +158,27 @@ class BatchWriter:
             if stop:
                 return
 
+    def _ref_lock_busy(self) -> bool:
+        """True while another process holds ``refs/heads/main.lock``; a lock older than
+        ``stale_lock_seconds`` was left by a process killed mid-update (git holds it for
+        milliseconds) and is removed, as a human would after a crash."""
+        path = os.path.join(self._repo_path, MAIN + ".lock")
+        try:
+            age = time.time() - os.path.getmtime(path)
+        except FileNotFoundError:
+            return False
+        if age <= self._stale_lock_seconds:
+            return True
+        log.warning("removing a stale lock on %s (%.0f s old)", MAIN, age)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return False
+
     def _process(self, repo: pygit2.Repository, batch: list[_Job]) -> None:
         todo = batch
-        for attempt in range(_MAX_ATTEMPTS):
+        attempt = 0
+        deadline = time.monotonic() + self._stale_lock_seconds + 5
+        while attempt < _MAX_ATTEMPTS and time.monotonic() < deadline:
             with WriterLock(self._lock_path):
                 ref = repo.references.get(MAIN)
                 if ref is None:
@@ -173,11 +193,13 @@ class BatchWriter:
                     sync_filesystem(os.path.join(self._repo_path, "objects"))
                 try:
                     ref.set_target(done[-1][1], f"asfaload: {len(done)} commit(s)")
-                except pygit2.GitError:
+                except (pygit2.GitError, OSError):
                     # Lost the compare-and-swap (a push landed) or the ref is locked by one in
                     # flight: re-validate every op on the new tip.
                     todo = [job for job, _, _ in done]
-                    time.sleep(min(0.001 * (attempt + 1), 0.05))
+                    if not self._ref_lock_busy():
+                        attempt += 1
+                    time.sleep(min(0.002 * (attempt + 1), 0.05))
                     continue
                 if self._durable:
                     fsync_path(os.path.join(self._repo_path, MAIN))
