@@ -9,7 +9,10 @@ Signers may push two kinds of commits to ``main`` (DESIGN "Shape"):
 
 For each new commit, in order, the operation is inferred from the diff against its parent, the
 rules engine computes ``apply(parent_tree, op, committer_time)``, and the pushed tree must be
-EXACTLY that change (and the message the change's message). Registrations, releases and anything
+EXACTLY that change (:func:`asfaload.rules.push.check_push`), with the change's message. Before
+that, this module refuses what git could carry but the mirror never holds: other refs, deletions,
+rewrites, merges, symlinks, submodules, executables, oversized files, odd paths and committer
+times that run backwards or ahead of this server's clock. Registrations, releases and anything
 else the rules do not derive come only through the server.
 """
 
@@ -24,12 +27,9 @@ import pygit2
 from pygit2.enums import FileMode
 
 from .. import layout
-from ..crypto import PublicKey, Signature
 from ..errors import AsfaloadError, FormatError
-from ..model import SignaturesFile
-from ..rules import queries
+from ..rules import push as rules_push
 from ..rules.engine import apply
-from ..rules.ops import AddSignatures, Op, Revoke
 from ..rules.tree import Change, TreeView
 from ..store.gittree import MAIN, GitTreeView, PathChange, diff_trees
 
@@ -157,9 +157,10 @@ def _check_commit(
         _check_entry(repo, c, size_cap)
     before = GitTreeView(repo, parent.tree)
     after = GitTreeView(repo, commit.tree)
-    op = infer_operation(before, after, changes)
+    pushed = _pushed_change(after, changes)
+    # The inference and the exact comparison live in the rules (shared with `mirror verify`).
+    op = rules_push.check_push(before, pushed, when)
     expected = apply(before, op, when)
-    _compare(before, after, changes, expected)
     message = commit.message.rstrip("\n")
     if message != expected.message:
         raise PushRejected(f"commit message must be {expected.message!r}")
@@ -184,155 +185,18 @@ def _check_entry(repo: pygit2.Repository, c: PathChange, size_cap: int) -> None:
         raise PushRejected(f"{c.path} is {size} bytes, over the {size_cap}-byte limit")
 
 
-def _compare(
-    before: TreeView, after: TreeView, changes: list[PathChange], expected: Change
-) -> None:
-    derived = {p for p, data in expected.writes.items() if before.read(p) != data}
-    derived |= {p for p in expected.deletes if before.read(p) is not None}
-    pushed = {c.path for c in changes}
-    extra = sorted(pushed - derived)
-    if extra:
-        raise PushRejected(f"{extra[0]} is changed, but the rules do not change it")
-    missing = sorted(derived - pushed)
-    if missing:
-        raise PushRejected(f"{missing[0]} must change as the rules derive, but does not")
-    for p, data in expected.writes.items():
-        if after.read(p) != data:
-            raise PushRejected(f"{p} differs from what the rules derive")
-    for p in expected.deletes:
-        if after.read(p) is not None:
-            raise PushRejected(f"{p} must be deleted")
-
-
-# --- inferring the operation --------------------------------------------------------------------
-NOT_ALLOWED = (
-    "only signatures for a pending request, or a signed revocation, can be pushed"
-    " (registrations, releases and other changes go through the server)"
-)
-
-
-def infer_operation(before: TreeView, after: TreeView, changes: list[PathChange]) -> Op:
-    """The single operation a pushed diff claims to be: a Revoke or an AddSignatures.
-
-    A wrong guess cannot let anything through: the caller checks the pushed tree against what
-    the rules derive for the guessed operation.
-    """
-    revoked = _revocation_subjects(before, changes)
-    if len(revoked) > 1:
-        raise PushRejected("one revocation per commit")
-    if revoked:
-        return _infer_revoke(after, revoked.pop())
-    return _infer_signatures(before, after, changes)
-
-
-def _revocation_subjects(before: TreeView, changes: list[PathChange]) -> set[str]:
-    subjects: set[str] = set()
+def _pushed_change(after: TreeView, changes: list[PathChange]) -> Change:
+    writes: dict[str, bytes] = {}
+    deletes: set[str] = set()
     for c in changes:
-        if c.old is not None or c.new is None:
-            continue
-        if layout.is_pending_revocation(c.path):
-            subjects.add(layout.subject_of_pending_revocation(c.path))
-        elif c.path.endswith(layout.REVOCATION_SUFFIX):
-            a = c.path[: -len(layout.REVOCATION_SUFFIX)]
-            # Finalised in one step (threshold 1) only if nothing was pending before; otherwise
-            # this is the completion of a pending revocation by a co-signature.
-            if a and before.read(layout.pending_revocation_path(a)) is None:
-                subjects.add(a)
-    return subjects
-
-
-def _single_entry(raw: bytes | None, what: str) -> tuple[PublicKey, Signature]:
-    if raw is None:
-        raise PushRejected(f"missing signatures for {what}")
-    env = SignaturesFile.from_bytes(raw)
-    if len(env.entries) != 1:
-        raise PushRejected(f"a new revocation carries exactly one signature ({what})")
-    ((key, sig),) = env.entries.items()
-    return key, sig
-
-
-def _infer_revoke(after: TreeView, subject: str) -> Revoke:
-    pending = layout.pending_revocation_path(subject)
-    document = after.read(pending)
-    envelope = after.read(layout.pending_signatures_path(pending))
-    if document is None:  # finalised at threshold 1
-        document = after.read(layout.revocation_path(subject))
-        envelope = after.read(layout.revocation_signatures_path(subject))
-    if document is None:
-        raise PushRejected(f"missing revocation document for {subject}")
-    key, sig = _single_entry(envelope, subject)
-    return Revoke(subject=subject, document=document, signature=sig, submitter=key)
-
-
-def _request_of(before: TreeView, path: str) -> queries.PendingRequest | None:
-    """The pending request the pending-signatures file ``path`` belongs to, if any."""
-    try:
-        f = layout.subject_of_pending_signatures(path)
-    except FormatError:
-        return None
-    candidates = [f]
-    if layout.basename(f) == layout.METADATA_FILE:
-        candidates.append(layout.join(layout.parent(f), layout.SIGNERS_FILE))
-    for subject in candidates:
-        try:
-            return queries.pending_request(before, subject)
-        except AsfaloadError:
-            continue
-    return None
-
-
-def _completed_locations(req: queries.PendingRequest, f: str) -> list[str]:
-    """Where the signatures of ``f`` live after the request completes."""
-    if req.kind.is_signers:
-        return [
-            layout.signatures_path(layout.join(layout.signers_dir(req.project), layout.basename(f)))
-        ]
-    if req.kind is queries.RequestKind.REVOCATION:
-        return [layout.revocation_signatures_path(layout.subject_of_pending_revocation(f))]
-    return [layout.signatures_path(f)]
-
-
-def _infer_signatures(
-    before: TreeView, after: TreeView, changes: list[PathChange]
-) -> AddSignatures:
-    requests: dict[str, queries.PendingRequest] = {}
-    for c in changes:
-        if c.old is None or not c.path.endswith(layout.PENDING_SIGNATURES_SUFFIX):
-            continue
-        req = _request_of(before, c.path)
-        if req is not None:
-            requests[req.subject] = req
-    if not requests:
-        raise PushRejected(NOT_ALLOWED)
-    if len(requests) > 1:
-        raise PushRejected("signatures for one pending request per commit")
-    (req,) = requests.values()
-    submitter: PublicKey | None = None
-    signatures: dict[str, Signature] = {}
-    for f in req.files:
-        old_raw = before.read(layout.pending_signatures_path(f))
-        old = SignaturesFile.empty() if old_raw is None else SignaturesFile.from_bytes(old_raw)
-        new_raw = None
-        for loc in [layout.pending_signatures_path(f), *_completed_locations(req, f)]:
-            new_raw = after.read(loc)
-            if new_raw is not None:
-                break
-        if new_raw is None:
-            raise PushRejected(f"the signatures of {f} are gone")
-        added = {
-            k: s
-            for k, s in SignaturesFile.from_bytes(new_raw).entries.items()
-            if k not in old.entries
-        }
-        if len(added) != 1:
-            raise PushRejected(f"a commit adds exactly one key's signature to {f}")
-        ((key, sig),) = added.items()
-        if submitter is not None and key != submitter:
-            raise PushRejected("all signatures of a commit must come from one key")
-        submitter = key
-        signatures[f] = sig
-    assert submitter is not None
-    return AddSignatures(subject=req.subject, submitter=submitter, signatures=signatures)
+        if c.new is None:
+            deletes.add(c.path)
+        else:
+            data = after.read(c.path)
+            if data is None:  # a path that is both deleted and re-added as a directory entry
+                raise PushRejected(f"{c.path} is not a regular file")
+            writes[c.path] = data
+    return Change("pushed", writes, frozenset(deletes - set(writes)))
 
 
 # --- entry point ------------------------------------------------------------------------------
