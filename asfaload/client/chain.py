@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import layout
-from ..crypto import sha512
+from ..crypto import PublicKey, sha512
 from ..errors import AsfaloadError, VerificationError
 from ..model import CurrentSignersInfo, SignersChain
 from ..rules.groups import valid_signers
@@ -49,7 +49,7 @@ def chain_infos(doc: dict[str, object]) -> list[CurrentSignersInfo]:
     return infos
 
 
-def _signed(info: CurrentSignersInfo) -> frozenset:  # type: ignore[type-arg]
+def _signed(info: CurrentSignersInfo) -> frozenset[PublicKey]:
     on_file = valid_signers(info.signatures, sha512(info.signers_file.raw))
     on_meta = valid_signers(info.metadata_signatures, sha512(info.metadata.raw))
     return on_file & on_meta
