@@ -1,0 +1,371 @@
+"""Benchmark (not a test): the REST server under load, against a real ``asfaload serve``.
+
+1. Acknowledged ``POST /v1/signatures`` per second with 32 concurrent clients, against
+   ``GET /v1/ping`` on the same server in the same run (the framework's ceiling: gunicorn +
+   Flask + our middleware, no work), with p50/p99 latency for both. Every signature is real: 32
+   ed25519 signers in 16 projects (2 of 2 each), each POST adds one verified signature to a
+   pending release index and half of them complete their release (the completion transition is
+   in the same commit). A 200 is only sent once the commit is published and fsynced.
+2. ``GET /v1/pending_signatures`` latency on a mirror of 1k files against one of 100k files
+   (same signer, same pending work), with the tip unchanged and right after a commit landed.
+
+The load comes from a separate process (this file with ``--loadgen``): 32 threads, one
+keep-alive ``http.client`` connection each. Request bodies and their X-asfld-* headers are
+signed before the clock starts, so the client spends its time on HTTP only, identically for
+ping and signatures. Targets (issue 4): signatures/s >= 1/3 of ping/s; pending latency at 100k
+<= 1.5x that at 1k. Prints one Markdown section on stdout for ``bench/run.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_store  # noqa: E402  (the store benchmark's template project and mirror builder)
+
+from asfaload import layout  # noqa: E402
+from asfaload.auth import sign_request  # noqa: E402
+from asfaload.crypto import SecretKey, sha512  # noqa: E402
+from asfaload.model import SignerGroup, SignersFile  # noqa: E402
+from asfaload.model.index import PublishedFile, ReleaseIndex  # noqa: E402
+from asfaload.model.metadata import SignersMetadata  # noqa: E402
+from asfaload.rules import AddSignatures, Register, RegisterRelease, pending_request  # noqa: E402
+from asfaload.store import Mirror  # noqa: E402
+from tests.conftest_server import ServerProcess  # noqa: E402
+
+CLIENTS = 32
+RELEASES_PER_PROJECT = 120  # 16 projects x 120 releases x 2 signers = 3840 signatures
+PING_PER_CLIENT = 240
+WORKERS = 2  # gunicorn processes: one per core of the machine this is written for
+PENDING_SIZES = (1_000, 100_000)
+PENDING_RELEASES = 20
+PENDING_LOOKUPS = 300
+AFTER_COMMIT_LOOKUPS = 30
+SIGNATURE_TARGET = 1 / 3
+PENDING_TARGET = 1.5
+
+
+# --- load generator (separate process) -------------------------------------------------------------
+def loadgen(job_path: str, out_path: str) -> None:
+    """Run ``job["clients"]`` request lists concurrently; write statuses and latencies."""
+    job = json.loads(Path(job_path).read_text())
+    host, port = job["host"], job["port"]
+    clients: list[list[dict[str, Any]]] = job["clients"]
+    results: list[list[tuple[int, float]]] = [[] for _ in clients]
+    barrier = threading.Barrier(len(clients) + 1)
+
+    def run(i: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=120)
+        reqs = [
+            (r["method"], r["target"], base64.b64decode(r["body"]), r["headers"])
+            for r in clients[i]
+        ]
+        conn.connect()
+        barrier.wait()
+        out = results[i]
+        for method, target, body, headers in reqs:
+            t = time.perf_counter()
+            try:
+                conn.request(method, target, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=120)
+                status = 0
+            out.append((status, time.perf_counter() - t))
+        conn.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(clients))]
+    for th in threads:
+        th.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - t0
+    Path(out_path).write_text(json.dumps({"elapsed": elapsed, "results": results}))
+
+
+def run_load(base_url: str, clients: list[list[dict[str, Any]]], workdir: str) -> dict[str, Any]:
+    host, port = base_url.removeprefix("http://").split(":")
+    job = os.path.join(workdir, "job.json")
+    out = os.path.join(workdir, "result.json")
+    Path(job).write_text(json.dumps({"host": host, "port": int(port), "clients": clients}))
+    subprocess.run([sys.executable, __file__, "--loadgen", job, out], check=True)
+    data: dict[str, Any] = json.loads(Path(out).read_text())
+    return data
+
+
+def request(
+    method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "method": method,
+        "target": target,
+        "body": base64.b64encode(body).decode(),
+        "headers": dict(headers or {}, **({"Content-Type": "application/json"} if body else {})),
+    }
+
+
+# --- the benchmark process ---------------------------------------------------------------------------
+T0 = 1_700_000_000
+
+
+def _project_files(pid: str, keys: list[SecretKey]) -> tuple[bytes, bytes]:
+    raw = SignersFile.create(
+        artifact_signers=[SignerGroup(tuple(k.public_key for k in keys), len(keys))],
+        admin_keys=[SignerGroup((keys[0].public_key,), 1)],
+        master_keys=None,
+        revocation_keys=None,
+        timestamp=T0,
+    ).raw
+    owner_repo = "/".join(pid.split("/")[3:])
+    url = f"https://github.com/{owner_repo}/blob/main/asfaload.signers.json"
+    md = SignersMetadata.create(
+        "Github",
+        url,
+        url.replace("github.com", "raw.githubusercontent.com"),
+        retrieved_at=T0,
+        content=raw,
+    ).to_bytes()
+    return raw, md
+
+
+def _index(pid: str, tag: str) -> bytes:
+    url = f"https://github.com/{pid}/releases/download/{tag}/tool.tgz"
+    return ReleaseIndex.create(
+        [PublishedFile("tool.tgz", "Sha256", url, sha512(f"{pid}{tag}".encode()).hex()[:64])],
+        mirrored_on=T0,
+    ).to_bytes()
+
+
+def _activate(mirror: Mirror, pid: str, keys: list[SecretKey]) -> None:
+    raw, md = _project_files(pid, keys)
+    mirror.submit(Register(pid, raw, md, keys[0].public_key))
+    subject = layout.signers_file_path(pid, pending=True)
+    for k in keys:
+        view = mirror.view()
+        req = pending_request(view, subject)
+        sigs = {f: k.sign(sha512(view.read(f) or b"")) for f in req.files}
+        mirror.submit(AddSignatures(subject, k.public_key, sigs))
+
+
+def seed_signing_world(data_dir: Path, keys: list[SecretKey]) -> list[list[dict[str, Any]]]:
+    """16 active projects (2 signers each) with pending releases; one request list per client."""
+    mirror_path = data_dir / "mirror.git"
+    data_dir.mkdir(parents=True)
+    Mirror.init(str(mirror_path)).close()
+    mirror = Mirror.open(str(mirror_path), durable=False, server_info=False)
+    per_client: list[list[dict[str, Any]]] = [[] for _ in keys]
+    try:
+        futures = []
+        releases: list[tuple[int, str, bytes]] = []
+        for p in range(len(keys) // 2):
+            pid = f"https/github.com/443/bench{p:02d}/tool"
+            _activate(mirror, pid, keys[2 * p : 2 * p + 2])
+            for r in range(RELEASES_PER_PROJECT):
+                x = layout.github_release_index_path(pid, f"v{r}")
+                data = _index(pid, f"v{r}")
+                futures.append(
+                    mirror.submit_async(RegisterRelease(x, data, keys[2 * p].public_key))
+                )
+                releases.append((p, x, data))
+        for f in futures:
+            f.result()
+    finally:
+        mirror.close()
+    for p, x, data in releases:
+        for k in (keys[2 * p], keys[2 * p + 1]):
+            body = json.dumps(
+                {
+                    "file_path": x,
+                    "public_key": str(k.public_key),
+                    "signatures": {x: k.sign(sha512(data)).to_wire()},
+                }
+            ).encode()
+            headers = sign_request(k, "POST", "/v1/signatures", body)
+            per_client[keys.index(k)].append(request("POST", "/v1/signatures", body, headers))
+    return per_client
+
+
+def summary(load: dict[str, Any], ok: int = 200) -> dict[str, float]:
+    flat = [(s, lat) for client in load["results"] for s, lat in client]
+    good = sorted(lat for s, lat in flat if s == ok)
+    return {
+        "n": len(flat),
+        "ok": len(good),
+        "errors": len(flat) - len(good),
+        "rps": len(good) / load["elapsed"],
+        "p50": quantile(good, 0.50),
+        "p99": quantile(good, 0.99),
+        "elapsed": load["elapsed"],
+    }
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[i]
+
+
+def throughput(workdir: str) -> tuple[dict[str, float], dict[str, float]]:
+    keys = [SecretKey.generate("ed25519") for _ in range(CLIENTS)]
+    data_dir = Path(workdir) / "throughput"
+    clients = seed_signing_world(data_dir, keys)
+    server = ServerProcess(data_dir, workers=WORKERS).start()
+    try:
+        warm = [[request("GET", "/v1/ping")] * 20 for _ in range(CLIENTS)]
+        run_load(server.base_url, warm, workdir)
+        ping = summary(
+            run_load(
+                server.base_url,
+                [[request("GET", "/v1/ping")] * PING_PER_CLIENT for _ in range(CLIENTS)],
+                workdir,
+            )
+        )
+        sigs = summary(run_load(server.base_url, clients, workdir))
+    finally:
+        server.stop()
+    return ping, sigs
+
+
+def pending_latency(workdir: str, n_files: int) -> dict[str, float]:
+    """Sequential pending lookups by one signer on a mirror of ``n_files`` files."""
+    filler = bench_store.template_project(*(SecretKey.generate("ed25519") for _ in range(3)))
+    mine = [SecretKey.generate("ed25519") for _ in range(3)]
+    own = bench_store.template_project(*mine)
+    data_dir = Path(workdir) / f"pending-{n_files}"
+    data_dir.mkdir()
+    m, files, project = bench_store.build_mirror(str(data_dir / "mirror.git"), n_files, filler, own)
+    m.close()
+    signer = mine[1]  # b: still has to sign the project's pending v4 and the releases below
+    m = Mirror.open(str(data_dir / "mirror.git"))
+    try:
+        for r in range(PENDING_RELEASES):
+            x = layout.github_release_index_path(project, f"p{r}")
+            m.submit(RegisterRelease(x, _index(project, f"p{r}"), mine[0].public_key))
+        files += 2 * PENDING_RELEASES
+        server = ServerProcess(data_dir, workers=1).start()
+        try:
+            base = server.base_url
+
+            def lookup() -> tuple[float, list[str]]:
+                headers = sign_request(signer, "GET", "/v1/pending_signatures")
+                t = time.perf_counter()
+                status, body = _get(base, "/v1/pending_signatures", headers)
+                elapsed = time.perf_counter() - t
+                assert status == 200, (status, body)
+                return elapsed, json.loads(body)["file_paths"]
+
+            cold, listed = lookup()  # the server's first lookup builds its index
+            assert len(listed) == PENDING_RELEASES + 1, listed
+            for _ in range(20):
+                lookup()
+            steady = sorted(lookup()[0] for _ in range(PENDING_LOOKUPS))
+            after = []
+            for r in range(AFTER_COMMIT_LOOKUPS):
+                x = layout.github_release_index_path(project, f"q{r}")
+                m.submit(RegisterRelease(x, _index(project, f"q{r}"), mine[0].public_key))
+                after.append(lookup()[0])
+            after.sort()
+        finally:
+            server.stop()
+    finally:
+        m.close()
+    return {
+        "files": files,
+        "cold": cold,
+        "p50": quantile(steady, 0.5),
+        "p99": quantile(steady, 0.99),
+        "after_p50": quantile(after, 0.5),
+        "after_p99": quantile(after, 0.99),
+    }
+
+
+def _get(base_url: str, target: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    host, port = base_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=300)
+    try:
+        conn.request("GET", target, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.2f} ms"
+
+
+def met(ok: bool) -> str:
+    return "**met**" if ok else "**NOT met**"
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as workdir:
+        ping, sigs = throughput(workdir)
+        small, big = (pending_latency(workdir, n) for n in PENDING_SIZES)
+    ratio = sigs["rps"] / ping["rps"]
+    steady_ratio = big["p50"] / small["p50"]
+    after_ratio = big["after_p50"] / small["after_p50"]
+    print(
+        f"""## bench_server — REST server throughput and pending-list latency
+
+**What.** A real `asfaload serve` (gunicorn, {WORKERS} worker processes × 8 threads) on
+loopback, load from a separate process: {CLIENTS} concurrent clients, one keep-alive
+connection each, requests signed before the clock starts. Each `POST /v1/signatures` is a
+real ed25519 signature on a pending release index (16 projects, 2-of-2 signers; every second
+signature completes its release in the same commit), acknowledged (200) only once its commit
+is published and fsynced. Then `GET /v1/pending_signatures` by one signer with
+{PENDING_RELEASES + 1} pending files, on mirrors of valid projects sharded as the layout places
+them ({small["files"]:,} vs {big["files"]:,} files), with the tip unchanged and right after a
+commit landed (a new release, so the server's pending index first catches up with the tip).
+
+**Baseline (same run, same server).** `GET /v1/ping` for throughput; the 1k-file mirror for
+the pending latency.
+
+| {CLIENTS} clients | requests | acknowledged/s | p50 | p99 | errors |
+|---|---:|---:|---:|---:|---:|
+| `GET /v1/ping` (baseline) | {ping["n"]:,} | {ping["rps"]:.0f} | {ms(ping["p50"])} | {ms(ping["p99"])} | {ping["errors"]} |
+| `POST /v1/signatures` | {sigs["n"]:,} | {sigs["rps"]:.0f} | {ms(sigs["p50"])} | {ms(sigs["p99"])} | {sigs["errors"]} |
+
+| `GET /v1/pending_signatures` (one client) | 1k mirror | 100k mirror | ratio |
+|---|---:|---:|---:|
+| files in the mirror | {small["files"]:,} | {big["files"]:,} | |
+| tip unchanged, p50 | {ms(small["p50"])} | {ms(big["p50"])} | {steady_ratio:.2f} |
+| tip unchanged, p99 | {ms(small["p99"])} | {ms(big["p99"])} | {big["p99"] / small["p99"]:.2f} |
+| right after a commit, p50 | {ms(small["after_p50"])} | {ms(big["after_p50"])} | {after_ratio:.2f} |
+| right after a commit, p99 | {ms(small["after_p99"])} | {ms(big["after_p99"])} | {big["after_p99"] / small["after_p99"]:.2f} |
+| first lookup after start (index built, context) | {ms(small["cold"])} | {ms(big["cold"])} | |
+
+| target | measured | target | result |
+|---|---:|---:|---|
+| signatures/s ÷ ping/s | {ratio:.2f} | ≥ {SIGNATURE_TARGET:.2f} | {met(ratio >= SIGNATURE_TARGET)} |
+| pending p50 100k ÷ 1k, tip unchanged | {steady_ratio:.2f} | ≤ {PENDING_TARGET} | {met(steady_ratio <= PENDING_TARGET)} |
+| pending p50 100k ÷ 1k, after a commit | {after_ratio:.2f} | ≤ {PENDING_TARGET} | {met(after_ratio <= PENDING_TARGET)} |
+"""
+    )
+    return 1 if sigs["errors"] or ping["errors"] else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--loadgen":
+        loadgen(sys.argv[2], sys.argv[3])
+        raise SystemExit(0)
+    raise SystemExit(main())
