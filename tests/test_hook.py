@@ -33,8 +33,9 @@ from asfaload.rules import (
 )
 from asfaload.rules.ops import Op
 from asfaload.rules.tree import Change, TreeView
+from asfaload.service.pending import RulesPendingPolicy
 from asfaload.store import MAIN, Mirror, apply_change
-from asfaload.store.pending import PendingIndex, RulesPendingPolicy
+from asfaload.store.pending import PendingIndex
 from asfaload.verify import verify_repository
 from tests.test_rules_support import (
     ACTIVE_SF,

@@ -235,3 +235,80 @@ def test_ref_watcher_filter_ignores_unrelated_files(tmp_path):
     h.on_any_event(FileMovedEvent(root + "/refs/heads/main.lock", root + "/refs/heads/main"))
     h.on_any_event(FileModifiedEvent(root + "/packed-refs"))
     assert hits == ["x", "x"]
+
+
+# --- the real policy: incremental index == rebuilt index over a whole workflow -------------------
+def test_rules_policy_incremental_index_matches_rebuild_through_a_workflow(tmp_path):
+    """Every rules-derived transition (registration, activation, release, signers update that
+    changes the release's signers, revocation) keeps the incrementally maintained index equal to
+    one rebuilt from scratch: the policy names every subject a change can affect."""
+    import time
+
+    from asfaload.crypto import sha512
+    from asfaload.model.revocation import RevocationDocument
+    from asfaload.rules import ProposeUpdate, Register, RegisterRelease, Revoke
+    from asfaload.service.pending import RulesPendingPolicy
+    from tests.test_rules_support import (
+        INDEX,
+        PENDING_SF,
+        T0,
+        P,
+        keys,
+        metadata_bytes,
+        pk,
+        sig,
+        sign_op,
+        signers_bytes,
+    )
+
+    a, b, c, ad, r1 = keys(5)
+    m = Mirror.init(str(tmp_path / "m.git"), durable=False, server_info=False)
+    idx = PendingIndex(m.path, str(tmp_path / "inc.json"), RulesPendingPolicy())
+    rebuilt: list[int] = []
+
+    def check() -> dict[str, frozenset[str]]:
+        idx.refresh()
+        fresh = PendingIndex(
+            m.path, str(tmp_path / f"fresh{len(rebuilt)}.json"), RulesPendingPolicy()
+        )
+        fresh.refresh()
+        rebuilt.append(1)
+        assert idx.snapshot() == fresh.snapshot()
+        return idx.snapshot()[1]
+
+    def sign(subject: str, sk) -> None:
+        m.submit(lambda view, now: sign_op(view, subject, sk)(view, now))
+
+    try:
+        raw = signers_bytes([([a, b], 2)], admin=[([ad], 1)], revocation=[([r1], 1)])
+        m.submit(Register(P, raw, metadata_bytes(raw), pk(ad)))
+        assert check()[PENDING_SF] == frozenset(str(pk(k)) for k in (a, b, ad, r1))
+        for sk in (a, b, ad, r1):
+            sign(PENDING_SF, sk)
+            check()
+        assert PENDING_SF not in check()
+        from tests.test_hook import index_bytes
+
+        m.submit(RegisterRelease(INDEX, index_bytes(), pk(a)))
+        sign(INDEX, a)
+        assert check()[INDEX] == frozenset({str(pk(b))})
+        # An update that replaces b by c as artifact signer: once active, c (not b) is missing.
+        new = signers_bytes(
+            [([a, c], 2)], admin=[([ad], 1)], revocation=[([r1], 1)], timestamp=T0 + 10
+        )
+        m.submit(ProposeUpdate(P, new, metadata_bytes(new), pk(ad)))
+        check()
+        for sk in (ad, c):
+            sign(PENDING_SF, sk)
+            check()
+        assert PENDING_SF not in check()
+        assert check()[INDEX] == frozenset({str(pk(c))})
+        sign(INDEX, c)
+        assert INDEX not in check()
+        data = m.view().read(INDEX)
+        assert data is not None
+        doc = RevocationDocument.create(sha512(data), pk(r1), int(time.time()) - 1).to_bytes()
+        m.submit(Revoke(INDEX, doc, sig(r1, doc), pk(r1)))
+        assert check() == {}
+    finally:
+        m.close()

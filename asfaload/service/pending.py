@@ -2,6 +2,8 @@
 
 The index (asfaload.store.pending) only knows "a file changed"; which pending request a path
 belongs to, and who may still sign it, are decided here with the rules engine's read side.
+Subjects are what ``list-pending`` prints and ``sign-pending`` takes: a release index, a
+pending signers file (its metadata is signed with it), a pending revocation.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from ..rules.tree import TreeView
 
 
 class RulesPendingPolicy:
+    """The pending policy of the real mirror, asking the rules engine."""
+
     def subject_of(self, path: str) -> str | None:
         located = _signers_location(path)
         if located is not None:
@@ -37,12 +41,16 @@ class RulesPendingPolicy:
         return queries.required_signers(view, subject)
 
     def affected_prefixes(self, path: str) -> Iterable[str]:
+        # Siblings share a subject's state files (X.signatures.json, X.revocation.json, ...);
+        # a change in either signers dir or the history re-decides who may sign anything in
+        # the project.
+        out = [layout.parent(path) + "/"] if "/" in path else [""]
         located = _signers_location(path)
-        if located is not None and not located[1]:
-            # The active signers file changed: every request of the project may have new
-            # authorised or missing signers.
-            return [located[0] + "/"]
-        return []
+        if located is not None:
+            out.append(located[0] + "/")
+        elif layout.basename(path) == layout.HISTORY_FILE and "/" in path:
+            out.append(layout.parent(path) + "/")
+        return out
 
 
 def _signers_location(path: str) -> tuple[str, bool] | None:

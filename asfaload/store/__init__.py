@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .gittree import MAIN, GitTreeView, PathChange, apply_change, diff_trees
     from .mirror import INIT_MESSAGE, Mirror, install_hooks
-    from .pending import PendingIndex, PendingPolicy, RulesPendingPolicy
+    from .pending import PendingIndex, PendingPolicy
     from .watch import RefWatcher
     from .writer import CommitResult
 
 _WHERE = {
     **dict.fromkeys(("MAIN", "GitTreeView", "PathChange", "apply_change", "diff_trees"), "gittree"),
     **dict.fromkeys(("INIT_MESSAGE", "Mirror", "install_hooks"), "mirror"),
-    **dict.fromkeys(("PendingIndex", "PendingPolicy", "RulesPendingPolicy"), "pending"),
+    **dict.fromkeys(("PendingIndex", "PendingPolicy"), "pending"),
     "RefWatcher": "watch",
     "CommitResult": "writer",
 }
@@ -34,7 +34,6 @@ __all__ = [
     "PendingIndex",
     "PendingPolicy",
     "RefWatcher",
-    "RulesPendingPolicy",
     "apply_change",
     "diff_trees",
     "install_hooks",

@@ -23,9 +23,6 @@ from typing import Protocol
 
 import pygit2
 
-from .. import layout
-from ..errors import AsfaloadError, FormatError
-from ..rules import queries
 from ..rules.tree import TreeView
 from .gittree import MAIN, GitTreeView, diff_trees
 
@@ -212,43 +209,3 @@ class PendingIndex:
             os.replace(tmp, self._cache_path)
         except OSError:
             log.exception("cannot write the pending index cache")
-
-
-class RulesPendingPolicy:
-    """The pending policy of the real mirror, asking the rules engine.
-
-    Subjects are what ``list-pending`` prints and ``sign-pending`` takes: a release index, a
-    pending signers file (its metadata is signed with it), a pending revocation.
-    """
-
-    def subject_of(self, path: str) -> str | None:
-        if not path.endswith(layout.PENDING_SIGNATURES_SUFFIX):
-            return None
-        try:
-            subject = layout.subject_of_pending_signatures(path)
-        except FormatError:
-            return None
-        if layout.basename(subject) == layout.METADATA_FILE:
-            return layout.join(layout.parent(subject), layout.SIGNERS_FILE)
-        return subject
-
-    def missing_signers(self, view: TreeView, subject: str) -> Iterable[str] | None:
-        try:
-            queries.pending_request(view, subject)
-        except AsfaloadError:
-            return None
-        return queries.required_signers(view, subject)
-
-    def affected_prefixes(self, path: str) -> Iterable[str]:
-        # Siblings share a subject's state files; a signers-dir or history change re-decides
-        # who may sign anything in the project.
-        out = [layout.parent(path) + "/"] if "/" in path else [""]
-        try:
-            located = layout.signers_project_of(path)
-        except FormatError:
-            located = None
-        if located is not None:
-            out.append(located[0] + "/")
-        elif layout.basename(path) == layout.HISTORY_FILE and "/" in path:
-            out.append(layout.parent(path) + "/")
-        return out
