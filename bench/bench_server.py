@@ -245,57 +245,86 @@ def throughput(workdir: str) -> tuple[dict[str, float], dict[str, float]]:
     return ping, sigs
 
 
-def pending_latency(workdir: str, n_files: int) -> dict[str, float]:
-    """Sequential pending lookups by one signer on a mirror of ``n_files`` files."""
-    filler = bench_store.template_project(*(SecretKey.generate("ed25519") for _ in range(3)))
-    mine = [SecretKey.generate("ed25519") for _ in range(3)]
-    own = bench_store.template_project(*mine)
-    data_dir = Path(workdir) / f"pending-{n_files}"
-    data_dir.mkdir()
-    m, files, project = bench_store.build_mirror(str(data_dir / "mirror.git"), n_files, filler, own)
-    m.close()
-    signer = mine[1]  # b: still has to sign the project's pending v4 and the releases below
-    m = Mirror.open(str(data_dir / "mirror.git"))
-    try:
-        for r in range(PENDING_RELEASES):
-            x = layout.github_release_index_path(project, f"p{r}")
-            m.submit(RegisterRelease(x, _index(project, f"p{r}"), mine[0].public_key))
-        files += 2 * PENDING_RELEASES
-        server = ServerProcess(data_dir, workers=1).start()
-        try:
-            base = server.base_url
+class PendingWorld:
+    """A mirror of about ``n_files`` files, its server, and one signer with pending work."""
 
-            def lookup() -> tuple[float, list[str]]:
-                headers = sign_request(signer, "GET", "/v1/pending_signatures")
-                t = time.perf_counter()
-                status, body = _get(base, "/v1/pending_signatures", headers)
-                elapsed = time.perf_counter() - t
-                assert status == 200, (status, body)
-                return elapsed, json.loads(body)["file_paths"]
-
-            cold, listed = lookup()  # the server's first lookup builds its index
-            assert len(listed) == PENDING_RELEASES + 1, listed
-            for _ in range(20):
-                lookup()
-            steady = sorted(lookup()[0] for _ in range(PENDING_LOOKUPS))
-            after = []
-            for r in range(AFTER_COMMIT_LOOKUPS):
-                x = layout.github_release_index_path(project, f"q{r}")
-                m.submit(RegisterRelease(x, _index(project, f"q{r}"), mine[0].public_key))
-                after.append(lookup()[0])
-            after.sort()
-        finally:
-            server.stop()
-    finally:
+    def __init__(self, workdir: str, n_files: int) -> None:
+        filler = bench_store.template_project(*(SecretKey.generate("ed25519") for _ in range(3)))
+        self.keys = [SecretKey.generate("ed25519") for _ in range(3)]
+        own = bench_store.template_project(*self.keys)
+        self.data_dir = Path(workdir) / f"pending-{n_files}"
+        self.data_dir.mkdir()
+        m, files, self.project = bench_store.build_mirror(
+            str(self.data_dir / "mirror.git"), n_files, filler, own
+        )
         m.close()
-    return {
-        "files": files,
-        "cold": cold,
-        "p50": quantile(steady, 0.5),
-        "p99": quantile(steady, 0.99),
-        "after_p50": quantile(after, 0.5),
-        "after_p99": quantile(after, 0.99),
-    }
+        self.mirror = Mirror.open(str(self.data_dir / "mirror.git"))
+        for r in range(PENDING_RELEASES):
+            self.release(f"p{r}")
+        self.files = files + 2 * PENDING_RELEASES
+        self.server = ServerProcess(self.data_dir, workers=1)
+        self.cold = float("nan")
+
+    def release(self, tag: str) -> None:
+        x = layout.github_release_index_path(self.project, tag)
+        self.mirror.submit(RegisterRelease(x, _index(self.project, tag), self.keys[0].public_key))
+
+    def lookup(self) -> tuple[float, list[str]]:
+        # b still has to sign the project's pending v4 and every release added above.
+        headers = sign_request(self.keys[1], "GET", "/v1/pending_signatures")
+        t = time.perf_counter()
+        status, body = _get(self.server.base_url, "/v1/pending_signatures", headers)
+        elapsed = time.perf_counter() - t
+        assert status == 200, (status, body)
+        paths: list[str] = json.loads(body)["file_paths"]
+        return elapsed, paths
+
+    def start(self) -> None:
+        self.server.start()
+        self.cold, listed = self.lookup()  # the server's first lookup builds its index
+        assert len(listed) == PENDING_RELEASES + 1, listed
+
+    def close(self) -> None:
+        self.server.stop()
+        self.mirror.close()
+
+
+def pending_latency(workdir: str) -> list[dict[str, float]]:
+    """Sequential pending lookups by one signer, alternating between the mirrors so that any
+    noise from the machine falls on both sizes alike."""
+    worlds = [PendingWorld(workdir, n) for n in PENDING_SIZES]
+    try:
+        for w in worlds:
+            w.start()
+        steady: list[list[float]] = [[] for _ in worlds]
+        after: list[list[float]] = [[] for _ in worlds]
+        for i in range(20 + PENDING_LOOKUPS):
+            for w, out in zip(worlds, steady, strict=True):
+                t = w.lookup()[0]
+                if i >= 20:  # warm-up
+                    out.append(t)
+        for r in range(AFTER_COMMIT_LOOKUPS):
+            for w, out in zip(worlds, after, strict=True):
+                w.release(f"q{r}")
+                out.append(w.lookup()[0])
+    finally:
+        for w in worlds:
+            w.close()
+    results = []
+    for w, st, af in zip(worlds, steady, after, strict=True):
+        st.sort()
+        af.sort()
+        results.append(
+            {
+                "files": w.files,
+                "cold": w.cold,
+                "p50": quantile(st, 0.5),
+                "p99": quantile(st, 0.99),
+                "after_p50": quantile(af, 0.5),
+                "after_p99": quantile(af, 0.99),
+            }
+        )
+    return results
 
 
 def _get(base_url: str, target: str, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -320,7 +349,7 @@ def met(ok: bool) -> str:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-server-") as workdir:
         ping, sigs = throughput(workdir)
-        small, big = (pending_latency(workdir, n) for n in PENDING_SIZES)
+        small, big = pending_latency(workdir)
     ratio = sigs["rps"] / ping["rps"]
     steady_ratio = big["p50"] / small["p50"]
     after_ratio = big["after_p50"] / small["after_p50"]
