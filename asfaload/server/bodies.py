@@ -47,6 +47,16 @@ def _string(data: Mapping[str, Any], name: str, *, allow_empty: bool = False) ->
     return value
 
 
+def _file_path(data: Mapping[str, Any]) -> str:
+    # Whitespace is a path's own business (checked with the path), unlike other string fields.
+    file_path = data.get("file_path")
+    if not isinstance(file_path, str):
+        raise _invalid("missing field file_path")
+    if not file_path:
+        raise _invalid("File path cannot be empty")
+    return file_path
+
+
 @dataclass(frozen=True)
 class SignersFileBody:
     """``POST /v1/register_repo`` and ``POST /v1/update_signers``."""
@@ -71,11 +81,7 @@ class SignaturesBody:
     @classmethod
     def parse(cls, body: bytes) -> SignaturesBody:
         data = parse_object(body)
-        file_path = data.get("file_path")
-        if not isinstance(file_path, str):
-            raise _invalid("missing field file_path")
-        if not file_path:
-            raise _invalid("File path cannot be empty")
+        file_path = _file_path(data)
         public_key = _string(data, "public_key")
         sigs = data.get("signatures")
         if not isinstance(sigs, dict) or not sigs:
@@ -102,11 +108,7 @@ class RevokeBody:
     @classmethod
     def parse(cls, body: bytes) -> RevokeBody:
         data = parse_object(body)
-        file_path = data.get("file_path")
-        if not isinstance(file_path, str):
-            raise _invalid("missing field file_path")
-        if not file_path:
-            raise _invalid("File path cannot be empty")
+        file_path = _file_path(data)
         return cls(
             file_path,
             _string(data, "revocation_json"),

@@ -26,10 +26,14 @@ _HTTP_MESSAGES = {
 }
 
 
-def error_response(status: int, message: str) -> Response:
-    resp = jsonify({"error": message})
+def json_response(doc: object, status: int = 200) -> Response:
+    resp = jsonify(doc)
     resp.status_code = status
     return resp
+
+
+def error_response(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
 
 
 def install_error_handlers(app: Flask) -> None:

@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 
-from ..errors import AsfaloadError, AuthenticationError
+from ..errors import AuthenticationError
 from ..tuf.accounts import User
 from ..tuf.documents import AppRef, Expirations, validate_app_name
 from ..tuf.errors import TufError
 from ..tuf.service import MirrorLike, TufService
+from .errors import json_response as _json
 
 tuf_blueprint = Blueprint("tuf", __name__)
 
@@ -51,24 +52,11 @@ def service() -> TufService:
 
 
 # --- plumbing -------------------------------------------------------------------------------------
-def _json(doc: Any, status: int = 200) -> Response:
-    resp = jsonify(doc)
-    resp.status_code = status
-    return resp
-
-
+# Other AsfaloadErrors fall through to the app's handler (asfaload.server.errors): one place
+# decides what a failure may say.
 @tuf_blueprint.errorhandler(TufError)
 def _tuf_error(err: TufError) -> Response:
     return _json(err.body(), err.http_status)
-
-
-@tuf_blueprint.errorhandler(AsfaloadError)
-def _asfaload_error(err: AsfaloadError) -> Response:
-    status = err.http_status
-    if status >= 500:
-        current_app.logger.error("TUF request failed: %s", err)
-        return _json({"error": "Internal server error"}, status)
-    return _json({"error": " ".join(str(err).split())}, status)
 
 
 def _body(required: bool = True) -> Any:
@@ -82,6 +70,13 @@ def _body(required: bool = True) -> Any:
     if not isinstance(doc, dict):
         raise TufError("Invalid payload format: expected a JSON object")
     return doc
+
+
+def _role(body: Any) -> str:
+    role = body.get("role")
+    if not isinstance(role, str) or not role:
+        raise TufError("Invalid payload format: role is required")
+    return role.lower()
 
 
 def _app_ref(name: str | None = None) -> AppRef:
@@ -201,17 +196,15 @@ def pending() -> Response:
 def sign() -> Response:
     ref = _app_ref()
     body = _body()
-    role = body.get("role")
+    role = _role(body)
     sig = body.get("signature")
-    if not isinstance(role, str) or not role:
-        raise TufError("Invalid payload format: role is required")
     if (
         not isinstance(sig, dict)
         or not isinstance(sig.get("keyid"), str)
         or not isinstance(sig.get("sig"), str)
     ):
         raise TufError("Invalid payload format: signature must be {keyid, sig}")
-    done = service().sign(ref, role.lower(), sig["keyid"], sig["sig"])
+    done = service().sign(ref, role, sig["keyid"], sig["sig"])
     if done.published:
         message = "Metadata update finished"
     else:
@@ -224,10 +217,7 @@ def sign() -> Response:
 def delete_draft() -> Response:
     ref = _app_ref()
     body = _body()
-    role = body.get("role")
-    if not isinstance(role, str) or not role:
-        raise TufError("Invalid payload format: role is required")
-    done = service().delete_draft(ref, role.lower())
+    done = service().delete_draft(ref, _role(body))
     return _json({"data": done.data(), "message": "Metadata sign delete accepted."}, 202)
 
 

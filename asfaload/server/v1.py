@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
+from ..auth import AuthenticatedRequest
 from ..errors import AuthenticationError, FormatError
+from ..service import RegistrationResult
 from .app import authenticate, state
 from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
+from .errors import json_response as _json
 from .openapi import openapi_document
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
 
 SIGNATURE_SUBMISSION_URL = "/v1/signatures"
-
-
-def _json(doc: object, status: int = 200) -> Response:
-    resp = jsonify(doc)
-    resp.status_code = status
-    return resp
 
 
 def _raw(data: bytes, content_type: str) -> Response:
@@ -32,6 +29,26 @@ def _raw(data: bytes, content_type: str) -> Response:
 
 def _body() -> bytes:
     return request.get_data(cache=True)
+
+
+def _check_body_key(body_key: str, caller: AuthenticatedRequest) -> None:
+    """The body's ``public_key`` must name the key that signed the request."""
+    if state().backend.parse_key(body_key) != caller.public_key:
+        raise AuthenticationError(
+            "Authentication failed: public_key does not match the X-asfld-pk header"
+        )
+
+
+def _signers_request_response(result: RegistrationResult, message: str) -> Response:
+    return _json(
+        {
+            "success": True,
+            "project_id": result.project_id,
+            "message": message,
+            "required_signers": list(result.required_signers),
+            "signature_submission_url": SIGNATURE_SUBMISSION_URL,
+        }
+    )
 
 
 @v1.get("/ping")
@@ -47,14 +64,8 @@ def register_repo() -> Response:
     result = state().backend.register_repo(
         body.signers_file_url, body.public_key, caller.public_key
     )
-    return _json(
-        {
-            "success": True,
-            "project_id": result.project_id,
-            "message": "Project registered successfully. Collect signatures to activate.",
-            "required_signers": list(result.required_signers),
-            "signature_submission_url": SIGNATURE_SUBMISSION_URL,
-        }
+    return _signers_request_response(
+        result, "Project registered successfully. Collect signatures to activate."
     )
 
 
@@ -65,14 +76,8 @@ def update_signers() -> Response:
     result = state().backend.update_signers(
         body.signers_file_url, body.public_key, caller.public_key
     )
-    return _json(
-        {
-            "success": True,
-            "project_id": result.project_id,
-            "message": "Signers update proposed successfully. Collect signatures to activate.",
-            "required_signers": list(result.required_signers),
-            "signature_submission_url": SIGNATURE_SUBMISSION_URL,
-        }
+    return _signers_request_response(
+        result, "Signers update proposed successfully. Collect signatures to activate."
     )
 
 
@@ -81,11 +86,8 @@ def update_signers() -> Response:
 def submit_signatures() -> Response:
     caller = authenticate()
     body = SignaturesBody.parse(_body())
+    _check_body_key(body.public_key, caller)
     backend = state().backend
-    if backend.parse_key(body.public_key) != caller.public_key:
-        raise AuthenticationError(
-            "Authentication failed: public_key does not match the X-asfld-pk header"
-        )
     complete = backend.add_signatures(body.file_path, caller.public_key, body.signatures)
     return _json({"is_complete": complete})
 
@@ -134,11 +136,8 @@ def get_signers_chain(artifact_path: str) -> Response:
 def revoke() -> Response:
     caller = authenticate()
     body = RevokeBody.parse(_body())
+    _check_body_key(body.public_key, caller)
     backend = state().backend
-    if backend.parse_key(body.public_key) != caller.public_key:
-        raise AuthenticationError(
-            "Authentication failed: public_key does not match the X-asfld-pk header"
-        )
     backend.revoke(body.file_path, body.revocation_json, body.signature, caller.public_key)
     return _json({"success": True, "message": "File revoked successfully"})
 
