@@ -50,12 +50,9 @@ class _Op:
 
 
 @dataclass(frozen=True)
-class Register(_Op):
-    """Register project ``project_id`` with the signers file and its metadata (raw bytes).
-
-    The submitter must be listed in the new signers file. Nothing is signed yet: every listed
-    key (revocation keys included) then signs both files with :class:`AddSignatures`.
-    """
+class _SignersRequest(_Op):
+    """A signers file and its metadata (raw bytes) proposed for ``project_id``. Not an operation
+    itself: the engine tells :class:`Register` and :class:`ProposeUpdate` apart by type."""
 
     project_id: str
     signers: bytes
@@ -70,22 +67,20 @@ class Register(_Op):
 
 
 @dataclass(frozen=True)
-class ProposeUpdate(_Op):
+class Register(_SignersRequest):
+    """Register project ``project_id`` with the signers file and its metadata (raw bytes).
+
+    The submitter must be listed in the new signers file. Nothing is signed yet: every listed
+    key (revocation keys included) then signs both files with :class:`AddSignatures`.
+    """
+
+
+@dataclass(frozen=True)
+class ProposeUpdate(_SignersRequest):
     """Propose a new signers file (raw bytes + metadata) for an active project.
 
     The submitter must be an admin or master of the CURRENT signers file.
     """
-
-    project_id: str
-    signers: bytes
-    metadata: bytes
-    submitter: PublicKey
-
-    def __post_init__(self) -> None:
-        check_project_id(self.project_id)
-        _check_bytes(self.signers, "signers")
-        _check_bytes(self.metadata, "metadata")
-        _check_key(self.submitter)
 
 
 @dataclass(frozen=True)
