@@ -165,10 +165,15 @@ def test_06_update_signers(world):
     server, emu, keys = world
     raw = signers_bytes(artifact=[(keys, 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_100)
     url = emu.put_github_file("acme", "tool", "signers", "v2.json", raw)
-    # Only a current admin (or master) may propose.
+    served = emu.served_path(
+        url.replace("github.com", "raw.githubusercontent.com").replace("/blob/", "/")
+    )
+    # Only a current admin (or master) may propose, and the refusal comes before any fetch.
     _error(_post(server, keys[3], "/v1/update_signers", _reg(keys[3], url)), 403)
+    assert emu.hits(served) == 0
     reply = _post(server, keys[0], "/v1/update_signers", _reg(keys[0], url))
     assert reply.status == 200, reply.body
+    assert emu.hits(served) == 1
     doc = reply.json()
     assert doc["message"] == "Signers update proposed successfully. Collect signatures to activate."
     assert doc["project_id"] == P

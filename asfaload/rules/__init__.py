@@ -52,7 +52,6 @@ _WHERE = {
             "PendingRequest",
             "RequestKind",
             "can_sign",
-            "check_push",
             "file_status",
             "find_project",
             "governing_signers",

@@ -108,15 +108,21 @@ def _open_signers_request(
     }
 
 
-def _register(view: TreeView, op: Register) -> Change:
-    p = op.project_id
-    already = ConflictError(f"Project '{p}' is already registered or registration is in progress.")
+# The check_*_target functions are the checks that need no submitted content: the engine runs
+# them first, and the service runs the same ones before it fetches anything from a forge.
+def check_register_target(view: TreeView, p: str) -> None:
+    """``p`` may be registered: nothing there yet, and not inside a registered project."""
     if view.read(p) is not None or view.is_dir(p):
-        raise already
+        raise ConflictError(f"Project '{p}' is already registered or registration is in progress.")
     for anc in layout.ancestors(p):
         if anc and (view.read(anc) is not None or is_project_root(view, anc)):
             # Projects never nest: one root governs every path (§10.17).
             raise ConflictError(f"Project '{p}' lies inside the registered project '{anc}'.")
+
+
+def _register(view: TreeView, op: Register) -> Change:
+    p = op.project_id
+    check_register_target(view, p)
     new = SignersFile.parse(op.signers)
     hist.check_metadata(op.metadata, op.signers)
     if op.submitter not in new.all_signer_keys():
@@ -128,8 +134,8 @@ def _register(view: TreeView, op: Register) -> Change:
     return Change(f"register {p}", writes)
 
 
-def _propose_update(view: TreeView, op: ProposeUpdate) -> Change:
-    p = op.project_id
+def check_update_target(view: TreeView, p: str, submitter: PublicKey) -> SignersFile:
+    """``submitter`` may propose a signers update for ``p`` now; returns the active file."""
     if not is_project_root(view, p):
         raise RuleViolation(f"Project '{p}' is not registered. Register the repo first.")
     old = active_signers(view, p)
@@ -139,11 +145,17 @@ def _propose_update(view: TreeView, op: ProposeUpdate) -> Change:
         )
     if view.is_dir(layout.signers_dir(p, pending=True)):
         raise ConflictError(f"A signers update is already pending for '{p}'. Sign it instead.")
-    if op.submitter not in group_keys(old.admin_groups()) | group_keys(old.master_groups()):
+    if submitter not in group_keys(old.admin_groups()) | group_keys(old.master_groups()):
         raise NotAuthorizedError(
             "Invalid signer: The provided public key is not in the required groups of current "
             "config for signers update"
         )
+    return old
+
+
+def _propose_update(view: TreeView, op: ProposeUpdate) -> Change:
+    p = op.project_id
+    old = check_update_target(view, p, op.submitter)
     new = SignersFile.parse(op.signers)
     hist.check_metadata(op.metadata, op.signers)
     if new.timestamp_dt <= old.timestamp_dt:
@@ -189,8 +201,8 @@ def _files_under(view: TreeView, directory: str) -> set[str]:
 
 
 # --- releases ---------------------------------------------------------------------------------------
-def _register_release(view: TreeView, op: RegisterRelease) -> Change:
-    x = op.index_path
+def check_release_target(view: TreeView, x: str, submitter: PublicKey) -> None:
+    """``submitter`` may register a release index at ``x`` now."""
     if layout.basename(x) != layout.INDEX_FILE or layout.in_signers_dir(x):
         raise RuleViolation(f"Invalid release index path: {x}")
     project = find_project(view, layout.parent(x))
@@ -199,7 +211,7 @@ def _register_release(view: TreeView, op: RegisterRelease) -> Change:
     signers = active_signers(view, project)
     if signers is None:
         raise RuleViolation("No active signers file found for repository")
-    if op.submitter not in signers.all_signer_keys():
+    if submitter not in signers.all_signer_keys():
         raise NotAuthorizedError("Public key is not a signer of this project")
     related = (
         x,
@@ -212,6 +224,11 @@ def _register_release(view: TreeView, op: RegisterRelease) -> Change:
     if any(view.read(r) is not None or view.is_dir(r) for r in related):
         # Never overwrite: re-registering would wipe collected signatures (§10.5).
         raise ConflictError("Release already registered: Release already registered")
+
+
+def _register_release(view: TreeView, op: RegisterRelease) -> Change:
+    x = op.index_path
+    check_release_target(view, x, op.submitter)
     hist.check_index(op.index)
     writes = {x: op.index, layout.pending_signatures_path(x): SignaturesFile.empty().to_bytes()}
     return Change(f"register release {x}", writes)

@@ -19,7 +19,6 @@ from ..crypto import PublicKey, Signature
 from ..errors import (
     AsfaloadError,
     AuthenticationError,
-    ConflictError,
     FormatError,
     KeyFormatError,
     NotAuthorizedError,
@@ -34,6 +33,7 @@ from ..model.history import CurrentSignersInfo, SignersChain, SignersHistory
 from ..model.index import ReleaseIndex
 from ..model.metadata import SignersMetadata
 from ..rules import queries
+from ..rules.engine import check_register_target, check_release_target, check_update_target
 from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
 from ..rules.tree import TreeView
 from ..store import Mirror
@@ -266,10 +266,7 @@ class Backend:
         """Fetch the signers file and open its registration request (one commit)."""
         self._check_submitter(public_key, caller)
         pid = self._project_id(url)
-        if queries.find_project(self.mirror.view(), pid) is not None:
-            raise ConflictError(
-                f"Project '{pid}' is already registered or registration is in progress."
-            )
+        check_register_target(self.mirror.view(), pid)
         fetched = self.forges.fetch_signers_file(url)
         result = self.mirror.submit(Register(pid, fetched.raw, self._metadata(fetched), caller))
         return self._pending_result(result.commit_id, pid)
@@ -278,13 +275,7 @@ class Backend:
         """Fetch a new signers file and propose it for an active project (one commit)."""
         self._check_submitter(public_key, caller)
         pid = self._project_id(url)
-        view = self.mirror.view()
-        if queries.find_project(view, pid) != pid:
-            raise RuleViolation(f"Project '{pid}' is not registered. Register the repo first.")
-        if queries.active_signers(view, pid) is None:
-            raise RuleViolation(
-                f"Project '{pid}' has no active signers file. Complete initial registration first."
-            )
+        check_update_target(self.mirror.view(), pid, caller)
         fetched = self.forges.fetch_signers_file(url)
         op = ProposeUpdate(pid, fetched.raw, self._metadata(fetched), caller)
         result = self.mirror.submit(op)
@@ -293,15 +284,7 @@ class Backend:
     def _check_release_target(self, index_path: str, caller: PublicKey) -> None:
         """The rules' own checks, made before any download so that nobody can make the server
         fetch (and hash) a release for a project they do not sign for."""
-        view = self.mirror.view()
-        if view.read(index_path) is not None:
-            raise ConflictError("Release already registered: Release already registered")
-        project = queries.find_project(view, layout.parent(index_path))
-        signers = None if project is None else queries.active_signers(view, project)
-        if signers is None:
-            raise RuleViolation("No active signers file found for repository")
-        if caller not in signers.all_signer_keys():
-            raise NotAuthorizedError("Public key is not a signer of this project")
+        check_release_target(self.mirror.view(), index_path, caller)
 
     def _register_index(self, index_path: str, assets: ReleaseAssets, caller: PublicKey) -> str:
         index = ReleaseIndex.create(
