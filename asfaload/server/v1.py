@@ -10,9 +10,9 @@ import base64
 
 from flask import Blueprint, Response, request
 
-from ..auth import AuthenticatedRequest
-from ..errors import AuthenticationError, FormatError
+from ..errors import FormatError
 from ..service import RegistrationResult
+from ..service.backend import check_submitter
 from .app import authenticate, state
 from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
 from .errors import json_response as _json
@@ -29,14 +29,6 @@ def _raw(data: bytes, content_type: str) -> Response:
 
 def _body() -> bytes:
     return request.get_data(cache=True)
-
-
-def _check_body_key(body_key: str, caller: AuthenticatedRequest) -> None:
-    """The body's ``public_key`` must name the key that signed the request."""
-    if state().backend.parse_key(body_key) != caller.public_key:
-        raise AuthenticationError(
-            "Authentication failed: public_key does not match the X-asfld-pk header"
-        )
 
 
 def _signers_request_response(result: RegistrationResult, message: str) -> Response:
@@ -86,7 +78,7 @@ def update_signers() -> Response:
 def submit_signatures() -> Response:
     caller = authenticate()
     body = SignaturesBody.parse(_body())
-    _check_body_key(body.public_key, caller)
+    check_submitter(body.public_key, caller.public_key)
     backend = state().backend
     complete = backend.add_signatures(body.file_path, caller.public_key, body.signatures)
     return _json({"is_complete": complete})
@@ -136,7 +128,7 @@ def get_signers_chain(artifact_path: str) -> Response:
 def revoke() -> Response:
     caller = authenticate()
     body = RevokeBody.parse(_body())
-    _check_body_key(body.public_key, caller)
+    check_submitter(body.public_key, caller.public_key)
     backend = state().backend
     backend.revoke(body.file_path, body.revocation_json, body.signature, caller.public_key)
     return _json({"success": True, "message": "File revoked successfully"})

@@ -64,6 +64,14 @@ def parse_key(text: str) -> PublicKey:
         raise KeyFormatError(f"Invalid public key format: {exc}") from exc
 
 
+def check_submitter(public_key: str, caller: PublicKey) -> None:
+    """A body's ``public_key`` must name the key that signed the request."""
+    if parse_key(public_key) != caller:
+        raise AuthenticationError(
+            "Authentication failed: public_key does not match the X-asfld-pk header"
+        )
+
+
 def _parse_signature(wire: str, key: PublicKey, what: str) -> Signature:
     try:
         return Signature.from_wire(wire, key.algorithm)
@@ -236,11 +244,6 @@ class Backend:
         )
 
     # --- forge-backed writes -----------------------------------------------------------------
-    def _check_submitter(self, public_key: str, caller: PublicKey) -> None:
-        if parse_key(public_key) != caller:
-            raise AuthenticationError(
-                "Authentication failed: public_key does not match the X-asfld-pk header"
-            )
 
     def _project_id(self, url: str) -> str:
         try:
@@ -264,7 +267,7 @@ class Backend:
 
     def register_repo(self, url: str, public_key: str, caller: PublicKey) -> RegistrationResult:
         """Fetch the signers file and open its registration request (one commit)."""
-        self._check_submitter(public_key, caller)
+        check_submitter(public_key, caller)
         pid = self._project_id(url)
         check_register_target(self.mirror.view(), pid)
         fetched = self.forges.fetch_signers_file(url)
@@ -273,7 +276,7 @@ class Backend:
 
     def update_signers(self, url: str, public_key: str, caller: PublicKey) -> RegistrationResult:
         """Fetch a new signers file and propose it for an active project (one commit)."""
-        self._check_submitter(public_key, caller)
+        check_submitter(public_key, caller)
         pid = self._project_id(url)
         check_update_target(self.mirror.view(), pid, caller)
         fetched = self.forges.fetch_signers_file(url)
