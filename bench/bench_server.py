@@ -388,6 +388,18 @@ the pending latency.
 | signatures/s ÷ ping/s | {ratio:.2f} | ≥ {SIGNATURE_TARGET:.2f} | {met(ratio >= SIGNATURE_TARGET)} |
 | pending p50 100k ÷ 1k, tip unchanged | {steady_ratio:.2f} | ≤ {PENDING_TARGET} | {met(steady_ratio <= PENDING_TARGET)} |
 | pending p50 100k ÷ 1k, after a commit | {after_ratio:.2f} | ≤ {PENDING_TARGET} | {met(after_ratio <= PENDING_TARGET)} |
+
+**Where the time goes** (py-spy on the workers during the signature run, when the targets are
+not met). About half of the samples are in each worker's single writer thread, which does all
+of an operation's work under the GIL: the rules engine (verifying the new signature and, to
+count completion, those already collected, with `PublicKey.is_valid`; re-parsing the active signers file for every operation), the
+TreeBuilder rebuild, and the fsync; the two workers' writers also serialise on the cross-process
+lock and compare-and-swap. About a quarter is in `SqliteNonceStore.remember`: every
+authenticated request inserts its nonce with its own SQLite transaction, and 16 handler threads
+in 2 processes wait on the one WAL write lock (SQLite's busy handler sleeps). A pending lookup
+right after a commit grows with the mirror because the pending index catches up with
+`store.diff_trees` (libgit2's tree-to-tree diff walks every entry, see bench_store), and its first
+lookup after a start rebuilds the index from the whole tree.
 """
     )
     return 1 if sigs["errors"] or ping["errors"] else 0
