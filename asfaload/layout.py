@@ -175,10 +175,23 @@ def subject_of_pending_revocation(path: str) -> str:
     return _strip_one(path, PENDING_REVOCATION_SUFFIX, "pending revocation")
 
 
+def subject_of_revocation(path: str) -> str:
+    """``A`` from ``A.revocation.json`` (a finalised revocation document)."""
+    return _strip_one(path, REVOCATION_SUFFIX, "revocation")
+
+
+def _names_a_subject(path: str, suffix: str) -> bool:
+    # A file named just the suffix (without the dot) has no subject.
+    return path.endswith(suffix) and basename(path) != suffix[1:]
+
+
 def is_pending_revocation(path: str) -> bool:
-    return (
-        path.endswith(PENDING_REVOCATION_SUFFIX) and basename(path) != PENDING_REVOCATION_SUFFIX[1:]
-    )
+    return _names_a_subject(path, PENDING_REVOCATION_SUFFIX)
+
+
+def is_revocation(path: str) -> bool:
+    """True for ``A.revocation.json`` (a finalised revocation document)."""
+    return _names_a_subject(path, REVOCATION_SUFFIX)
 
 
 # --- signers files of a project ---------------------------------------------------------------------
@@ -295,13 +308,23 @@ def tuf_dir(admin: str, app: str) -> str:
     return join(TUF_DIR, _clean_segment(admin, "TUF admin"), _clean_segment(app, "TUF app"))
 
 
+TUF_VERSIONED_ROLES = ("root", "targets", "snapshot")
+_TUF_VERSIONED_RE = re.compile(r"^([1-9][0-9]{0,9})\.(root|targets|snapshot)\.json$")
+
+
 def tuf_versioned_path(admin: str, app: str, role: str, version: int) -> str:
     """``tuf/<admin>/<app>/<N>.<role>.json`` for root, targets and snapshot."""
-    if role not in ("root", "targets", "snapshot"):
+    if role not in TUF_VERSIONED_ROLES:
         raise FormatError(f"Unknown versioned TUF role: {role!r}")
     if version < 1:
         raise FormatError(f"Invalid TUF version: {version}")
     return join(tuf_dir(admin, app), f"{version}.{role}.json")
+
+
+def parse_tuf_versioned_name(name: str) -> tuple[int, str] | None:
+    """``(N, role)`` for a file name ``<N>.<role>.json`` in a TUF dir, else None."""
+    m = _TUF_VERSIONED_RE.match(name)
+    return None if m is None else (int(m.group(1)), m.group(2))
 
 
 def tuf_timestamp_path(admin: str, app: str) -> str:
@@ -310,6 +333,15 @@ def tuf_timestamp_path(admin: str, app: str) -> str:
 
 def tuf_pending_root_path(admin: str, app: str) -> str:
     return join(tuf_dir(admin, app), TUF_PENDING_ROOT_FILE)
+
+
+# --- the server's data dir (beside the mirror, never inside it) ----------------------------------
+# ``--data-dir`` holds the public mirror repo and ``private/`` (DESIGN "Server data").
+DEFAULT_DATA_DIR = "asfaload-data"
+MIRROR_REPO_DIR = "mirror.git"
+PRIVATE_DIR = "private"
+NONCE_DB_FILE = "nonces.sqlite3"
+PENDING_INDEX_FILE = "pending-index.json"
 
 
 # --- project ids ------------------------------------------------------------------------------------

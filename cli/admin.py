@@ -37,7 +37,9 @@ DATA_DIR_HELP = "Server data directory (holds private/)."
 
 
 def _private(data_dir: Path) -> Path:
-    return Path(data_dir) / "private"
+    from asfaload.layout import PRIVATE_DIR
+
+    return Path(data_dir) / PRIVATE_DIR
 
 
 @click.group("admin")
@@ -577,7 +579,9 @@ def bootstrap(
     click.echo(f"Bootstrapped {app}: root v{doc['signed']['version']} (task {result.task_id})")
     admin = _token_username(client.token or "")
     if admin:
-        click.echo(f"Metadata: {backend_url.rstrip('/')}/v1/files/tuf/{admin}/{app}/")
+        from asfaload.layout import tuf_dir
+
+        click.echo(f"Metadata: {backend_url.rstrip('/')}/v1/files/{tuf_dir(admin, app)}/")
 
 
 @tuf_group.command("rotate")

@@ -139,6 +139,14 @@ def test_subject_names() -> None:
     assert L.subject_of_pending_revocation(L.pending_revocation_path(x)) == x
     assert L.is_pending_revocation(L.pending_revocation_path(x))
     assert not L.is_pending_revocation(x)
+    assert L.subject_of_revocation(L.revocation_path(x)) == x
+    assert L.is_revocation(L.revocation_path(x))
+    assert not L.is_revocation(x)
+    assert not L.is_revocation(L.pending_revocation_path(x))
+    # A file named just the suffix names no subject.
+    assert not L.is_revocation("a/revocation.json")
+    with pytest.raises(FormatError):
+        L.subject_of_revocation("a/revocation.json")
 
 
 def test_subject_of_nested_pending_signatures_strips_one_suffix() -> None:
@@ -215,6 +223,16 @@ def test_tuf_paths() -> None:
         L.tuf_versioned_path("a", "b", "timestamp", 1)
     with pytest.raises(FormatError):
         L.tuf_versioned_path("a", "b", "root", 0)
+    assert L.parse_tuf_versioned_name("2.root.json") == (2, "root")
+    assert L.parse_tuf_versioned_name("10.snapshot.json") == (10, "snapshot")
+    for name in ("0.root.json", "01.root.json", "1.timestamp.json", "root.json.pending", "x.json"):
+        assert L.parse_tuf_versioned_name(name) is None
+
+
+@given(st.sampled_from(L.TUF_VERSIONED_ROLES), st.integers(min_value=1, max_value=10**9))
+def test_tuf_versioned_name_round_trip(role: str, version: int) -> None:
+    name = L.basename(L.tuf_versioned_path("alice", "app", role, version))
+    assert L.parse_tuf_versioned_name(name) == (version, role)
 
 
 @pytest.mark.parametrize(
@@ -312,3 +330,4 @@ def test_pending_signatures_round_trip(segs: list[str]) -> None:
     assert L.subject_of_pending_signatures(L.pending_signatures_path(path)) == path
     assert L.subject_of_signatures(L.signatures_path(path)) == path
     assert L.subject_of_pending_revocation(L.pending_revocation_path(path)) == path
+    assert L.subject_of_revocation(L.revocation_path(path)) == path

@@ -44,8 +44,8 @@ def _infer_revoke(view: TreeView, change: Change) -> Revoke | None:
         if layout.is_pending_revocation(path):
             subject = layout.subject_of_pending_revocation(path)
             env = change.writes.get(layout.pending_signatures_path(path))
-        elif path.endswith(layout.REVOCATION_SUFFIX) and layout.basename(path) != "revocation.json":
-            subject = path[: -len(layout.REVOCATION_SUFFIX)]
+        elif layout.is_revocation(path):
+            subject = layout.subject_of_revocation(path)
             if view.read(layout.pending_revocation_path(subject)) is not None:
                 continue  # a co-signature completing a pending revocation
             env = change.writes.get(layout.revocation_signatures_path(subject))

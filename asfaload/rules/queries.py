@@ -347,10 +347,7 @@ def _verify_complete_artifact(view: TreeView, path: str, sigs: SignaturesFile) -
     raw = view.read(path)
     assert raw is not None
     # A finalised revocation document is governed by the revocation groups of its copy.
-    is_revocation = (
-        path.endswith(layout.REVOCATION_SUFFIX)
-        and layout.basename(path) != (layout.REVOCATION_SUFFIX[1:])
-    )
+    is_revocation = layout.is_revocation(path)
     groups = signers.revocation_groups() if is_revocation else signers.artifact_groups()
     if not groups_met(groups, valid_signers(sigs, sha512(raw))):
         raise ThresholdNotMetError(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .. import layout
 from ..errors import AsfaloadError
 from ..forge import ForgeConfig, HttpConfig, parse_rewrites
 
@@ -22,7 +23,7 @@ class ConfigError(AsfaloadError):
 
 @dataclass(frozen=True)
 class ServerConfig:
-    data_dir: Path = Path("asfaload-data")
+    data_dir: Path = Path(layout.DEFAULT_DATA_DIR)
     host: str = "127.0.0.1"
     port: int = 3000
     workers: int = 1
@@ -54,15 +55,15 @@ class ServerConfig:
 
     @property
     def mirror_path(self) -> Path:
-        return self.data_dir / "mirror.git"
+        return self.data_dir / layout.MIRROR_REPO_DIR
 
     @property
     def private_dir(self) -> Path:
-        return self.data_dir / "private"
+        return self.data_dir / layout.PRIVATE_DIR
 
     @property
     def nonce_db_path(self) -> Path:
-        return self.private_dir / "nonces.sqlite3"
+        return self.private_dir / layout.NONCE_DB_FILE
 
     def forge_config(self) -> ForgeConfig:
         """Outbound HTTP settings: ours override the forge layer's ASFALOAD_* defaults."""

@@ -113,7 +113,7 @@ class Backend:
     def create(cls, mirror: Mirror, private_dir: Path, forge_config: ForgeConfig) -> Backend:
         """A backend whose pending index is cached under the server's private dir."""
         index = PendingIndex(
-            mirror.path, str(private_dir / "pending-index.json"), RulesPendingPolicy()
+            mirror.path, str(private_dir / layout.PENDING_INDEX_FILE), RulesPendingPolicy()
         )
         return cls(mirror, index, Forges(forge_config))
 

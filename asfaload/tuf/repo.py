@@ -10,7 +10,6 @@ ed25519, which is deterministic, and every time is the commit time ``now``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from securesystemslib.exceptions import UnverifiedSignatureError
 from tuf.api.serialization.json import JSONSerializer
 
+from .. import layout
 from ..errors import FormatError
 from ..rules.tree import Change, TreeView
 from ._api import (
@@ -44,7 +44,6 @@ from .documents import (
 )
 from .errors import SIGNATURE_FAILED, TASK_NOT_ACCEPTED, UPDATE_FAILED, TufError
 
-_VERSIONED_RE = re.compile(r"^([1-9][0-9]{0,9})\.(root|targets|snapshot)\.json$")
 _SERIALIZER = JSONSerializer(compact=False)
 
 
@@ -52,9 +51,9 @@ _SERIALIZER = JSONSerializer(compact=False)
 def versions(view: TreeView, ref: AppRef, role: str) -> list[int]:
     out = []
     for name in view.listdir(ref.dir):
-        m = _VERSIONED_RE.match(name)
-        if m and m.group(2) == role:
-            out.append(int(m.group(1)))
+        parsed = layout.parse_tuf_versioned_name(name)
+        if parsed is not None and parsed[1] == role:
+            out.append(parsed[0])
     return sorted(out)
 
 
