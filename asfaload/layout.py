@@ -435,7 +435,9 @@ def project_id(url: str, forge: str | None = None, *, gitlab_hosts: Collection[s
         if len(segs) < 2:
             raise FormatError(f"GitHub URL needs an owner and a repository: {url!r}")
         if host == "raw.githubusercontent.com":
-            prefix = f"{parts.scheme}/github.com/{DEFAULT_PORTS[parts.scheme]}"
+            # Same project as on github.com; an explicit port is kept (a different origin is
+            # not silently folded into the real one).
+            prefix = f"{parts.scheme}/github.com/{prefix.rsplit('/', 1)[1]}"
         owner, repo = segs[0].lower(), segs[1].lower()
         return check_project_id(join(prefix, owner, repo))
     if kind == "gitlab":

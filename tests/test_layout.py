@@ -19,6 +19,11 @@ P = "https/github.com/443/acme/tool"
         # GitHub is case-insensitive: one project, not two (§10.3).
         ("https://github.com/Acme/TOOL/blob/main/asfaload.signers.json", None, P),
         ("https://raw.githubusercontent.com/Acme/tool/main/asfaload.signers.json", None, P),
+        (
+            "https://raw.githubusercontent.com:8443/Acme/tool/main/asfaload.signers.json",
+            None,
+            "https/github.com/8443/acme/tool",
+        ),
         ("https://github.com/acme/tool/releases/tag/v1.0", None, P),
         ("https://github.com/acme/tool", None, P),
         ("http://127.0.0.1:8001/gh/acme/tool", "github", "http/127.0.0.1/8001/gh/acme"),
