@@ -36,6 +36,15 @@ if TYPE_CHECKING:
 DATA_DIR_HELP = "Server data directory (holds private/)."
 
 
+def _data_dir_option(f: Any) -> Any:
+    return click.option(
+        "--data-dir",
+        required=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=DATA_DIR_HELP,
+    )(f)
+
+
 def _private(data_dir: Path) -> Path:
     from asfaload.layout import PRIVATE_DIR
 
@@ -48,12 +57,7 @@ def admin_group() -> None:
 
 
 @admin_group.command("add-user")
-@click.option(
-    "--data-dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help=DATA_DIR_HELP,
-)
+@_data_dir_option
 @click.option("--username", required=True, help="Login name (the TUF admin name in paths).")
 @click.option(
     "--password-file",
@@ -83,13 +87,8 @@ def tuf_group() -> None:
 
 
 @tuf_group.command("online-keys")
-@click.option(
-    "--data-dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help=DATA_DIR_HELP,
-)
-@click.option("--json", "json_output", is_flag=True, help="Print JSON only.")
+@_data_dir_option
+@json_option
 @click.option(
     "--rotate",
     is_flag=True,
