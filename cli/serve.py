@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from asfaload.errors import AsfaloadError
+from ._common import handle_errors
 
 
 @click.command("serve")
@@ -28,6 +28,7 @@ from asfaload.errors import AsfaloadError
     default=None,
     help="TOML configuration file (env ASFALOAD_CONFIG). Flags and env vars override it.",
 )
+@handle_errors
 def serve_command(
     data_dir: Path | None,
     host: str | None,
@@ -39,13 +40,10 @@ def serve_command(
     from asfaload.server.config import ServerConfig
     from asfaload.server.serving import serve
 
-    try:
-        config = ServerConfig.load(
-            {"data_dir": data_dir, "host": host, "port": port, "workers": workers},
-            toml_path=config_file,
-        )
-    except AsfaloadError as exc:
-        raise click.ClickException(str(exc)) from exc
+    config = ServerConfig.load(
+        {"data_dir": data_dir, "host": host, "port": port, "workers": workers},
+        toml_path=config_file,
+    )
     click.echo(
         f"Serving {config.data_dir} on http://{config.host}:{config.port} "
         f"({config.workers} worker{'s' if config.workers != 1 else ''})",

@@ -73,3 +73,29 @@ def test_bad_toml(tmp_path):
         ServerConfig.load(env={}, toml_path=unknown)
     with pytest.raises(ConfigError, match="Cannot read"):
         ServerConfig.load(env={}, toml_path=tmp_path / "missing.toml")
+
+
+def test_serve_reports_a_bad_configuration_as_one_line(tmp_path):
+    """``asfaload serve`` answers an invalid setting like every command: one line, exit 1."""
+    from asfaload.cli.main import cli
+    from click.testing import CliRunner
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nworkers = 0\n")
+    for args, message in (
+        (["--port", "0"], "Error: Invalid port: 0"),
+        (["--config", str(bad)], "Error: Invalid number of workers: 0"),
+    ):
+        res = CliRunner().invoke(
+            cli, ["serve", "--data-dir", str(tmp_path / "d"), *args], env={}, catch_exceptions=False
+        )
+        assert res.exit_code == 1, res.output
+        assert res.stderr.strip() == message
+        assert not (tmp_path / "d").exists()
+    # A data dir whose mirror.git is not a mirror: refused before gunicorn starts, no traceback.
+    (tmp_path / "d" / "mirror.git").mkdir(parents=True)
+    res = CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path / "d")], env={})
+    assert res.exit_code == 1, res.output
+    assert res.stderr.strip().splitlines()[-1] == "Error: Not a mirror repository"
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
