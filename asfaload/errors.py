@@ -129,3 +129,7 @@ class NetworkError(AsfaloadError):
     """The client could not talk to the backend."""
 
     http_status = 502
+
+
+class ConfigError(AsfaloadError):
+    """The server configuration (flags, ASFALOAD_* environment, TOML file) is invalid."""

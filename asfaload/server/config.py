@@ -11,14 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
-from ..errors import AsfaloadError
+from ..errors import ConfigError
 from ..forge import ForgeConfig, HttpConfig, parse_rewrites
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the reference's limit (notes §5.1)
-
-
-class ConfigError(AsfaloadError):
-    """The server configuration is invalid."""
 
 
 @dataclass(frozen=True)
