@@ -3,6 +3,10 @@
 
 Each takes ``-K/--secret-key``, ``-p/-P`` (and ``ASFALOAD_<COMMAND>_PASSWORD[_FILE]``),
 ``-u/--backend-url`` and ``--json``, and prints exactly the manual's lines.
+
+``sign-pending`` and ``revoke`` also take ``--git MIRROR``: instead of calling the backend, they
+fetch the mirror repository, build the exact commit the rules derive and ``git push`` it (the
+mirror's pre-receive hook accepts nothing else); the output is the same as over HTTP.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from ._common import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# What the backend answers to POST /v1/revoke; a git revocation reports the same.
+GIT_REVOKE_MESSAGE = "File revoked successfully"
+
 
 def authenticated(f: F) -> F:
     """The options every authenticated command shares, and the error wrapper."""
@@ -38,6 +45,16 @@ def authenticated(f: F) -> F:
     f = backend_url_option(f)
     f = password_options(f)
     return secret_key_option(f)
+
+
+def git_option(f: F) -> F:
+    return click.option(
+        "--git",
+        "git_mirror",
+        metavar="MIRROR",
+        help="Submit by git push to this mirror repository (a path or a URL git understands) "
+        "instead of calling the backend.",
+    )(f)
 
 
 def _client(backend_url: str, key: SecretKey) -> BackendClient:
@@ -181,9 +198,11 @@ def list_pending(
 
 @click.command("sign-pending")
 @click.argument("file_path")
+@git_option
 @authenticated
 def sign_pending(
     file_path: str,
+    git_mirror: str | None,
     secret_key: str,
     password: str | None,
     password_file: str | None,
@@ -192,8 +211,13 @@ def sign_pending(
 ) -> None:
     """Sign a pending file (FILE_PATH as printed by list-pending)."""
     key = load_secret_key(secret_key, password, password_file)
-    with _client(backend_url, key) as api:
-        complete = sign_pending_file(api, key, file_path)
+    if git_mirror is not None:
+        from asfaload.client.gitsign import sign_pending_by_git
+
+        complete = sign_pending_by_git(git_mirror, key, file_path).is_complete
+    else:
+        with _client(backend_url, key) as api:
+            complete = sign_pending_file(api, key, file_path)
     if json_output:
         click.echo(dumps_compact({"is_complete": complete}))
     else:
@@ -225,9 +249,11 @@ def signature_status(
 
 @click.command("revoke")
 @click.argument("file_path")
+@git_option
 @authenticated
 def revoke(
     file_path: str,
+    git_mirror: str | None,
     secret_key: str,
     password: str | None,
     password_file: str | None,
@@ -236,10 +262,17 @@ def revoke(
 ) -> None:
     """Revoke a previously signed file (FILE_PATH: its mirror path)."""
     key = load_secret_key(secret_key, password, password_file)
-    with _client(backend_url, key) as api:
-        res = revoke_file(api, key, file_path)
+    if git_mirror is not None:
+        from asfaload.client.gitsign import revoke_by_git
+
+        revoke_by_git(git_mirror, key, file_path)
+        success, message = True, GIT_REVOKE_MESSAGE
+    else:
+        with _client(backend_url, key) as api:
+            res = revoke_file(api, key, file_path)
+        success, message = res.success, res.message
     if json_output:
-        click.echo(dumps_compact({"success": res.success, "message": res.message}))
+        click.echo(dumps_compact({"success": success, "message": message}))
     else:
         click.echo(f"Success! File revoked: {file_path}")
 

@@ -1,0 +1,289 @@
+"""Submitting by ``git push`` instead of HTTP: the client side of the mirror's pre-receive hook.
+
+The mirror accepts a pushed commit only if it is EXACTLY what the rules engine derives from its
+parent for one push-allowed operation (``asfaload.rules.push``). So the client does what the
+server's writer would do: fetch the mirror's ``main``, read the exact pending bytes from the
+fetched tree, sign their SHA-512 (the signers file AND its metadata for a signers request, as
+HTTP ``sign-pending`` does), run ``rules.apply(tip_tree, op, now)`` with ``now`` = the commit's
+committer time, build the tree along the changed paths with the store's own helper, commit with
+the change's message, and push the commit to ``refs/heads/main``.
+
+A push that loses a race (someone else's commit landed between our fetch and our push) is
+refetched, rebuilt on the new tip and pushed again, a bounded number of times; the rules
+re-decide each attempt, so a request completed meanwhile is reported as such, never
+double-signed. A push the hook refuses is reported with the hook's own one-line reason.
+
+The mirror is given as anything ``git`` can fetch from: a path, ``file://``, ``ssh`` or
+``http(s)`` (pushing needs a transport that accepts pushes: a path, ssh or smart HTTP).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pygit2
+
+from .. import layout
+from ..crypto import SecretKey
+from ..errors import ConcurrentUpdateError, NetworkError, NotFoundError, RuleViolation
+from ..rules.engine import apply
+from ..rules.ops import AddSignatures, Op, Revoke
+from ..rules.queries import pending_request
+from ..rules.tree import Change, TreeView
+from ..store.gittree import MAIN, GitTreeView, apply_change
+from .signing import build_revocation, sign_files
+
+DEFAULT_ATTEMPTS = 5
+# Where the fetched tip is kept in the scratch repository.
+_TRACKING = "refs/remotes/mirror/main"
+COMMITTER_NAME = "asfaload signer"
+COMMITTER_EMAIL = "signer@asfaload.invalid"
+GIT_TIMEOUT = 300.0
+
+# Push outcomes git reports for a ref that moved under us: refetch and rebuild.
+_LOST_RACE = (
+    "fetch first",
+    "non-fast-forward",
+    "stale info",
+    "failed to update ref",
+    "failed to lock",
+    "cannot lock",
+    "incorrect old value",
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class PushedChange:
+    """A commit the mirror accepted: its id and the change the rules derived for it."""
+
+    commit_id: str
+    change: Change
+    subject: str
+
+    @property
+    def is_complete(self) -> bool:
+        """True when the signatures completed the request (the pending envelope is gone)."""
+        return layout.pending_signatures_path(self.subject) in self.change.deletes
+
+
+# --- git plumbing -----------------------------------------------------------------------------
+def resolve_remote(remote: str) -> str:
+    """``remote`` as git should see it from a scratch directory: URLs and scp-like ``host:path``
+    unchanged, local paths made absolute (git runs elsewhere)."""
+    if not remote:
+        raise RuleViolation("The mirror location is empty")
+    if "://" in remote:
+        return remote
+    head = remote.split("/", 1)[0]
+    if ":" in head and not os.path.exists(remote):
+        return remote  # scp-like ssh syntax: user@host:path
+    return os.path.abspath(remote)
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Never hang on a credential prompt, and keep git's status words parseable.
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"
+    env.pop("GIT_DIR", None)
+    env.pop("GIT_WORK_TREE", None)
+    return env
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in _ANSI.sub("", text).splitlines() if ln.strip()]
+    return lines[-1] if lines else "git failed"
+
+
+def _remote_lines(stderr: str) -> list[str]:
+    """The lines the remote side (our hook) printed, without git's ``remote:`` prefix."""
+    out = []
+    for line in _ANSI.sub("", stderr).splitlines():
+        if line.startswith("remote:"):
+            text = line[len("remote:") :].strip()
+            if text:
+                out.append(text)
+    return out
+
+
+@dataclass(frozen=True)
+class _PushStatus:
+    ok: bool
+    lost_race: bool
+    reason: str
+
+
+def parse_push_output(stdout: str, stderr: str) -> _PushStatus | None:
+    """Read ``git push --porcelain``: the status of ``refs/heads/main``, or None when git never
+    got as far as a ref status (transport failure)."""
+    for line in stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or not parts[1].endswith(":" + MAIN):
+            continue
+        flag, summary = parts[0], parts[2]
+        if flag in (" ", "*", "+", "="):
+            return _PushStatus(True, False, summary)
+        lowered = summary.lower()
+        if "hook declined" in lowered:
+            remote = _remote_lines(stderr)
+            ours = [ln for ln in remote if ln.startswith("asfaload:")]
+            reason = " ".join(ours or remote) or f"the mirror refused the push {summary}"
+            return _PushStatus(False, False, reason)
+        if any(word in lowered for word in _LOST_RACE):
+            return _PushStatus(False, True, summary)
+        said = " ".join(_remote_lines(stderr))
+        return _PushStatus(False, False, f"the mirror refused the push {summary} {said}".strip())
+    return None
+
+
+class ScratchClone:
+    """A private bare repository that fetches the mirror's ``main`` and pushes commits to it."""
+
+    def __init__(self, remote: str, directory: str) -> None:
+        self.remote = resolve_remote(remote)
+        self.path = os.path.join(directory, "mirror.git")
+        pygit2.init_repository(self.path, bare=True)
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                ["git", *args],
+                cwd=self.path,
+                env=_git_env(),
+                capture_output=True,
+                text=True,
+                timeout=GIT_TIMEOUT,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise NetworkError("git is not installed (needed for --git)") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise NetworkError(f"git {args[0]} timed out after {GIT_TIMEOUT:.0f} s") from exc
+
+    def fetch(self) -> tuple[pygit2.Repository, pygit2.Commit]:
+        """Fetch the mirror's ``main``; the repository (reopened, so new packs are seen) and
+        the fetched tip."""
+        res = self._git("fetch", "--quiet", "--no-tags", self.remote, f"+{MAIN}:{_TRACKING}")
+        if res.returncode != 0:
+            raise NetworkError(f"Cannot fetch main from the mirror: {_last_line(res.stderr)}")
+        repo = pygit2.Repository(self.path)
+        tip = repo.revparse_single(_TRACKING).peel(pygit2.Commit)
+        return repo, tip
+
+    def push(self, commit_id: str) -> _PushStatus:
+        res = self._git("push", "--porcelain", self.remote, f"{commit_id}:{MAIN}")
+        status = parse_push_output(res.stdout, res.stderr)
+        if status is None:
+            raise NetworkError(f"Cannot push to the mirror: {_last_line(res.stderr)}")
+        return status
+
+
+# --- the submission loop ------------------------------------------------------------------------
+def submit_by_git(
+    remote: str,
+    subject: str,
+    build: Callable[[TreeView, int], Op],
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+    clock: Callable[[], float] = time.time,
+    before_push: Callable[[], None] | None = None,
+) -> PushedChange:
+    """Fetch, derive the commit of ``build(view, now)`` with the rules, push; retry lost races.
+
+    ``before_push`` runs after the commit is built and before each push (a seam for tests that
+    land a concurrent write). Raises the rules' own error when the operation is not derivable
+    on the fetched tip, :class:`RuleViolation` with the hook's line when the mirror refuses,
+    :class:`ConcurrentUpdateError` when every attempt lost its race, :class:`NetworkError` when
+    git cannot talk to the mirror.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="asfaload-git-") as scratch:
+        clone = ScratchClone(remote, scratch)
+        for attempt in range(attempts):
+            repo, tip = clone.fetch()
+            view = GitTreeView(repo, tip.tree)
+            # The hook refuses a committer time before the parent's; the rules use it as "now".
+            now = max(int(clock()), tip.commit_time)
+            change = apply(view, build(view, now), now)
+            tree = apply_change(repo, tip.tree, change)
+            who = pygit2.Signature(COMMITTER_NAME, COMMITTER_EMAIL, now, 0)
+            commit = str(repo.create_commit(None, who, who, change.message, tree, [tip.id]))
+            if before_push is not None:
+                before_push()
+            status = clone.push(commit)
+            if status.ok:
+                return PushedChange(commit, change, subject)
+            if not status.lost_race:
+                raise RuleViolation(status.reason)
+            time.sleep(min(0.05 * (attempt + 1), 0.5))
+    raise ConcurrentUpdateError(
+        f"The mirror kept changing; nothing was pushed after {attempts} attempts"
+    )
+
+
+def _existing(view: TreeView, path: str) -> bytes:
+    data = view.read(path)
+    if data is None:
+        raise NotFoundError(f"File not found: {path}")
+    return data
+
+
+def signatures_for(view: TreeView, secret_key: SecretKey, subject: str) -> AddSignatures:
+    """Our signatures over every file of the pending request of ``subject``, as read from
+    ``view`` (the exact bytes the hook will hash)."""
+    _existing(view, subject)
+    req = pending_request(view, subject)
+    files: Mapping[str, bytes] = {f: _existing(view, f) for f in req.files}
+    return AddSignatures(subject, secret_key.public_key, sign_files(secret_key, dict(files)))
+
+
+def sign_pending_by_git(
+    remote: str,
+    secret_key: SecretKey,
+    file_path: str,
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+    clock: Callable[[], float] = time.time,
+    before_push: Callable[[], None] | None = None,
+) -> PushedChange:
+    """Sign the pending request of ``file_path`` and push the derived commit to the mirror."""
+    subject = layout.check_path(file_path)
+    return submit_by_git(
+        remote,
+        subject,
+        lambda view, _now: signatures_for(view, secret_key, subject),
+        attempts=attempts,
+        clock=clock,
+        before_push=before_push,
+    )
+
+
+def revoke_by_git(
+    remote: str,
+    secret_key: SecretKey,
+    file_path: str,
+    *,
+    reason: str | None = None,
+    attempts: int = DEFAULT_ATTEMPTS,
+    clock: Callable[[], float] = time.time,
+    before_push: Callable[[], None] | None = None,
+) -> PushedChange:
+    """Initiate the revocation of the signed file ``file_path`` by pushing the derived commit
+    (a signed revocation document, dated with the commit time)."""
+    subject = layout.check_path(file_path)
+
+    def build(view: TreeView, now: int) -> Revoke:
+        req = build_revocation(secret_key, _existing(view, subject), now=now, reason=reason)
+        return Revoke(subject, req.document.raw, req.signature, secret_key.public_key)
+
+    return submit_by_git(
+        remote, subject, build, attempts=attempts, clock=clock, before_push=before_push
+    )
