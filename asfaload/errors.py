@@ -8,6 +8,12 @@ Every failure a user can cause maps to a subclass of :class:`AsfaloadError`. The
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of white space (newlines included) folded to one space: how a
+    message reaches a user, on the CLI's one line or in an HTTP ``error`` field."""
+    return " ".join(text.split())
+
+
 class AsfaloadError(Exception):
     """Base of every error this project raises on purpose."""
 

@@ -20,6 +20,7 @@ import click
 
 from asfaload.crypto import SecretKey
 from asfaload.errors import AsfaloadError, PasswordError
+from asfaload.errors import one_line as _fold_spaces
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -153,7 +154,7 @@ def debug_path(path: str | os.PathLike[str]) -> str:
 
 
 def one_line(message: str) -> str:
-    return " ".join(message.split()) or "error"
+    return _fold_spaces(message) or "error"
 
 
 def handle_errors(f: F) -> F:

@@ -11,7 +11,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import AsfaloadError, StoreError
+from ..errors import AsfaloadError, StoreError, one_line
 
 log = logging.getLogger("asfaload.server")
 
@@ -46,7 +46,7 @@ def install_error_handlers(app: Flask) -> None:
             return error_response(status, INTERNAL_ERROR)
         if status >= 500:
             log.warning("%s: %s", type(err).__name__, err)
-        return error_response(status, _one_line(str(err)) or type(err).__name__)
+        return error_response(status, one_line(str(err)) or type(err).__name__)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Response:
@@ -64,7 +64,3 @@ def install_error_handlers(app: Flask) -> None:
     def _unexpected(err: Exception) -> Response:
         log.error("unhandled exception", exc_info=err)
         return error_response(500, INTERNAL_ERROR)
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())

@@ -23,6 +23,7 @@ from ..errors import (
     NotFoundError,
     RuleViolation,
     StoreError,
+    one_line,
 )
 from .documents import Expirations
 
@@ -59,7 +60,7 @@ def error_from_response(resp: requests.Response) -> AsfaloadError:
         error = f"HTTP {resp.status_code}" + (f": {lines[0][:200]}" if lines else "")
     headline = message if isinstance(message, str) and message else None
     text = f"{headline}: {error}" if headline and headline not in error else error
-    err = _error_class(resp.status_code)(" ".join(text.split()))
+    err = _error_class(resp.status_code)(one_line(text))
     err.http_status = resp.status_code
     return err
 
@@ -240,7 +241,7 @@ class TufClient:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            reason = " ".join(str(exc).split())[:200]
+            reason = one_line(str(exc))[:200]
             raise NetworkError(f"Cannot reach {self.base_url}: {reason}") from None
         if not 200 <= resp.status_code < 300:
             raise error_from_response(resp)

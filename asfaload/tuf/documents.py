@@ -20,7 +20,7 @@ from securesystemslib.signer._utils import compute_default_keyid
 from tuf.api.serialization import DeserializationError
 
 from .. import layout
-from ..errors import FormatError
+from ..errors import FormatError, one_line
 from ._api import Metadata, Root, Signed, Targets
 from .errors import TufError
 
@@ -245,7 +245,7 @@ def parse_targets_bytes(raw: bytes) -> Metadata[Targets]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = one_line(str(exc)) or type(exc).__name__
     if isinstance(exc, KeyError):
         text = f"missing field {text}"
     return text
