@@ -139,3 +139,19 @@ class NetworkError(AsfaloadError):
 
 class ConfigError(AsfaloadError):
     """The server configuration (flags, ASFALOAD_* environment, TOML file) is invalid."""
+
+
+def error_class_for_status(status: int) -> type[AsfaloadError]:
+    """The error class an HTTP answer with ``status`` stands for (the inverse of
+    ``http_status``), so a client re-raises a server's refusal as the same kind of error."""
+    by_status: dict[int, type[AsfaloadError]] = {
+        401: AuthenticationError,
+        403: NotAuthorizedError,
+        404: NotFoundError,
+        409: ConflictError,
+        502: ForgeError,
+        504: ForgeError,
+    }
+    if status in by_status:
+        return by_status[status]
+    return StoreError if status >= 500 else RuleViolation

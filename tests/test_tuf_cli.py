@@ -161,3 +161,27 @@ def test_key_files_in_every_accepted_form_give_the_same_key(tmp_path) -> None:
     (tmp_path / "k2.json").write_text(json.dumps(without_id))
     ids = {load_public_key(tmp_path / n).keyid for n in ("k.key", "k.pem", "k.json", "k2.json")}
     assert ids == {info["keyid"]}
+
+
+@given(st.integers(min_value=400, max_value=599))
+def test_error_class_for_status_inverts_http_status(status: int) -> None:
+    """A refusal re-raised by a client is the kind of error the server raised: the class's own
+    status is the answer's for every status our servers send, and the kind is right for others."""
+    from asfaload.errors import (
+        AsfaloadError,
+        ForgeError,
+        RuleViolation,
+        StoreError,
+        error_class_for_status,
+    )
+
+    cls = error_class_for_status(status)
+    assert issubclass(cls, AsfaloadError)
+    if status in (400, 401, 403, 404, 409, 500, 502):
+        assert cls.http_status == status
+    elif status == 504:
+        assert cls is ForgeError
+    elif status >= 500:
+        assert cls is StoreError
+    else:
+        assert cls is RuleViolation

@@ -16,13 +16,9 @@ import requests
 from ..errors import (
     AsfaloadError,
     AuthenticationError,
-    ConflictError,
     FormatError,
     NetworkError,
-    NotAuthorizedError,
-    NotFoundError,
-    RuleViolation,
-    StoreError,
+    error_class_for_status,
     one_line,
 )
 from .documents import Expirations
@@ -31,20 +27,6 @@ DEFAULT_BACKEND_URL = "http://127.0.0.1:3000"
 # (connect, read) seconds: a server that stops answering must not hang a script forever.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = "asfaload-tuf-client"
-
-
-def _error_class(status: int) -> type[AsfaloadError]:
-    if status == 401:
-        return AuthenticationError
-    if status == 403:
-        return NotAuthorizedError
-    if status == 404:
-        return NotFoundError
-    if status == 409:
-        return ConflictError
-    if status >= 500:
-        return StoreError
-    return RuleViolation
 
 
 def error_from_response(resp: requests.Response) -> AsfaloadError:
@@ -60,7 +42,7 @@ def error_from_response(resp: requests.Response) -> AsfaloadError:
         error = f"HTTP {resp.status_code}" + (f": {lines[0][:200]}" if lines else "")
     headline = message if isinstance(message, str) and message else None
     text = f"{headline}: {error}" if headline and headline not in error else error
-    err = _error_class(resp.status_code)(one_line(text))
+    err = error_class_for_status(resp.status_code)(one_line(text))
     err.http_status = resp.status_code
     return err
 
