@@ -8,14 +8,18 @@ pushes it. The hook decides; the mirror's history is replayed by ``asfaload mirr
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pygit2
 import pytest
@@ -24,7 +28,7 @@ from asfaload import layout
 from asfaload.client.gitsign import parse_push_output, resolve_remote, sign_pending_by_git
 from asfaload.crypto import PublicKey, SecretKey
 from asfaload.crypto._ed25519 import Argon2Params
-from asfaload.errors import ConcurrentUpdateError, RuleViolation
+from asfaload.errors import ConcurrentUpdateError, ConflictError, RuleViolation
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
@@ -314,6 +318,24 @@ def test_lost_race_is_refetched_and_rederived(world: World) -> None:
     verified(w)
 
 
+def test_own_signature_landing_meanwhile_is_not_pushed_twice(world: World) -> None:
+    """Our own signature arrives over HTTP between our fetch and our push: the refetched tip
+    no longer derives anything for this key, so the rules refuse and nothing is pushed."""
+    w = world
+    released(w)
+
+    def land_a() -> None:
+        if w.mirror.view().read(layout.pending_signatures_path(INDEX)) == pending_before:
+            server_signs(w, "a", INDEX)
+
+    pending_before = w.mirror.view().read(layout.pending_signatures_path(INDEX))
+    with pytest.raises(ConflictError, match="Signature already collected for this key"):
+        sign_pending_by_git(w.path, w.keys["a"], INDEX, before_push=land_a)
+    assert git(w.path, "log", "--format=%s", "-1", MAIN).startswith(f"sign {INDEX} by ")
+    assert git(w.path, "rev-list", "--count", MAIN).strip() == str(2 + 5 + 1 + 1)
+    verified(w)
+
+
 def test_retries_are_bounded(world: World) -> None:
     w = world
     activate(w)
@@ -353,6 +375,119 @@ def test_minisign_tool_key(
         assert report.ok, report.bad
     finally:
         m.close()
+
+
+# --- smart HTTP: git's own http-backend behind a loopback HTTP server ------------------------------
+class _GitHttpHandler(BaseHTTPRequestHandler):
+    """Serves ``git http-backend`` (CGI) for the repositories under ``server.git_root``."""
+
+    def do_GET(self) -> None:
+        self._cgi()
+
+    def do_POST(self) -> None:
+        self._cgi()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _cgi(self) -> None:
+        path, _, query = self.path.partition("?")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(
+            GIT_PROJECT_ROOT=self.server.git_root,  # type: ignore[attr-defined]
+            GIT_HTTP_EXPORT_ALL="1",
+            GATEWAY_INTERFACE="CGI/1.1",
+            REQUEST_METHOD=self.command,
+            PATH_INFO=unquote(path),
+            QUERY_STRING=query,
+            CONTENT_TYPE=self.headers.get("Content-Type", ""),
+            CONTENT_LENGTH=str(len(body)),
+            REMOTE_USER="signer",  # http-backend serves receive-pack only to an authenticated user
+            REMOTE_ADDR="127.0.0.1",
+        )
+        for header, var in (
+            ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
+            ("Git-Protocol", "GIT_PROTOCOL"),
+        ):
+            if self.headers.get(header):
+                env[var] = self.headers[header]
+        out = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True
+        ).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers.append((name, value.strip()))
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def smart_http(world: World) -> Iterator[str]:
+    """The world's mirror served over git's smart HTTP protocol; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GitHttpHandler)
+    server.git_root = os.path.dirname(world.path)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{os.path.basename(world.path)}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_sign_over_smart_http(world: World, smart_http: str) -> None:
+    w = world
+    res = w.sign("a", PENDING_SF, remote=smart_http)
+    assert (res.code, res.lines) == (0, ["Success! Signature submitted"]), res.stderr
+    signed = w.tip()
+    # the hook's reason travels back over HTTP too
+    git(w.path, "config", "asfaload.maxFileSize", "64")
+    res = w.sign("b", PENDING_SF, remote=smart_http)
+    assert res.code == 1
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("Error: asfaload: push rejected: commit "), line
+    assert w.tip() == signed
+    verified(w)
+
+
+def test_dumb_http_fetches_but_cannot_push(world: World) -> None:
+    """A read-only (dumb HTTP) mirror serves the fetch; the push fails with a clear line and
+    nothing changes."""
+    w = world
+    handler = functools.partial(_QuietFiles, directory=os.path.dirname(w.path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{os.path.basename(w.path)}"
+        tip = w.tip()
+        res = w.sign("a", PENDING_SF, remote=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert res.code == 1
+    assert res.stderr.splitlines() == [
+        "Error: Cannot push to the mirror: this URL does not accept pushes (dumb HTTP is "
+        "read-only); use the mirror's path, an ssh URL or a smart-HTTP URL"
+    ]
+    assert w.tip() == tip
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 # --- the live server sees git-pushed signatures -----------------------------------------------------

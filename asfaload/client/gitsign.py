@@ -113,6 +113,19 @@ def _remote_lines(stderr: str) -> list[str]:
     return out
 
 
+def push_failure(stderr: str) -> str:
+    """Why git could not push at all (no ref status): git's first fatal line, or its last."""
+    if "git-http-push failed" in stderr:
+        # git falls back to WebDAV when the server does not speak smart HTTP.
+        return (
+            "this URL does not accept pushes (dumb HTTP is read-only); "
+            "use the mirror's path, an ssh URL or a smart-HTTP URL"
+        )
+    lines = [ln.strip() for ln in _ANSI.sub("", stderr).splitlines() if ln.strip()]
+    fatal = [ln for ln in lines if ln.startswith("fatal:")]
+    return fatal[0] if fatal else _last_line(stderr)
+
+
 @dataclass(frozen=True)
 class _PushStatus:
     ok: bool
@@ -181,7 +194,7 @@ class ScratchClone:
         res = self._git("push", "--porcelain", self.remote, f"{commit_id}:{MAIN}")
         status = parse_push_output(res.stdout, res.stderr)
         if status is None:
-            raise NetworkError(f"Cannot push to the mirror: {_last_line(res.stderr)}")
+            raise NetworkError(f"Cannot push to the mirror: {push_failure(res.stderr)}")
         return status
 
 
