@@ -19,17 +19,14 @@ from pygit2.enums import FileMode
 
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
-from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.revocation import RevocationDocument
 from asfaload.rules import (
-    AddSignatures,
     FileStatus,
     Register,
     RegisterRelease,
     Revoke,
     apply,
     file_status,
-    pending_request,
 )
 from asfaload.rules.ops import Op
 from asfaload.rules.tree import Change, TreeView
@@ -42,29 +39,18 @@ from tests.test_rules_support import (
     INDEX,
     PENDING_SF,
     P,
+    index_bytes,
     keys,
     metadata_bytes,
     pk,
     sig,
+    sign_op,
     signers_bytes,
 )
 
 
-def sign_op(view: TreeView, subject: str, sk: SecretKey) -> AddSignatures:
-    """What a client sends: its signature over every file of the request."""
-    req = pending_request(view, subject)
-    return AddSignatures(subject, pk(sk), {f: sig(sk, view.read(f) or b"") for f in req.files})
-
-
 def git(cwd, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True)
-
-
-def index_bytes() -> bytes:
-    f = PublishedFile(
-        "t.tgz", "Sha256", "https://github.com/acme/tool/releases/download/v1.0/t.tgz", "cd" * 32
-    )
-    return ReleaseIndex.create([f], mirrored_on=1_700_000_000).to_bytes()
 
 
 class Clone:

@@ -253,6 +253,7 @@ def test_rules_policy_incremental_index_matches_rebuild_through_a_workflow(tmp_p
         PENDING_SF,
         T0,
         P,
+        index_bytes,
         keys,
         metadata_bytes,
         pk,
@@ -287,8 +288,6 @@ def test_rules_policy_incremental_index_matches_rebuild_through_a_workflow(tmp_p
             sign(PENDING_SF, sk)
             check()
         assert PENDING_SF not in check()
-        from tests.test_hook import index_bytes
-
         m.submit(RegisterRelease(INDEX, index_bytes(), pk(a)))
         sign(INDEX, a)
         assert check()[INDEX] == frozenset({str(pk(b))})

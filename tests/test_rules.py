@@ -23,7 +23,6 @@ from asfaload.errors import (
 )
 from asfaload.model import SignaturesFile, SignersFile
 from asfaload.model.history import SignersHistory
-from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.timestamps import format_rfc3339
 from asfaload.rules import (
     AddSignatures,
@@ -49,6 +48,7 @@ from tests.test_rules_support import (
     PENDING_SF,
     T0,
     P,
+    index_bytes,
     keys,
     metadata_bytes,
     pk,
@@ -61,13 +61,6 @@ from tests.test_rules_support import (
 
 PENDING_MD = layout.metadata_path(P, pending=True)
 ACTIVE_MD = layout.metadata_path(P)
-
-
-def index_bytes(name: str = "tool.tgz") -> bytes:
-    f = PublishedFile(
-        name, "Sha256", f"https://github.com/acme/tool/releases/download/v1.0/{name}", "ab" * 32
-    )
-    return ReleaseIndex.create([f], mirrored_on=T0).to_bytes()
 
 
 def register(tree: DictTree, signers: bytes, submitter) -> DictTree:

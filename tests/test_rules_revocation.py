@@ -16,7 +16,6 @@ from asfaload.errors import (
     RuleViolation,
 )
 from asfaload.model import SignaturesFile
-from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.revocation import RevocationDocument
 from asfaload.rules import (
     AddSignatures,
@@ -39,6 +38,7 @@ from tests.test_rules_support import (
     PENDING_SF,
     T0,
     P,
+    index_bytes,
     keys,
     metadata_bytes,
     pk,
@@ -52,13 +52,6 @@ from tests.test_rules_support import (
 PREV = layout.pending_revocation_path(INDEX)
 
 
-def _index() -> bytes:
-    f = PublishedFile(
-        "t.tgz", "Sha256", "https://github.com/acme/tool/releases/download/v1.0/t.tgz", "cd" * 32
-    )
-    return ReleaseIndex.create([f], mirrored_on=T0).to_bytes()
-
-
 def signed_release(rev_threshold: int = 1):
     """Active project (artifact a,b 2-of-2; admin ad; revokers r1,r2) with INDEX fully signed."""
     a, b, ad, r1, r2 = keys(5)
@@ -67,7 +60,7 @@ def signed_release(rev_threshold: int = 1):
     for k in (a, b, ad, r1, r2):
         tree = run(tree, sign_op(tree, PENDING_SF, k))
     assert tree.read(ACTIVE_SF) == raw
-    tree = run(tree, RegisterRelease(INDEX, _index(), pk(a)))
+    tree = run(tree, RegisterRelease(INDEX, index_bytes(), pk(a)))
     tree = run(tree, sign_op(tree, INDEX, a))
     tree = run(tree, sign_op(tree, INDEX, b))
     assert file_status(tree, INDEX) is FileStatus.COMPLETE
@@ -182,7 +175,7 @@ def test_revocation_dated_in_the_future_is_refused() -> None:
 def test_only_fully_signed_files_can_be_revoked() -> None:
     tree, k = signed_release()
     other = layout.github_release_index_path(P, "v2")
-    tree = run(tree, RegisterRelease(other, _index(), pk(k["a"])))
+    tree = run(tree, RegisterRelease(other, index_bytes(), pk(k["a"])))
     doc = RevocationDocument.create(sha512(tree.read(other) or b""), pk(k["r1"]), T0).to_bytes()
     with pytest.raises(ConflictError, match="has not been fully signed"):
         apply(tree, Revoke(other, doc, sig(k["r1"], doc), pk(k["r1"])), T0)
@@ -206,7 +199,7 @@ def test_revocation_is_irreversible() -> None:
     with pytest.raises(ConflictError, match="revoked"):
         apply(tree, AddSignatures(INDEX, pk(k["a"]), {INDEX: sig(k["a"], data)}), T0)
     with pytest.raises(ConflictError, match="Release already registered"):
-        apply(tree, RegisterRelease(INDEX, _index(), pk(k["a"])), T0)
+        apply(tree, RegisterRelease(INDEX, index_bytes(), pk(k["a"])), T0)
     # Nor can the finalised revocation files take signatures.
     rv = layout.revocation_path(INDEX)
     with pytest.raises(AsfaloadError):

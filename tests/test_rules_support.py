@@ -7,9 +7,11 @@ from collections.abc import Iterable, Sequence
 from asfaload import layout
 from asfaload.crypto import PublicKey, SecretKey, Signature, sha512
 from asfaload.model import SignerGroup, SignersFile
+from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.metadata import SignersMetadata
 from asfaload.rules import AddSignatures, Change, DictTree, apply, pending_request
 from asfaload.rules.ops import Op
+from asfaload.rules.tree import TreeView
 
 P = "https/github.com/443/acme/tool"
 URL = "https://github.com/acme/tool/blob/main/asfaload.signers.json"
@@ -54,6 +56,14 @@ def metadata_bytes(signers: bytes, url: str = URL, when: int = T0) -> bytes:
     ).to_bytes()
 
 
+def index_bytes(name: str = "t.tgz", hash_hex: str = "cd" * 32) -> bytes:
+    """A one-file GitHub release index for ``INDEX`` (v1.0)."""
+    f = PublishedFile(
+        name, "Sha256", f"https://github.com/acme/tool/releases/download/v1.0/{name}", hash_hex
+    )
+    return ReleaseIndex.create([f], mirrored_on=T0).to_bytes()
+
+
 def sig(sk: SecretKey, data: bytes) -> Signature:
     return sk.sign(sha512(data))
 
@@ -70,7 +80,7 @@ def run(tree: DictTree, op: Op, now: int = T0) -> DictTree:
     return step(tree, apply(tree, op, now))
 
 
-def sign_op(tree: DictTree, subject: str, sk: SecretKey) -> AddSignatures:
+def sign_op(tree: TreeView, subject: str, sk: SecretKey) -> AddSignatures:
     """The AddSignatures a well-behaved client would send: one signature per request file."""
     req = pending_request(tree, subject)
     sigs = {}
