@@ -1,4 +1,5 @@
-"""``asfaload mirror``: create a mirror repository and replay its history through the rules."""
+"""``asfaload mirror``: create a mirror repository, replay its history through the rules, and
+sync a read-only mirror from its primary (verified before main moves)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,115 @@ def verify_command(
         click.echo(f"{report.checked} commits before it verified.")
     if report.bad is not None:
         raise SystemExit(1)
+
+
+@mirror_group.command("sync")
+@click.option(
+    "--from",
+    "source",
+    default=None,
+    metavar="URL-OR-PATH",
+    help="The primary mirror: a git URL (http, https, file, ssh, git) or a local path. "
+    "Recorded on first use; later syncs default to it.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Data dir of the read-only server, holding {MIRROR_DIR} "
+    f"(env {DATA_DIR_ENV}; default ./{DEFAULT_DATA_DIR}).",
+)
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Path of the local bare mirror repository itself.",
+)
+@click.option(
+    "--watch",
+    "interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Keep syncing every SECONDS; failures are reported and retried (Ctrl-C stops).",
+)
+@click.option("--json", "json_output", is_flag=True, help="Emit each outcome as one JSON line.")
+def sync_command(
+    source: str | None,
+    data_dir: Path | None,
+    repo: Path | None,
+    interval: float | None,
+    json_output: bool,
+) -> None:
+    """Pull the primary's main into a read-only mirror, verifying every new commit first.
+
+    New commits are fetched into a quarantine ref and replayed through the rules engine; main
+    fast-forwards only when all of them pass. A commit the rules do not derive, or a primary
+    whose history was rewritten or rolled back, is refused: main stays unchanged, the first bad
+    commit is printed, exit 1. Creates the mirror (the primary's history, root included) on
+    first use.
+    """
+    from asfaload import mirror_sync
+
+    path = _repo_path(None, data_dir, repo)
+
+    def report(result: mirror_sync.SyncResult) -> None:
+        if json_output:
+            click.echo(json.dumps(result.to_dict()))
+        elif result.status == "up-to-date":
+            click.echo(f"Up to date: main at {result.new}")
+        elif result.status == "created":
+            click.echo(
+                f"Created read-only mirror {path} from {result.source}: "
+                f"{result.commits} commits verified, main at {result.new}"
+            )
+        else:
+            click.echo(
+                f"Synced {result.commits} new commit(s) from {result.source}, each verified: "
+                f"main {result.old} -> {result.new}"
+            )
+
+    def failure(exc: AsfaloadError) -> None:
+        if json_output:
+            click.echo(json.dumps(_failure_dict(exc)))
+        if isinstance(exc, mirror_sync.RejectedHistoryError):
+            bad = exc.bad
+            where = f"commit {bad.commit}" if bad.commit else "the primary's main"
+            if bad.message:
+                where += f" ({bad.message!r})"
+            click.echo(f"REFUSED: {where}: {bad.reason}", err=True)
+            click.echo(f"main unchanged at {exc.local or '(none: nothing synced yet)'}", err=True)
+        else:
+            click.echo(f"Error: {exc}", err=True)
+
+    if interval is not None:
+        try:
+            mirror_sync.watch(str(path), source, interval, report, failure)
+        except KeyboardInterrupt:
+            return
+        except AsfaloadError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
+    try:
+        result = mirror_sync.sync(str(path), source)
+    except AsfaloadError as exc:
+        failure(exc)
+        raise SystemExit(1) from exc
+    report(result)
+
+
+def _failure_dict(exc: AsfaloadError) -> dict[str, object]:
+    from asfaload.mirror_sync import HistoryRewriteError, RejectedHistoryError
+
+    out: dict[str, object] = {"ok": False, "error": str(exc)}
+    if isinstance(exc, RejectedHistoryError):
+        out["status"] = "rewrite-refused" if isinstance(exc, HistoryRewriteError) else "refused"
+        out["main"] = exc.local
+        out["fetched"] = exc.fetched
+        out["first_bad_commit"] = exc.bad.to_dict()
+    else:
+        out["status"] = "failed"
+    return out
 
 
 def register(group: click.Group) -> None:

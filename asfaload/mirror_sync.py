@@ -1,0 +1,420 @@
+"""Read-only mirrors: pull the primary's ``main``, re-verify every new commit, fast-forward.
+
+A read-only mirror never trusts its primary. Each sync (gittuf's ``RSLFetch`` pattern):
+
+1. ``git fetch`` the primary's ``refs/heads/main`` into the quarantine ref
+   :data:`QUARANTINE_REF` — objects arrive, but nothing a reader follows points at them;
+2. refuse a fetched tip that does not contain our ``main`` (a history rewrite, or a rollback to
+   an older state): our ``main`` is already trusted and never moves backwards or sideways;
+3. replay the new commits through the rules engine (:func:`asfaload.verify.verify_range`, or
+   :func:`~asfaload.verify.verify_history` from the root on the first sync);
+4. only then move ``refs/heads/main`` with a compare-and-swap (``git update-ref NEW OLD``) and
+   refresh the dumb-HTTP info files (``git update-server-info``).
+
+The quarantine ref is deleted whatever happens. A refused sync leaves ``main`` exactly where it
+was; the refused objects stay unreachable in the object store until ``git gc`` prunes them.
+
+First use creates the local repository. It is not made with ``Mirror.init``: that writes its
+own root commit, and a mirror's history must be the primary's, root included, so the repository
+is created empty and ``main`` is first set to the verified fetched tip. The primary's root must be
+an empty-tree commit like every mirror's (the replay checks it). A read-only mirror accepts no
+pushes at all: its ``pre-receive`` hook refuses everything and tells the pusher to push to the
+primary (signatures pushed here would fork it from the primary, and the next sync would have to
+refuse the primary). Syncs serialise with each other (and with any store writer) on the flock
+file ``<repo>.lock`` beside the repository, the store's writer lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pygit2
+
+from .errors import (
+    AsfaloadError,
+    ConcurrentUpdateError,
+    FormatError,
+    NetworkError,
+    StoreError,
+    VerificationError,
+)
+from .verify import BadCommit, VerifyReport, verify_history, verify_range
+
+__all__ = [
+    "QUARANTINE_REF",
+    "FetchError",
+    "HistoryRewriteError",
+    "NoSourceError",
+    "RejectedHistoryError",
+    "SyncResult",
+    "compare_and_swap_main",
+    "create_readonly_mirror",
+    "primary_of",
+    "sync",
+    "watch",
+]
+
+MAIN = "refs/heads/main"
+QUARANTINE_REF = "refs/asfaload/incoming"
+PRIMARY_CONFIG = "asfaload.primary"
+READONLY_CONFIG = "asfaload.readonly"
+ZERO_OID = "0" * 40
+FETCH_TIMEOUT_SECONDS = 600.0
+
+# Transports git may use for a primary. ext:: and fd:: would run commands named by the URL.
+_ALLOWED_PROTOCOLS = ("file", "http", "https", "ssh", "git")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# Variables that would make our git commands act on another repository or object store.
+_GIT_ENV_DROP = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_QUARANTINE_PATH",
+    "GIT_NAMESPACE",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+)
+
+READONLY_CONFIG_VALUES = {
+    "core.logAllRefUpdates": "false",
+    # Malformed objects from the primary are refused by git itself, before our replay.
+    "fetch.fsckObjects": "true",
+    "receive.denyDeletes": "true",
+    "receive.denyNonFastForwards": "true",
+    # Smart-HTTP readers are never offered the unverified quarantine ref.
+    "uploadpack.hideRefs": "refs/asfaload/",
+    READONLY_CONFIG: "true",
+}
+
+REFUSE_PUSH_HOOK = (
+    "#!/bin/sh\n"
+    "echo 'asfaload: this is a read-only mirror; push to the primary mirror instead' >&2\n"
+    "exit 1\n"
+)
+
+
+# --- errors -----------------------------------------------------------------------------------------
+class FetchError(NetworkError):
+    """``git fetch`` from the primary failed (unreachable, not a mirror, no main branch)."""
+
+
+class NoSourceError(AsfaloadError):
+    """No primary given and none recorded in the mirror."""
+
+
+class RejectedHistoryError(VerificationError):
+    """The primary's new commits do not replay through the rules; ``main`` was not moved."""
+
+    def __init__(self, report: VerifyReport, local: str | None, fetched: str) -> None:
+        assert report.bad is not None
+        self.report = report
+        self.bad: BadCommit = report.bad
+        self.local = local
+        self.fetched = fetched
+        bad = report.bad
+        where = f"commit {bad.commit}" if bad.commit else "the primary's main"
+        super().__init__(f"Refused the primary's history: {where}: {bad.reason}")
+
+
+class HistoryRewriteError(RejectedHistoryError):
+    """The primary's main does not contain ours: rewritten, forked or rolled back."""
+
+
+# --- results ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyncResult:
+    """One successful sync: ``main`` moved from ``old`` to ``new`` (equal when up to date)."""
+
+    source: str
+    repo_path: str
+    old: str | None
+    new: str
+    commits: int
+    created: bool
+
+    @property
+    def status(self) -> str:
+        if self.old is None:
+            return "created"
+        return "up-to-date" if self.old == self.new else "updated"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "status": self.status,
+            "source": self.source,
+            "main": self.new,
+            "previous": self.old,
+            "commits_verified": self.commits,
+        }
+
+
+# --- the repository ---------------------------------------------------------------------------------
+class _SyncLock:
+    """The store's writer flock (``<repo>.lock``): one sync, or one writer, at a time."""
+
+    def __init__(self, repo_path: str) -> None:
+        self._path = repo_path.rstrip("/") + ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> _SyncLock:
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError("Cannot open the mirror lock file") from e
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for a password on a terminal
+    env["LC_ALL"] = "C"
+    return env
+
+
+def _git(repo_path: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "--git-dir", repo_path, *args],
+        capture_output=True,
+        text=True,
+        env=_git_env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def create_readonly_mirror(path: str, source: str) -> pygit2.Repository:
+    """An empty bare repository (HEAD → main, no commits) set up as a read-only mirror."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise StoreError("Refusing to create a mirror over an existing non-empty path")
+    repo = pygit2.init_repository(path, bare=True, initial_head="main")
+    for key, value in READONLY_CONFIG_VALUES.items():
+        repo.config[key] = value
+    repo.config[PRIMARY_CONFIG] = source
+    hooks = os.path.join(path, "hooks")
+    os.makedirs(hooks, exist_ok=True)
+    hook = os.path.join(hooks, "pre-receive")
+    with open(hook, "w", encoding="utf-8") as f:
+        f.write(REFUSE_PUSH_HOOK)
+    os.chmod(hook, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    return repo
+
+
+def _open(path: str) -> pygit2.Repository:
+    try:
+        repo = pygit2.Repository(path)
+    except (pygit2.GitError, KeyError) as e:
+        raise StoreError("Not a mirror repository") from e
+    if not repo.is_bare:
+        raise StoreError("Not a mirror repository (not bare)")
+    return repo
+
+
+def primary_of(path: str) -> str | None:
+    """The primary recorded in the mirror at ``path`` (None when absent or not a repository)."""
+    try:
+        value = pygit2.Repository(path).config[PRIMARY_CONFIG]
+    except (pygit2.GitError, KeyError):
+        return None
+    return str(value)
+
+
+def normalise_source(source: str) -> str:
+    """A URL with an allowed scheme, or an existing local path made absolute.
+
+    Rejects option-like strings and transports that run commands (``ext::``); scp-like
+    ``host:path`` forms must be written as ``ssh://`` URLs, so a colon in a local name is never
+    taken for a host.
+    """
+    if not source or source.startswith("-") or any(c in source for c in "\0\n\r"):
+        raise FormatError("Invalid primary URL or path")
+    m = _SCHEME_RE.match(source)
+    if m is not None:
+        if m.group(1).lower() not in _ALLOWED_PROTOCOLS:
+            raise FormatError(f"Unsupported primary URL scheme: {m.group(1)}")
+        return source
+    if "::" in source:
+        raise FormatError("Unsupported primary URL (remote helpers are not allowed)")
+    if not os.path.isdir(source):
+        raise FormatError(f"No such primary repository: {source}")
+    return os.path.abspath(source)
+
+
+# --- steps ------------------------------------------------------------------------------------------
+def _fetch(repo_path: str, source: str) -> None:
+    config: list[str] = ["-c", "protocol.allow=never"]
+    for proto in _ALLOWED_PROTOCOLS:
+        config += ["-c", f"protocol.{proto}.allow=always"]
+    args = [
+        *config,
+        "-c",
+        "fetch.fsckObjects=true",
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-recurse-submodules",
+        "--",
+        source,
+        f"+{MAIN}:{QUARANTINE_REF}",
+    ]
+    try:
+        res = _git(repo_path, *args, timeout=FETCH_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as e:
+        raise FetchError("Fetching from the primary timed out") from e
+    if res.returncode != 0:
+        lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
+        detail = lines[-1] if lines else f"git exited with {res.returncode}"
+        raise FetchError(f"Cannot fetch main from the primary: {detail}")
+
+
+def compare_and_swap_main(repo_path: str, new: str, old: str | None) -> None:
+    """Point ``main`` at ``new`` only if it is still ``old`` (None: only if it does not exist).
+
+    ``git update-ref`` takes git's ref lock and checks the old value under it, so a concurrent
+    push or store writer is never overwritten. Raises ConcurrentUpdateError otherwise.
+    """
+    res = _git(repo_path, "update-ref", "-m", "asfaload mirror sync", MAIN, new, old or ZERO_OID)
+    if res.returncode != 0:
+        raise ConcurrentUpdateError("main moved during the sync; nothing was changed")
+
+
+def _delete_quarantine(repo: pygit2.Repository) -> None:
+    ref = repo.references.get(QUARANTINE_REF)
+    if ref is not None:
+        ref.delete()
+
+
+def _refresh_server_info(repo_path: str) -> None:
+    # Dumb-HTTP readers (and mirrors of this mirror) find main through info/refs.
+    _git(repo_path, "update-server-info")
+
+
+def _check_descends(repo: pygit2.Repository, local: str, fetched: str) -> None:
+    if repo.descendant_of(pygit2.Oid(hex=fetched), pygit2.Oid(hex=local)):
+        return
+    if repo.descendant_of(pygit2.Oid(hex=local), pygit2.Oid(hex=fetched)):
+        reason = f"the primary's main {fetched} is behind ours {local}: a rollback"
+    else:
+        reason = (
+            f"the primary's main {fetched} does not contain ours {local}: history was rewritten"
+        )
+    report = VerifyReport(fetched, 0, BadCommit(fetched, 0, "", reason))
+    raise HistoryRewriteError(report, local, fetched)
+
+
+# --- sync -------------------------------------------------------------------------------------------
+def sync(repo_path: str, source: str | None = None) -> SyncResult:
+    """Bring the read-only mirror at ``repo_path`` up to the primary ``source``, verified.
+
+    Creates the mirror when ``repo_path`` does not exist (or is an empty directory). ``source``
+    defaults to the primary recorded at creation. Raises :class:`FetchError`,
+    :class:`HistoryRewriteError`, :class:`RejectedHistoryError` (``main`` unchanged) or
+    :class:`~asfaload.errors.ConcurrentUpdateError`.
+    """
+    repo_path = os.path.abspath(repo_path)
+    fresh = not os.path.exists(repo_path) or (
+        os.path.isdir(repo_path) and not os.listdir(repo_path)
+    )
+    if source is None:
+        source = None if fresh else primary_of(repo_path)
+        if source is None:
+            raise NoSourceError("No primary given (--from) and none recorded in the mirror")
+    source = normalise_source(source)
+    if fresh:
+        os.makedirs(os.path.dirname(repo_path), exist_ok=True)
+    with _SyncLock(repo_path):
+        if fresh:
+            repo = create_readonly_mirror(repo_path, source)
+        else:
+            repo = _open(repo_path)
+            if primary_of(repo_path) is None:
+                repo.config[PRIMARY_CONFIG] = source
+        try:
+            result = _sync_locked(repo, repo_path, source, created=fresh)
+        finally:
+            _delete_quarantine(repo)
+        # After the quarantine ref is gone, so that info/refs never lists it.
+        _refresh_server_info(repo_path)
+        return result
+
+
+def _sync_locked(
+    repo: pygit2.Repository, repo_path: str, source: str, *, created: bool
+) -> SyncResult:
+    _delete_quarantine(repo)  # left by a sync killed before its cleanup
+    _fetch(repo_path, source)
+    try:
+        fetched = str(repo.references[QUARANTINE_REF].peel(pygit2.Commit).id)
+    except (KeyError, ValueError, pygit2.GitError) as e:
+        raise FetchError("The primary's main is not a commit") from e
+    ref = repo.references.get(MAIN)
+    local = None if ref is None else str(ref.peel(pygit2.Commit).id)
+    if local == fetched:
+        return SyncResult(source, repo_path, local, fetched, 0, created)
+    if local is None:
+        report = verify_history(repo, QUARANTINE_REF)
+    else:
+        _check_descends(repo, local, fetched)
+        report = verify_range(repo, local, fetched)
+    if report.bad is not None:
+        if "rewritten" in report.bad.reason:
+            raise HistoryRewriteError(report, local, fetched)
+        raise RejectedHistoryError(report, local, fetched)
+    compare_and_swap_main(repo_path, fetched, local)
+    return SyncResult(source, repo_path, local, fetched, report.checked, created)
+
+
+def watch(
+    repo_path: str,
+    source: str | None,
+    interval: float,
+    on_result: Callable[[SyncResult], None],
+    on_error: Callable[[AsfaloadError], None],
+    *,
+    iterations: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Sync every ``interval`` seconds (``iterations`` times, or forever).
+
+    A failed sync (primary unreachable, refused history) is reported and retried at the next
+    tick: ``main`` stays at the last verified state meanwhile, so readers are never served
+    anything unverified.
+    """
+    if interval <= 0:
+        raise FormatError("The watch interval must be positive")
+    done = 0
+    while iterations is None or done < iterations:
+        if done:
+            sleep(interval)
+        try:
+            on_result(sync(repo_path, source))
+        except AsfaloadError as e:
+            on_error(e)
+        done += 1
