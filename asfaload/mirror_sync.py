@@ -3,16 +3,19 @@
 A read-only mirror never trusts its primary. Each sync (gittuf's ``RSLFetch`` pattern):
 
 1. ``git fetch`` the primary's ``refs/heads/main`` into the quarantine ref
-   :data:`QUARANTINE_REF` — objects arrive, but nothing a reader follows points at them;
+   :data:`QUARANTINE_REF` of a scratch repository beside the mirror (``<repo>.incoming``, which
+   borrows the mirror's objects through git alternates) — the new objects never enter the
+   served repository unverified;
 2. refuse a fetched tip that does not contain our ``main`` (a history rewrite, or a rollback to
    an older state): our ``main`` is already trusted and never moves backwards or sideways;
 3. replay the new commits through the rules engine (:func:`asfaload.verify.verify_range`, or
    :func:`~asfaload.verify.verify_history` from the root on the first sync);
-4. only then move ``refs/heads/main`` with a compare-and-swap (``git update-ref NEW OLD``) and
-   refresh the dumb-HTTP info files (``git update-server-info``).
+4. only then copy the verified objects into the mirror (a local ``git fetch`` from the scratch
+   repository), move ``refs/heads/main`` with a compare-and-swap (``git update-ref NEW OLD``)
+   and refresh the dumb-HTTP info files (``git update-server-info``).
 
-The quarantine ref is deleted whatever happens. A refused sync leaves ``main`` exactly where it
-was; the refused objects stay unreachable in the object store until ``git gc`` prunes them.
+The scratch repository and the quarantine ref are deleted whatever happens. A refused sync
+leaves ``main`` exactly where it was and the mirror's object store untouched.
 
 First use creates the local repository. It is not made with ``Mirror.init``: that writes its
 own root commit, and a mirror's history must be the primary's, root included, so the repository
@@ -29,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import stat
 import subprocess
 import time
@@ -68,6 +72,7 @@ QUARANTINE_REF = "refs/asfaload/incoming"
 PRIMARY_CONFIG = "asfaload.primary"
 READONLY_CONFIG = "asfaload.readonly"
 ZERO_OID = "0" * 40
+SCRATCH_SUFFIX = ".incoming"
 FETCH_TIMEOUT_SECONDS = 600.0
 
 # Transports git may use for a primary. ext:: and fd:: would run commands named by the URL.
@@ -305,6 +310,41 @@ def compare_and_swap_main(repo_path: str, new: str, old: str | None) -> None:
         raise ConcurrentUpdateError("main moved during the sync; nothing was changed")
 
 
+def _make_scratch(repo_path: str) -> str:
+    """A fresh bare repository beside the mirror, borrowing its objects (alternates).
+
+    The primary's objects land here, never in the served object store, until they are
+    verified: a refused history leaves no trace in the mirror (dumb HTTP serves objects by
+    name, and a primary that keeps offering a forged commit must not grow the mirror each
+    round).
+    """
+    scratch = repo_path.rstrip("/") + SCRATCH_SUFFIX
+    shutil.rmtree(scratch, ignore_errors=True)
+    pygit2.init_repository(scratch, bare=True)
+    alternates = os.path.join(scratch, "objects", "info", "alternates")
+    os.makedirs(os.path.dirname(alternates), exist_ok=True)
+    with open(alternates, "w", encoding="utf-8") as f:
+        f.write(os.path.join(repo_path, "objects") + "\n")
+    return scratch
+
+
+def _adopt(repo_path: str, scratch: str) -> None:
+    """Copy the verified objects from the scratch repository into the mirror (a local fetch)."""
+    res = _git(
+        repo_path,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--",
+        scratch,
+        f"+{QUARANTINE_REF}:{QUARANTINE_REF}",
+        timeout=FETCH_TIMEOUT_SECONDS,
+    )
+    if res.returncode != 0:
+        raise StoreError("Cannot copy the verified commits into the mirror")
+
+
 def _delete_quarantine(repo: pygit2.Repository) -> None:
     ref = repo.references.get(QUARANTINE_REF)
     if ref is not None:
@@ -369,26 +409,34 @@ def _sync_locked(
     repo: pygit2.Repository, repo_path: str, source: str, *, created: bool
 ) -> SyncResult:
     _delete_quarantine(repo)  # left by a sync killed before its cleanup
-    _fetch(repo_path, source)
+    scratch = _make_scratch(repo_path)
     try:
-        fetched = str(repo.references[QUARANTINE_REF].peel(pygit2.Commit).id)
-    except (KeyError, ValueError, pygit2.GitError) as e:
-        raise FetchError("The primary's main is not a commit") from e
-    ref = repo.references.get(MAIN)
-    local = None if ref is None else str(ref.peel(pygit2.Commit).id)
-    if local == fetched:
-        return SyncResult(source, repo_path, local, fetched, 0, created)
-    if local is None:
-        report = verify_history(repo, QUARANTINE_REF)
-    else:
-        _check_descends(repo, local, fetched)
-        report = verify_range(repo, local, fetched)
-    if report.bad is not None:
-        if "rewritten" in report.bad.reason:
-            raise HistoryRewriteError(report, local, fetched)
-        raise RejectedHistoryError(report, local, fetched)
-    compare_and_swap_main(repo_path, fetched, local)
-    return SyncResult(source, repo_path, local, fetched, report.checked, created)
+        _fetch(scratch, source)
+        incoming = pygit2.Repository(scratch)
+        try:
+            fetched = str(incoming.references[QUARANTINE_REF].peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError) as e:
+            raise FetchError("The primary's main is not a commit") from e
+        ref = repo.references.get(MAIN)
+        local = None if ref is None else str(ref.peel(pygit2.Commit).id)
+        if local == fetched:
+            return SyncResult(source, repo_path, local, fetched, 0, created)
+        # The scratch repository sees the mirror's objects through its alternates, so the
+        # trusted main is there too.
+        if local is None:
+            report = verify_history(incoming, QUARANTINE_REF)
+        else:
+            _check_descends(incoming, local, fetched)
+            report = verify_range(incoming, local, fetched)
+        if report.bad is not None:
+            if "rewritten" in report.bad.reason:
+                raise HistoryRewriteError(report, local, fetched)
+            raise RejectedHistoryError(report, local, fetched)
+        _adopt(repo_path, scratch)
+        compare_and_swap_main(repo_path, fetched, local)
+        return SyncResult(source, repo_path, local, fetched, report.checked, created)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def watch(

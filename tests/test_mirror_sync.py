@@ -141,6 +141,7 @@ def assert_clean(path: Path, main: str | None) -> None:
     """main is ``main``, no quarantine ref is left, and dumb-HTTP readers see exactly main."""
     assert main_of(path) == main
     assert QUARANTINE_REF not in refs_of(path)
+    assert not Path(str(path) + ".incoming").exists()  # the scratch repository is gone
     assert refs_of(path) == ([] if main is None else [MAIN])
     info = (path / "info" / "refs").read_text() if (path / "info" / "refs").exists() else ""
     assert info == ("" if main is None else f"{main}\t{MAIN}\n")
@@ -191,6 +192,9 @@ def test_tampered_primary_is_refused_and_main_stays(primary: Primary, local: Pat
     assert err.value.bad.commit == forged and "evil.txt" in err.value.bad.reason
     assert err.value.local == trusted and err.value.fetched == primary.head()
     assert_clean(local, trusted)
+    # the refused objects never entered the mirror's object store (dumb HTTP serves it)
+    assert forged not in pygit2.Repository(str(local))
+    assert primary.head() not in pygit2.Repository(str(local))
     # the same through the CLI: first bad commit printed, exit 1, main unchanged
     code, out, errout = run_sync("--repo", str(local))
     assert code == 1 and out == ""
@@ -307,6 +311,7 @@ def test_sync_over_dumb_http(primary: Primary, local: Path) -> None:
             sync(str(local))
         assert err.value.bad.commit == forged
         assert_clean(local, new[-1])
+        assert forged not in pygit2.Repository(str(local))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
