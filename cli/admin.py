@@ -118,19 +118,12 @@ def online_keys(data_dir: Path, json_output: bool, rotate: bool) -> None:
 @handle_errors
 def keygen(out: Path) -> None:
     """Make an ed25519 root key; prints its TUF key dict with keyid."""
-    import os
-
-    from asfaload.errors import RefusingToOverwriteError
+    from asfaload.crypto import write_new_file
     from asfaload.tuf._api import CryptoSigner
     from asfaload.tuf.online import key_json
 
     signer = CryptoSigner.generate_ed25519()
-    try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise RefusingToOverwriteError(f"{out} already exists") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(signer.private_bytes)
+    write_new_file(out, signer.private_bytes.decode("ascii"), mode=0o600)
     click.echo(json.dumps(key_json(signer.public_key), indent=2))
 
 

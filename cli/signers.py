@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from asfaload.crypto import PublicKey, write_new_file
+from asfaload.crypto import PublicKey, ensure_dir, write_new_file
 from asfaload.errors import (
     AsfaloadError,
-    FormatError,
     RefusingToOverwriteError,
     SignersFileError,
 )
@@ -180,10 +179,7 @@ def new_signers_file(
         master_keys=None if master is None else [master],
         revocation_keys=None if revocation is None else [revocation],
     )
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FormatError(f"Cannot create directory {out.parent}: {exc.strerror}") from exc
+    ensure_dir(out.parent)
     write_new_file(out, signers.to_bytes().decode("utf-8"))
 
     counts = {

@@ -185,3 +185,41 @@ def test_error_class_for_status_inverts_http_status(status: int) -> None:
         assert cls is StoreError
     else:
         assert cls is RuleViolation
+
+
+def test_unwritable_places_are_one_line_errors(tmp_path):
+    """Files and dirs the offline commands cannot create: ``Error: …`` and exit 1, never a
+    traceback; an existing key file is never overwritten."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    pw = tmp_path / "pw"
+    pw.write_text("long enough password\n")
+    key = tmp_path / "root.key"
+    assert run("tuf", "keygen", "--out", str(key)).exit_code == 0
+    before = key.read_bytes()
+    again = run("tuf", "keygen", "--out", str(key))
+    assert (again.exit_code, again.output.strip()) == (
+        1,
+        f"Error: Refusing to overwrite existing file {key}",
+    )
+    assert key.read_bytes() == before
+    cases = [
+        ("tuf", "keygen", "--out", str(blocker / "root.key")),
+        ("tuf", "online-keys", "--data-dir", str(blocker / "data")),
+        (
+            "admin",
+            "add-user",
+            "--data-dir",
+            str(blocker / "data"),
+            "--username",
+            "ann",
+            "--password-file",
+            str(pw),
+        ),
+    ]
+    for args in cases:
+        res = run(*args)
+        assert res.exit_code == 1, (args, res.output)
+        assert res.exception is None or isinstance(res.exception, SystemExit), args
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: Cannot create "), (args, lines)

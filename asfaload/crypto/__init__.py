@@ -21,6 +21,7 @@ from .keys import (
     SecretKey,
     Signature,
     check_algorithm,
+    ensure_dir,
     generate_keypair_files,
     keypair_paths,
     write_new_file,
@@ -64,5 +65,6 @@ __all__ = [
     "sha512_file",
     "signature_file_text",
     "verify_file",
+    "ensure_dir",
     "write_new_file",
 ]

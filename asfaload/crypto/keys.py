@@ -331,6 +331,14 @@ class SecretKey:
         write_new_file(Path(path), self.to_text(password, kdf=kdf), mode=0o600)
 
 
+def ensure_dir(path: str | os.PathLike[str]) -> None:
+    """Create directory ``path`` (and its parents) if needed; a one-line error otherwise."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FormatError(f"Cannot create directory {os.fspath(path)}: {exc.strerror}") from exc
+
+
 def write_new_file(path: Path, text: str, *, mode: int = 0o644) -> None:
     """Create ``path`` exclusively: never overwrite, never leave a partial file behind."""
     try:
@@ -374,10 +382,7 @@ def generate_keypair_files(
             raise RefusingToOverwriteError(f"Refusing to overwrite existing file {p}")
     key = SecretKey.generate(algorithm)
     secret_text = key.to_text(password, kdf=kdf)  # slow KDF before touching the disk
-    try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FormatError(f"Cannot create directory {os.fspath(out_dir)}: {exc.strerror}") from exc
+    ensure_dir(out_dir)
     write_new_file(sec_path, secret_text, mode=0o600)
     try:
         write_new_file(pub_path, key.public_key.file_text())

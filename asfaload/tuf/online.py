@@ -30,8 +30,12 @@ def tuf_private_dir(private_dir: Path) -> Path:
     """``<private>/tuf``, created owner-only on first use."""
     base = Path(private_dir) / "tuf"
     if not base.is_dir():
-        base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        base.mkdir(exist_ok=True, mode=0o700)
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            base.mkdir(exist_ok=True, mode=0o700)
+        except OSError as exc:
+            # A server answers this as a plain 500; the CLI prints it as one line.
+            raise StoreError(f"Cannot create {base}: {exc.strerror}") from None
     return base
 
 
