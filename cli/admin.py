@@ -145,20 +145,12 @@ def keygen(out: Path) -> None:
 @handle_errors
 def sign(key_file: str, root_file: Any) -> None:
     """Sign a root draft offline; prints the body for POST /tuf/v1/metadata/sign."""
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    from asfaload.tuf._api import CryptoSigner, SSlibKey
-    from asfaload.tuf.documents import load_json, parse_root
+    from asfaload.tuf import build
+    from asfaload.tuf.documents import load_json
 
     doc = load_json(root_file.read(), "root metadata")
-    if isinstance(doc, dict) and isinstance(doc.get("data"), dict):
-        doc = doc["data"]["metadata"]["root"]
-    parsed = parse_root(doc)
-    with open(key_file, "rb") as fh:
-        private = load_pem_private_key(fh.read(), password=None)
-    signer = CryptoSigner(private, SSlibKey.from_crypto(private.public_key()))
-    sig = signer.sign(parsed.md.signed_bytes)
-    json.dump({"role": "root", "signature": sig.to_dict()}, sys.stdout)
+    signature = build.sign_document(doc, build.load_signer(key_file))
+    json.dump({"role": "root", "signature": signature}, sys.stdout)
     click.echo()
 
 

@@ -223,3 +223,26 @@ def test_unwritable_places_are_one_line_errors(tmp_path):
         assert res.exception is None or isinstance(res.exception, SystemExit), args
         lines = res.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: Cannot create "), (args, lines)
+
+
+def test_offline_sign_refuses_bad_inputs_in_one_line(tmp_path):
+    """``tuf sign`` reads keys and drafts like the other root commands (one loader each)."""
+    key_ = key  # the support helper: a fresh in-memory signer
+    key_file = tmp_path / "root.key"
+    assert run("tuf", "keygen", "--out", str(key_file)).exit_code == 0
+    junk = tmp_path / "junk.key"
+    junk.write_text("not a key\n")
+    online = {r: key_().public_key for r in ("targets", "snapshot", "timestamp")}
+    root = tmp_path / "root.json"
+    root.write_text(json.dumps(signed_doc(make_root(1, [key_()], 1, online), [])))
+    wrapped = tmp_path / "answer.json"
+    wrapped.write_text('{"data": {"unexpected": 1}}')
+    for args, start in (
+        (("--key", str(junk), "--root", str(root)), f"Error: {junk}: not an unencrypted PEM"),
+        (("--key", str(key_file), "--root", str(wrapped)), "Error: missing 'signed' object"),
+    ):
+        res = run("tuf", "sign", *args)
+        assert res.exit_code == 1, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(start), lines
