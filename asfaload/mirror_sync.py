@@ -75,6 +75,9 @@ ZERO_OID = "0" * 40
 SCRATCH_SUFFIX = ".incoming"
 FETCH_TIMEOUT_SECONDS = 600.0
 
+# Objects adopted into the mirror and the moved main reach the disk before the sync reports
+# success (git >= 2.36; older versions ignore the unknown keys).
+_DURABLE = ("-c", "core.fsync=objects,reference", "-c", "core.fsyncMethod=fsync")
 # Transports git may use for a primary. ext:: and fd:: would run commands named by the URL.
 _ALLOWED_PROTOCOLS = ("file", "http", "https", "ssh", "git")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -305,7 +308,9 @@ def compare_and_swap_main(repo_path: str, new: str, old: str | None) -> None:
     ``git update-ref`` takes git's ref lock and checks the old value under it, so a concurrent
     push or store writer is never overwritten. Raises ConcurrentUpdateError otherwise.
     """
-    res = _git(repo_path, "update-ref", "-m", "asfaload mirror sync", MAIN, new, old or ZERO_OID)
+    res = _git(
+        repo_path, *_DURABLE, "update-ref", "-m", "asfaload mirror sync", MAIN, new, old or ZERO_OID
+    )
     if res.returncode != 0:
         raise ConcurrentUpdateError("main moved during the sync; nothing was changed")
 
@@ -332,6 +337,7 @@ def _adopt(repo_path: str, scratch: str) -> None:
     """Copy the verified objects from the scratch repository into the mirror (a local fetch)."""
     res = _git(
         repo_path,
+        *_DURABLE,
         "fetch",
         "--quiet",
         "--no-tags",

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,36 @@ def test_rollback_is_refused(primary: Primary, local: Path) -> None:
     primary.reset(str(pygit2.Repository(str(primary.path)).revparse_single(trusted + "~1").id))
     with pytest.raises(HistoryRewriteError, match="a rollback"):
         sync(str(local))
+    assert_clean(local, trusted)
+
+
+def test_tuf_commits_sync_and_an_unsigned_root_rotation_does_not(
+    primary: Primary, local: Path
+) -> None:
+    from asfaload.tuf import repo as tuf_repo
+    from asfaload.tuf.documents import Expirations, dump_json
+    from tests.test_tuf_support import REF, key, make_root, signed_doc
+
+    sync(str(local), str(primary.path))
+    now = int(time.time())
+    online = {role: key() for role in ("targets", "snapshot", "timestamp")}
+    pubs = {r: s.public_key for r, s in online.items()}
+    root_key = key()
+    doc = signed_doc(make_root(1, [root_key], 1, pubs, now=now), [root_key])
+    signers = {s.public_key.keyid: s for s in online.values()}
+    primary.mirror.submit(
+        lambda v, t: tuf_repo.bootstrap(v, t, REF, doc, Expirations(), signers).change
+    )
+    trusted = sync(str(local)).new
+    assert trusted == primary.head()
+    root2 = signed_doc(make_root(2, [key()], 1, pubs, now=now), [key()])
+    forged = primary.forge(
+        Change(f"tuf: rotate {REF.admin}/{REF.app}", {REF.versioned("root", 2): dump_json(root2)})
+    )
+    with pytest.raises(RejectedHistoryError) as err:
+        sync(str(local))
+    assert err.value.bad.commit == forged
+    assert "not signed by the root thresholds" in err.value.bad.reason
     assert_clean(local, trusted)
 
 
