@@ -385,17 +385,19 @@ def sync(repo_path: str, source: str | None = None) -> SyncResult:
     :class:`~asfaload.errors.ConcurrentUpdateError`.
     """
     repo_path = os.path.abspath(repo_path)
-    fresh = not os.path.exists(repo_path) or (
-        os.path.isdir(repo_path) and not os.listdir(repo_path)
-    )
-    if source is None:
-        source = None if fresh else primary_of(repo_path)
-        if source is None:
-            raise NoSourceError("No primary given (--from) and none recorded in the mirror")
-    source = normalise_source(source)
-    if fresh:
-        os.makedirs(os.path.dirname(repo_path), exist_ok=True)
+    if source is not None:
+        source = normalise_source(source)
+    os.makedirs(os.path.dirname(repo_path), exist_ok=True)
     with _SyncLock(repo_path):
+        # Decided under the lock: two first syncs at once must not both create the mirror.
+        fresh = not os.path.exists(repo_path) or (
+            os.path.isdir(repo_path) and not os.listdir(repo_path)
+        )
+        if source is None:
+            recorded = None if fresh else primary_of(repo_path)
+            if recorded is None:
+                raise NoSourceError("No primary given (--from) and none recorded in the mirror")
+            source = normalise_source(recorded)
         if fresh:
             repo = create_readonly_mirror(repo_path, source)
         else:

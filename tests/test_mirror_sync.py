@@ -300,6 +300,21 @@ def test_a_mirror_with_its_own_root_cannot_follow_a_primary(primary: Primary, lo
     assert main_of(local) == own
 
 
+def test_concurrent_syncs_serialise(primary: Primary, local: Path) -> None:
+    """Two first syncs at once: one creates the mirror, the other finds it up to date."""
+    results: list[SyncResult] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(sync(str(local), str(primary.path))))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in results) == ["created", "up-to-date"]
+    assert_clean(local, primary.head())
+
+
 def test_lost_compare_and_swap_changes_nothing(primary: Primary, local: Path) -> None:
     head = sync(str(local), str(primary.path)).new
     parent = str(pygit2.Repository(str(local)).revparse_single(head + "^").id)
