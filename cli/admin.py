@@ -179,16 +179,12 @@ def _read_tokens(path: Path) -> dict[str, Any]:
 
 
 def _store_token(path: Path, backend_url: str, username: str, token: str) -> None:
-    import os
+    from asfaload.tuf.files import write_private
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tokens = _read_tokens(path)
     tokens[backend_url.rstrip("/")] = {"username": username, "token": token}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a bearer token: owner only
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(tokens, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_private(path, (json.dumps(tokens, indent=2) + "\n").encode())  # a bearer token
 
 
 def resolve_token(backend_url: str, token_file: Path | None) -> str:

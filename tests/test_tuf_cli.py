@@ -246,3 +246,22 @@ def test_offline_sign_refuses_bad_inputs_in_one_line(tmp_path):
         assert res.exception is None or isinstance(res.exception, SystemExit)
         lines = res.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(start), lines
+
+
+def test_write_private_is_owner_only_atomic_and_can_refuse_to_overwrite(tmp_path):
+    import pytest
+
+    from asfaload.tuf.files import write_private
+
+    path = tmp_path / "secret.json"
+    write_private(path, b"one")
+    write_private(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(FileExistsError):
+        write_private(path, b"three", replace=False)
+    assert path.read_bytes() == b"two"
+    write_private(tmp_path / "new.key", b"k", replace=False)
+    assert stat.S_IMODE((tmp_path / "new.key").stat().st_mode) == 0o600
+    # No temp file is left behind, whatever happened.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.key", "secret.json"]

@@ -23,7 +23,7 @@ import nacl.pwhash
 
 from ..errors import AuthenticationError, ConflictError, NotAuthorizedError, PasswordError
 from .documents import validate_username
-from .online import tuf_private_dir
+from .files import tuf_private_dir, write_private
 
 TOKEN_LIFETIME = 24 * 3600
 ROLES = ("admin", "team")
@@ -74,7 +74,7 @@ class Accounts:
             if username in users:
                 raise ConflictError(f"user already exists: {username}")
             users[username] = {"hash": digest.decode("ascii"), "role": role}
-            _atomic_write(self._users, json.dumps(users, indent=2).encode() + b"\n")
+            write_private(self._users, json.dumps(users, indent=2).encode() + b"\n")
         return User(username, role)
 
     def user(self, username: str) -> User | None:
@@ -170,14 +170,3 @@ def _verify(stored: bytes, password: str) -> bool:
         return bool(nacl.pwhash.verify(stored, password.encode()))
     except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, ValueError):
         return False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,21 +21,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from ..errors import FormatError, StoreError
 from ._api import CryptoSigner, Signer, SSlibKey
 from .documents import ONLINE_ROLES
+from .files import tuf_private_dir, write_private
 
 _KEYID_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-def tuf_private_dir(private_dir: Path) -> Path:
-    """``<private>/tuf``, created owner-only on first use."""
-    base = Path(private_dir) / "tuf"
-    if not base.is_dir():
-        try:
-            base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            base.mkdir(exist_ok=True, mode=0o700)
-        except OSError as exc:
-            # A server answers this as a plain 500; the CLI prints it as one line.
-            raise StoreError(f"Cannot create {base}: {exc.strerror}") from None
-    return base
 
 
 class OnlineKeyring:
@@ -99,9 +86,9 @@ class OnlineKeyring:
         for role in ONLINE_ROLES:
             signer = CryptoSigner.generate_ed25519()
             keyid = signer.public_key.keyid
-            _write_private(self._keys_dir / keyid, signer.private_bytes)
+            write_private(self._keys_dir / keyid, signer.private_bytes, replace=False)
             mapping[role] = keyid
-        _write_private(self._current, json.dumps(mapping, indent=2).encode() + b"\n", replace=True)
+        write_private(self._current, json.dumps(mapping, indent=2).encode() + b"\n")
         return {role: self._load(k).public_key for role, k in mapping.items()}
 
     def _load(self, keyid: str) -> CryptoSigner:
@@ -128,20 +115,3 @@ def key_json(key: SSlibKey) -> dict[str, Any]:
 
 def keys_json(keys: Mapping[str, SSlibKey]) -> dict[str, dict[str, Any]]:
     return {role: key_json(keys[role]) for role in ("timestamp", "snapshot", "targets")}
-
-
-def _write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if replace:
-        os.replace(tmp, path)
-    else:
-        try:
-            os.link(tmp, path)  # never overwrite a key file
-        finally:
-            os.unlink(tmp)

@@ -9,7 +9,6 @@ signature. Task records are written after the commit is acknowledged.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,8 @@ from . import repo
 from .accounts import Accounts
 from .documents import ONLINE_ROLES, AppRef, Expirations, load_json
 from .errors import TASK_NOT_ACCEPTED, TufError
-from .online import OnlineKeyring, tuf_private_dir
+from .files import tuf_private_dir, write_private
+from .online import OnlineKeyring
 from .repo import NothingToCommit, Progress, RootOutcome
 from .tasks import TaskStore
 
@@ -82,9 +82,7 @@ class TufService:
     def _save_settings(self, ref: AppRef, data: dict[str, Any]) -> None:
         path = self._settings_path(ref)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".settings.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_private(path, json.dumps(data, indent=2).encode() + b"\n")
 
     # --- running an operation ---------------------------------------------------------------------
     def _run(self, fn: Callable[[TreeView, int], RootOutcome]) -> RootOutcome:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .documents import AppRef
-from .online import tuf_private_dir
+from .files import tuf_private_dir
 
 STATES = (
     "PENDING",
