@@ -163,3 +163,19 @@ def test_add_signatures_equality_is_by_value() -> None:
     op = sign_op(tree, other, k["a"])
     assert AddSignatures(op.subject, op.submitter, dict(op.signatures)) == op
     assert isinstance(DictTree(), DictTree)
+
+
+def test_derive_push_returns_the_derived_change_with_its_message() -> None:
+    from asfaload.rules.push import derive_push
+
+    tree, k, other = _fresh_release()
+    op = sign_op(tree, other, k["a"])
+    change = apply(tree, op, T0 + 100)
+    pushed = Change("whatever the pusher wrote", change.writes, change.deletes)
+    derived_op, derived = derive_push(tree, pushed, T0 + 100)
+    assert derived_op == op == check_push(tree, pushed, T0 + 100)
+    assert derived == change and derived.message == change.message
+    tampered = dict(change.writes)
+    tampered[layout.pending_signatures_path(other)] = SignaturesFile.empty().to_bytes()
+    with pytest.raises(AsfaloadError):
+        derive_push(tree, Change("x", tampered, change.deletes), T0 + 100)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .engine import apply
     from .ops import AddSignatures, Op, ProposeUpdate, Register, RegisterRelease, Revoke
-    from .push import check_push, infer_operation
+    from .push import check_push, derive_push, infer_operation
     from .queries import (
         FileStatus,
         PendingRequest,
@@ -64,7 +64,7 @@ _WHERE = {
         "queries",
     ),
     **dict.fromkeys(("Change", "DictTree", "Operation", "OverlayTree", "TreeView"), "tree"),
-    **dict.fromkeys(("check_push", "infer_operation"), "push"),
+    **dict.fromkeys(("check_push", "derive_push", "infer_operation"), "push"),
 }
 
 __all__ = [
@@ -85,6 +85,7 @@ __all__ = [
     "apply",
     "can_sign",
     "check_push",
+    "derive_push",
     "file_status",
     "find_project",
     "governing_signers",

@@ -127,6 +127,12 @@ def check_push(view: TreeView, change: Change, now: int) -> AddSignatures | Revo
     ``view`` is the parent commit's tree, ``now`` the pushed commit's committer time. Returns
     the operation; raises an :class:`~asfaload.errors.AsfaloadError` with a one-line reason.
     """
+    return derive_push(view, change, now)[0]
+
+
+def derive_push(view: TreeView, change: Change, now: int) -> tuple[AddSignatures | Revoke, Change]:
+    """:func:`check_push` that also returns the change the rules derive (its ``message`` is the
+    commit message the push must carry), so callers need not apply the operation again."""
     try:
         op = infer_operation(view, change)
     except AsfaloadError:
@@ -146,4 +152,4 @@ def check_push(view: TreeView, change: Change, now: int) -> AddSignatures | Revo
         raise RuleViolation(
             f"Pushed change differs from what the rules derive (first difference: {differing[0]})"
         )
-    return op
+    return op, expected
