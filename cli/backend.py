@@ -12,11 +12,10 @@ mirror's pre-receive hook accepts nothing else); the output is the same as over 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from asfaload.client.api import BackendClient, RegistrationResult
 from asfaload.client.signing import revoke as revoke_file
 from asfaload.client.signing import sign_pending as sign_pending_file
 from asfaload.crypto import SecretKey
@@ -31,6 +30,9 @@ from ._common import (
     password_options,
     secret_key_option,
 )
+
+if TYPE_CHECKING:  # the HTTP client is imported when a command talks HTTP (--git does not)
+    from asfaload.client.api import BackendClient, RegistrationResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +60,8 @@ def git_option(f: F) -> F:
 
 
 def _client(backend_url: str, key: SecretKey) -> BackendClient:
+    from asfaload.client.api import BackendClient
+
     return BackendClient(backend_url, secret_key=key)
 
 

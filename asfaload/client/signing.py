@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..crypto import SecretKey, Signature, sha512
 from ..errors import FormatError
 from ..model import RevocationDocument
-from .api import BackendClient, RevokeResult
+
+if TYPE_CHECKING:  # annotations only: signing by git must not pay for the HTTP client
+    from .api import BackendClient, RevokeResult
 
 
 def sign_files(secret_key: SecretKey, files: dict[str, bytes]) -> dict[str, Signature]:
