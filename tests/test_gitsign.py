@@ -23,6 +23,8 @@ from urllib.parse import unquote
 
 import pygit2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asfaload import layout
 from asfaload.client.gitsign import parse_push_output, resolve_remote, sign_pending_by_git
@@ -156,7 +158,7 @@ def world(tmp_path: Path, cheap_kdf: None) -> Iterator[World]:
 
 def server_signs(w: World, name: str, subject: str) -> None:
     """A signature submitted the other way (HTTP): through the server's writer."""
-    w.mirror.submit(sign_op(w.mirror.view(), subject, w.keys[name]))  # type: ignore[arg-type]
+    w.mirror.submit(sign_op(w.mirror.view(), subject, w.keys[name]))
 
 
 def activate(w: World) -> None:
@@ -289,10 +291,13 @@ def test_hook_refuses_a_commit_time_in_the_future(world: World) -> None:
 
 
 def test_unreachable_mirror(tmp_path: Path, world: World) -> None:
-    res = world.sign("a", PENDING_SF, remote=str(tmp_path / "no-such-mirror.git"))
+    missing = tmp_path / "no-such-mirror.git"
+    res = world.sign("a", PENDING_SF, remote=str(missing))
     assert res.code == 1
-    (line,) = res.stderr.splitlines()
-    assert line.startswith("Error: Cannot fetch main from the mirror: "), line
+    assert res.stderr.splitlines() == [
+        f"Error: Cannot fetch main from the mirror: fatal: '{missing}' does not appear to be a "
+        "git repository"
+    ]
 
 
 # --- races --------------------------------------------------------------------------------------
@@ -556,3 +561,19 @@ def test_parse_push_output(summary: str, ok: bool, lost: bool) -> None:
     if "hook" in summary:
         assert status.reason == "asfaload: push rejected: commit 1234567: nope"
     assert parse_push_output("", "fatal: unable to access\n") is None
+
+
+@given(st.text(), st.text())
+def test_parse_push_output_never_raises(stdout: str, stderr: str) -> None:
+    status = parse_push_output(stdout, stderr)
+    if f":{MAIN}\t" not in stdout:
+        assert status is None
+    else:
+        assert status is None or isinstance(status.reason, str)
+
+
+@given(st.sampled_from(["fetch first", "non-fast-forward", "failed to update ref"]), st.text())
+def test_lost_races_are_never_refusals(word: str, noise: str) -> None:
+    line = f"!\tdeadbeef:{MAIN}\t[rejected] ({word})".replace("\n", " ")
+    status = parse_push_output(line + "\n", noise)
+    assert status is not None and status.lost_race and not status.ok
