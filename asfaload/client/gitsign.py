@@ -32,11 +32,10 @@ import pygit2
 from .. import layout
 from ..crypto import SecretKey
 from ..errors import ConcurrentUpdateError, NetworkError, NotFoundError, RuleViolation
-from ..rules.engine import apply
-from ..rules.ops import AddSignatures, Op, Revoke
-from ..rules.queries import pending_request
-from ..rules.tree import Change, TreeView
-from ..store.gittree import MAIN, GitTreeView, apply_change
+
+# Through the packages' public facades (docs/architecture.md), not their inner modules.
+from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_request
+from ..store import MAIN, GitTreeView, apply_change
 from .signing import build_revocation, sign_files
 
 DEFAULT_ATTEMPTS = 5
