@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pygit2.enums import FileMode
 
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
@@ -456,9 +458,48 @@ def test_tree_diff_matches_libgit2(
 
         # same content with a new mode is a change too
         old, new = build(before, b"1", False), build(after, data, executable)
-        ours = sorted((c.path, c.old, c.new, c.mode) for c in tree_diff(repo, old, new))
-        git_s = sorted((c.path, c.old, c.new, c.mode) for c in diff_trees(repo, old, new))
-        assert ours == git_s
+        ours = sorted((c.path, c.old, c.new, c.mode) for c in diff_trees(repo, old, new))
+        assert ours == libgit2_diff(old, new)
+        # verify.tree_diff is the store's diff under its old name
+        assert sorted((c.path, c.old, c.new, c.mode) for c in tree_diff(repo, old, new)) == ours
+        # the empty tree on either side
+        assert sorted(c.path for c in diff_trees(repo, None, new)) == sorted(
+            p for p, _, _, _ in libgit2_diff(repo[repo.TreeBuilder().write()], new)
+        )
+
+
+def test_tree_diff_handles_trees_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    repo = pygit2.init_repository(str(tmp_path / "deep.git"), bare=True)
+    depth = sys.getrecursionlimit() + 100
+    tb = repo.TreeBuilder()
+    tb.insert("f", repo.create_blob(b"x"), FileMode.BLOB)
+    oid = tb.write()
+    for _ in range(depth):
+        tb = repo.TreeBuilder()
+        tb.insert("d", oid, FileMode.TREE)
+        oid = tb.write()
+    (change,) = diff_trees(repo, None, repo[oid].peel(pygit2.Tree))
+    assert change.path == "d/" * depth + "f"
+    assert change.old is None and change.mode == FileMode.BLOB
+
+
+def libgit2_diff(
+    old: pygit2.Object, new: pygit2.Object
+) -> list[tuple[str, str | None, str | None, int]]:
+    """libgit2's tree-to-tree diff in PathChange terms: the reference the store's diff must match."""
+    zero = "0" * 40
+    out = []
+    for delta in old.peel(pygit2.Tree).diff_to_tree(new.peel(pygit2.Tree)).deltas:
+        old_id, new_id = str(delta.old_file.id), str(delta.new_file.id)
+        out.append(
+            (
+                delta.new_file.path if new_id != zero else delta.old_file.path,
+                None if old_id == zero else old_id,
+                None if new_id == zero else new_id,
+                0 if new_id == zero else int(delta.new_file.mode),
+            )
+        )
+    return sorted(out)
 
 
 def build_tree(

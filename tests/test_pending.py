@@ -132,6 +132,37 @@ def test_cache_survives_restart_and_missing_cache_is_rebuilt(mirror, tmp_path):
     assert fourth.for_signer("A") == ["p/x"]
 
 
+def test_cache_is_written_lazily_and_a_stale_cache_catches_up(mirror, tmp_path):
+    cache = tmp_path / "pending.json"
+    mirror.submit(op_write({"p/signers": b'["A", "B"]', "p/x" + SUFFIX: b"[]"}))
+    first = PendingIndex(mirror.path, str(cache), ToyPolicy(), save_interval=3600)
+    assert first.for_signer("A") == ["p/x"]
+    built_at = mirror.head()
+    assert json.loads(cache.read_text())["commit"] == built_at  # a build is saved at once
+    mirror.submit(op_write({"p/y" + SUFFIX: b"[]"}))
+    mirror.submit(op_write({"p/x" + SUFFIX: b'["A"]'}))
+    assert first.for_signer("A") == ["p/y"]
+    assert first.for_signer("B") == ["p/x", "p/y"]
+    # commits since the build did not rewrite the cache: it still names the built commit ...
+    assert json.loads(cache.read_text())["commit"] == built_at
+    # ... and a new index on that stale cache catches up from it, evaluating only what changed
+    policy = ToyPolicy()
+    second = PendingIndex(mirror.path, str(cache), policy, save_interval=3600)
+    assert second.for_signer("A") == ["p/y"]
+    assert second.for_signer("B") == ["p/x", "p/y"]
+    assert sorted(policy.evaluated) == ["p/x", "p/y"]
+    # close() leaves the cache current
+    first.close()
+    data = json.loads(cache.read_text())
+    assert data["commit"] == mirror.head()
+    assert data["pending"] == {"p/x": ["B"], "p/y": ["A", "B"]}
+    # with no interval every refresh that moved is saved
+    eager = PendingIndex(mirror.path, str(cache), ToyPolicy(), save_interval=0)
+    mirror.submit(op_write({"p/z" + SUFFIX: b"[]"}))
+    assert eager.for_signer("A") == ["p/y", "p/z"]
+    assert json.loads(cache.read_text())["commit"] == mirror.head()
+
+
 def test_a_policy_error_does_not_break_the_index(mirror, tmp_path):
     class Fragile(ToyPolicy):
         def missing_signers(self, view, subject):

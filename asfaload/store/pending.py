@@ -6,6 +6,12 @@ changed paths can affect; it never walks the whole mirror per request (reference
 the cache file is missing or unreadable, it is rebuilt once from scratch (a diff from the empty
 tree). The cache lives in the server's private dir and is only ever a cache: deleting it is safe.
 
+The cache file records the commit it describes, so a stale cache is simply caught up from that
+commit on the next refresh. It is therefore written only when it is worth it: at once after a
+build from scratch (the expensive case), otherwise at most every ``save_interval`` seconds while
+the index has moved, and on :meth:`PendingIndex.close` — never on every commit, which would cost
+O(pending subjects) per refresh.
+
 What counts as pending and who may sign it are questions for the rules engine; they come in
 through a :class:`PendingPolicy`, so this module stays free of signing rules.
 """
@@ -18,6 +24,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -52,16 +59,28 @@ class PendingPolicy(Protocol):
 class PendingIndex:
     """The pending index of one mirror, cached in a JSON file (``cache_path``)."""
 
-    def __init__(self, repo_path: str, cache_path: str, policy: PendingPolicy) -> None:
+    def __init__(
+        self,
+        repo_path: str,
+        cache_path: str,
+        policy: PendingPolicy,
+        *,
+        save_interval: float = 30.0,
+    ) -> None:
         self._repo_path = os.path.abspath(repo_path)
         self._cache_path = cache_path
         self._policy = policy
+        self._save_interval = save_interval
         self._lock = threading.RLock()
         self._local = threading.local()
         self._commit: str | None = None
         self._missing: dict[str, frozenset[str]] = {}
+        # The keys of _missing, sorted: the subjects under a path prefix are a slice of it.
+        self._subjects: list[str] = []
         self._by_key: dict[str, set[str]] = {}
         self._loaded = False
+        self._dirty = False  # the cache file lags behind _commit
+        self._saved_at = float("-inf")
 
     # --- queries ----------------------------------------------------------------------------
     def for_signer(self, key: str, *, refresh: bool = True) -> list[str]:
@@ -100,18 +119,35 @@ class PendingIndex:
             ref = self._repo.references.get(MAIN)
             tip = None if ref is None else str(ref.target)
             if tip != self._commit:
+                from_scratch = self._commit is None
                 self._advance(tip)
+                self._dirty = True
+                if from_scratch:
+                    self._save()
+            if self._dirty and time.monotonic() - self._saved_at >= self._save_interval:
                 self._save()
             return self._commit
+
+    def flush(self) -> None:
+        """Write the cache file now if it lags behind the index."""
+        with self._lock:
+            if self._dirty:
+                self._save()
+
+    def close(self) -> None:
+        """Flush the cache (a server worker calls this on exit)."""
+        self.flush()
 
     def rebuild(self) -> None:
         """Forget everything and index the tip from scratch."""
         with self._lock:
             self._loaded = True
-            self._commit = None
-            self._missing = {}
-            self._by_key = {}
+            self._clear()
             self.refresh()
+
+    def _clear(self) -> None:
+        self._commit = None
+        self._missing, self._subjects, self._by_key = {}, [], {}
 
     def _tree(self, commit: str | None) -> pygit2.Tree | None:
         if commit is None:
@@ -123,7 +159,8 @@ class PendingIndex:
             old_tree = self._tree(self._commit)
         except (KeyError, ValueError, pygit2.GitError):
             # The indexed commit is gone (cache from another repository?): start over.
-            self._missing, self._by_key, old_tree = {}, {}, None
+            self._clear()
+            old_tree = None
         new_tree = self._tree(tip)
         policy = self._policy
         subjects: set[str] = set()
@@ -133,13 +170,12 @@ class PendingIndex:
             if subject is not None:
                 subjects.add(subject)
             prefixes.update(policy.affected_prefixes(change.path))
-        if prefixes:
-            known = sorted(self._missing)
-            for prefix in prefixes:
-                i = bisect.bisect_left(known, prefix)
-                while i < len(known) and known[i].startswith(prefix):
-                    subjects.add(known[i])
-                    i += 1
+        known = self._subjects
+        for prefix in prefixes:
+            i = bisect.bisect_left(known, prefix)
+            while i < len(known) and known[i].startswith(prefix):
+                subjects.add(known[i])
+                i += 1
         view = GitTreeView(self._repo, new_tree)
         for subject in subjects:
             self._set(subject, self._evaluate(view, subject))
@@ -163,8 +199,12 @@ class PendingIndex:
                 if not subs:
                     del self._by_key[key]
         if keys is None:
-            self._missing.pop(subject, None)
+            if self._missing.pop(subject, None) is not None:
+                i = bisect.bisect_left(self._subjects, subject)
+                del self._subjects[i]
             return
+        if subject not in self._missing:
+            bisect.insort(self._subjects, subject)
         self._missing[subject] = keys
         for key in keys:
             self._by_key.setdefault(key, set()).add(subject)
@@ -181,18 +221,21 @@ class PendingIndex:
             pending = data["pending"]
             if not (commit is None or isinstance(commit, str)) or not isinstance(pending, dict):
                 raise ValueError("malformed cache")
+            self._clear()
             self._commit = commit
-            self._missing = {}
-            self._by_key = {}
             for subject, keys in pending.items():
                 if not isinstance(subject, str) or not isinstance(keys, list):
                     raise ValueError("malformed cache")
                 self._set(subject, frozenset(str(k) for k in keys))
         except (OSError, ValueError, KeyError):
             # Missing or unreadable cache: rebuild from scratch on this refresh.
-            self._commit, self._missing, self._by_key = None, {}, {}
+            self._clear()
 
     def _save(self) -> None:
+        # Whatever happens below, do not retry before the next interval: a failing disk must not
+        # turn every lookup into a failing write.
+        self._dirty = False
+        self._saved_at = time.monotonic()
         data = {
             "version": CACHE_VERSION,
             "commit": self._commit,
