@@ -120,9 +120,12 @@ class ConcurrentUpdateError(StoreError):
 
 
 class ForgeError(AsfaloadError):
-    """A forge (GitHub, GitLab, file server) could not be reached or answered badly."""
+    """A forge (GitHub, GitLab, file server) could not be reached or answered badly.
 
-    http_status = 502
+    500, not 502: the REST manual lists forge validation and release download failures as
+    500 Internal Server Error, and its status codes are the contract."""
+
+    http_status = 500
 
 
 class ForbiddenURLError(ForgeError):

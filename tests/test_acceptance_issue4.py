@@ -441,20 +441,12 @@ def test_get_signers_chain_of_a_registered_project_is_200(world: World) -> None:
 
 
 # --- forge failures: the manual lists 500 ------------------------------------------------------
-FORGE_500 = (
-    "manual (seeds/002 REST manual) lists 500 for 'forge validation failed' on register_repo and "
-    "update_signers and for 'release processing, checksums download failed' on assets; the "
-    "server answers 502 (ForgeError.http_status) instead"
-)
-
-
 def _raw_path(emu: ForgeEmulator, blob_url: str) -> str:
     return emu.served_path(
         blob_url.replace("github.com", "raw.githubusercontent.com").replace("/blob/", "/")
     )
 
 
-@pytest.mark.xfail(strict=True, reason=FORGE_500)
 def test_forge_failure_on_register_is_500(world: World) -> None:
     key = SecretKey.generate("ed25519")
     raw = signers_bytes(artifact=[([key], 1)], admin=[([key], 1)])
@@ -464,7 +456,6 @@ def test_forge_failure_on_register_is_500(world: World) -> None:
     _error(_post(world.server, key, "/v1/register_repo", body), 500)
 
 
-@pytest.mark.xfail(strict=True, reason=FORGE_500)
 def test_forge_failure_on_update_signers_is_500(world: World) -> None:
     raw = signers_bytes(
         artifact=[([world.admin], 1)], admin=[([world.admin], 1)], timestamp=1_800_000_500
@@ -475,7 +466,6 @@ def test_forge_failure_on_update_signers_is_500(world: World) -> None:
     _error(_post(world.server, world.admin, "/v1/update_signers", body), 500)
 
 
-@pytest.mark.xfail(strict=True, reason=FORGE_500)
 def test_forge_failure_on_assets_is_500(world: World) -> None:
     page = world.emu.add_github_release("acme", "tool", "down", {"a.bin": b"abc"})
     world.emu.fail("/api/repos/acme/tool/releases/tags/down", 503, times=50)

@@ -97,7 +97,7 @@ def test_02_register_conflicts_and_bad_input(world):
     assert _post(server, keys[0], "/v1/register_repo", _reg(keys[0], missing)).status in (
         400,
         404,
-        502,
+        500,
     )
     bad = emu.put_github_file("acme", "bad", "main", "asfaload.signers.json", b'{"nope": 1}')
     _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], bad)), 400)
