@@ -140,6 +140,12 @@ class NetworkError(AsfaloadError):
     http_status = 502
 
 
+class ReadOnlyError(AsfaloadError):
+    """A write sent to a read-only mirror; writes go to the primary."""
+
+    http_status = 405
+
+
 class ConfigError(AsfaloadError):
     """The server configuration (flags, ASFALOAD_* environment, TOML file) is invalid."""
 

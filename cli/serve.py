@@ -28,6 +28,13 @@ from ._common import handle_errors
     default=None,
     help="TOML configuration file (env ASFALOAD_CONFIG). Flags and env vars override it.",
 )
+@click.option(
+    "--read-only",
+    is_flag=True,
+    default=None,
+    help="Serve a read-only mirror (kept by `asfaload mirror sync`): reads only, writes get 405. "
+    "Env ASFALOAD_READ_ONLY.",
+)
 @handle_errors
 def serve_command(
     data_dir: Path | None,
@@ -35,18 +42,26 @@ def serve_command(
     port: int | None,
     workers: int | None,
     config_file: Path | None,
+    read_only: bool | None,
 ) -> None:
     """Run the REST API server (creates the data dir and mirror on first start)."""
     from asfaload.server.config import ServerConfig
     from asfaload.server.serving import serve
 
     config = ServerConfig.load(
-        {"data_dir": data_dir, "host": host, "port": port, "workers": workers},
+        {
+            "data_dir": data_dir,
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "read_only": read_only,
+        },
         toml_path=config_file,
     )
     click.echo(
         f"Serving {config.data_dir} on http://{config.host}:{config.port} "
-        f"({config.workers} worker{'s' if config.workers != 1 else ''})",
+        f"({config.workers} worker{'s' if config.workers != 1 else ''}"
+        f"{', read-only' if config.read_only else ''})",
         err=True,
     )
     serve(config)

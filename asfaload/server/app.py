@@ -14,7 +14,7 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import PathConverter
 
 from ..auth import HEADERS, AuthenticatedRequest, verify_request
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, ConfigError, ReadOnlyError
 from ..service import Backend
 from ..store import Mirror
 from .config import ServerConfig
@@ -49,6 +49,10 @@ def prepare_data_dir(config: ServerConfig) -> Mirror:
     config.private_dir.mkdir(mode=0o700, exist_ok=True)
     if config.mirror_path.exists():
         return Mirror.open(str(config.mirror_path))
+    if config.read_only:
+        raise ConfigError(
+            "A read-only server needs an existing mirror: run `asfaload mirror sync` first"
+        )
     return Mirror.init(str(config.mirror_path))
 
 
@@ -67,6 +71,8 @@ def create_app(config: ServerConfig) -> Flask:
 
     install_error_handlers(app)
     _install_access_log(app)
+    if config.read_only:
+        app.before_request(_refuse_writes)
 
     # Imported here: both blueprints import this module's helpers.
     from .tuf_api import tuf_blueprint
@@ -76,6 +82,11 @@ def create_app(config: ServerConfig) -> Flask:
     app.register_blueprint(openapi_bp)
     app.register_blueprint(tuf_blueprint)
     return app
+
+
+def _refuse_writes() -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        raise ReadOnlyError("This server is a read-only mirror; send writes to the primary")
 
 
 def state() -> ServerState:

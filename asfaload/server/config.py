@@ -34,6 +34,9 @@ class ServerConfig:
     log_level: str = "info"
     # Seconds gunicorn waits for in-flight requests (and so their queued writes) on shutdown.
     graceful_timeout: int = 30
+    # A read-only mirror (kept up to date by `asfaload mirror sync`) serves the public reads and
+    # refuses every write: a local commit would fork it from the primary it follows.
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -113,7 +116,7 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError(value)
             return int(value)
-        if name == "allow_private_urls":
+        if name in ("allow_private_urls", "read_only"):
             return _parse_bool(value)
         if name == "gitlab_hosts":
             if isinstance(value, str):
@@ -149,6 +152,7 @@ _ENV = {
     "ASFALOAD_MAX_BODY_BYTES": "max_body_bytes",
     "ASFALOAD_LOG_LEVEL": "log_level",
     "ASFALOAD_GRACEFUL_TIMEOUT": "graceful_timeout",
+    "ASFALOAD_READ_ONLY": "read_only",
 }
 
 
