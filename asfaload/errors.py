@@ -158,7 +158,7 @@ def error_class_for_status(status: int) -> type[AsfaloadError]:
         403: NotAuthorizedError,
         404: NotFoundError,
         409: ConflictError,
-        502: ForgeError,
+        502: NetworkError,
         504: ForgeError,
     }
     if status in by_status:
