@@ -25,7 +25,7 @@ typecheck: deps
 	$(BIN)/mypy asfaload cli
 
 unit: deps
-	$(BIN)/pytest -p no:cacheprovider tests
+	$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile --durations=15 tests
 
 test: lint typecheck unit
 
