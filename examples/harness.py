@@ -261,30 +261,8 @@ class World:
         if revocation:
             args += ["--revocation-threshold", str(revocation_threshold)]
         args += ["--output-file", str(out)]
-        if self._has_command("new-signers-file"):
-            self.run(*args)
-            return out.read_bytes()
-        # Fallback while the CLI command is not installed: the same file through the model.
-        from asfaload.crypto import PublicKey
-        from asfaload.model import SignerGroup, SignersFile
-
-        def group(ss: Sequence[Signer], t: int | None) -> list[SignerGroup] | None:
-            if not ss:
-                return None
-            return [SignerGroup(tuple(PublicKey.from_file(s.public_key_file) for s in ss), t or 1)]
-
-        raw: bytes = SignersFile.create(
-            group(artifact, artifact_threshold) or [],
-            group(admin, admin_threshold),
-            None,
-            group(revocation, revocation_threshold),
-        ).to_bytes()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(raw)
-        return raw
-
-    def _has_command(self, name: str) -> bool:
-        return self.run(name, "--help", ok=False).returncode == 0
+        self.run(*args)
+        return out.read_bytes()
 
     def sign_all_pending(self, signers: Sequence[Signer], path: str) -> list[Run]:
         """Each signer lists pending work and signs ``path`` (guide "Activate a signers file")."""
