@@ -338,6 +338,8 @@ def tuf_pending_root_path(admin: str, app: str) -> str:
 # --- the server's data dir (beside the mirror, never inside it) ----------------------------------
 # ``--data-dir`` holds the public mirror repo and ``private/`` (DESIGN "Server data").
 DEFAULT_DATA_DIR = "asfaload-data"
+# Where clients look for the backend unless told otherwise (-u / ASFALOAD_BACKEND_URL).
+DEFAULT_BACKEND_URL = "http://127.0.0.1:3000"
 MIRROR_REPO_DIR = "mirror.git"
 PRIVATE_DIR = "private"
 NONCE_DB_FILE = "nonces.sqlite3"

@@ -21,10 +21,10 @@ import click
 from asfaload.crypto import SecretKey
 from asfaload.errors import AsfaloadError, PasswordError
 from asfaload.errors import one_line as _fold_spaces
+from asfaload.layout import DEFAULT_BACKEND_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_BACKEND_URL = "http://127.0.0.1:3000"
 BACKEND_URL_ENV = "ASFALOAD_BACKEND_URL"
 
 

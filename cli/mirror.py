@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 
 from asfaload.errors import AsfaloadError
+from asfaload.layout import DEFAULT_DATA_DIR
+from asfaload.layout import MIRROR_REPO_DIR as MIRROR_DIR
 
 DATA_DIR_ENV = "ASFALOAD_DATA_DIR"
-DEFAULT_DATA_DIR = "asfaload-data"
-MIRROR_DIR = "mirror.git"
 
 
 def _repo_path(target: Path | None, data_dir: Path | None, repo: Path | None) -> Path:

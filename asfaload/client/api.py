@@ -22,17 +22,14 @@ from ..crypto import PublicKey, SecretKey, Signature
 from ..errors import (
     AsfaloadError,
     AuthenticationError,
-    ConflictError,
-    ForgeError,
     FormatError,
     NetworkError,
-    NotAuthorizedError,
     NotFoundError,
     RuleViolation,
-    StoreError,
+    error_class_for_status,
 )
+from ..layout import DEFAULT_BACKEND_URL
 
-DEFAULT_BACKEND_URL = "http://127.0.0.1:3000"
 # (connect, read) seconds: a backend that stops answering must not hang a CI job forever.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = "asfaload-client"
@@ -40,22 +37,7 @@ USER_AGENT = "asfaload-client"
 
 def error_for_status(status: int, message: str) -> AsfaloadError:
     """The exception a backend answer with ``status`` stands for, with the server's message."""
-    cls: type[AsfaloadError]
-    if status == 401:
-        cls = AuthenticationError
-    elif status == 403:
-        cls = NotAuthorizedError
-    elif status == 404:
-        cls = NotFoundError
-    elif status == 409:
-        cls = ConflictError
-    elif status in (502, 504):
-        cls = ForgeError
-    elif status >= 500:
-        cls = StoreError
-    else:
-        cls = RuleViolation
-    return cls(message)
+    return error_class_for_status(status)(message)
 
 
 def _error_message(resp: requests.Response) -> str:

@@ -21,9 +21,9 @@ from ..errors import (
     error_class_for_status,
     one_line,
 )
+from ..layout import DEFAULT_BACKEND_URL
 from .documents import Expirations
 
-DEFAULT_BACKEND_URL = "http://127.0.0.1:3000"
 # (connect, read) seconds: a server that stops answering must not hang a script forever.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = "asfaload-tuf-client"
