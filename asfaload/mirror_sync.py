@@ -29,7 +29,6 @@ file ``<repo>.lock`` beside the repository, the store's writer lock.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -38,7 +37,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import pygit2
@@ -51,6 +49,7 @@ from .errors import (
     StoreError,
     VerificationError,
 )
+from .store.durable import WriterLock, lock_path_for
 from .verify import BadCommit, VerifyReport, verify_history, verify_range
 
 __all__ = [
@@ -170,34 +169,6 @@ class SyncResult:
 
 
 # --- the repository ---------------------------------------------------------------------------------
-class _SyncLock:
-    """The store's writer flock (``<repo>.lock``): one sync, or one writer, at a time."""
-
-    def __init__(self, repo_path: str) -> None:
-        self._path = repo_path.rstrip("/") + ".lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> _SyncLock:
-        try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise StoreError("Cannot open the mirror lock file") from e
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 def _git_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
     env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for a password on a terminal
@@ -388,7 +359,8 @@ def sync(repo_path: str, source: str | None = None) -> SyncResult:
     if source is not None:
         source = normalise_source(source)
     os.makedirs(os.path.dirname(repo_path), exist_ok=True)
-    with _SyncLock(repo_path):
+    # The store's own writer lock: one sync, or one writer, at a time.
+    with WriterLock(lock_path_for(repo_path)):
         # Decided under the lock: two first syncs at once must not both create the mirror.
         fresh = not os.path.exists(repo_path) or (
             os.path.isdir(repo_path) and not os.listdir(repo_path)

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .durable import WriterLock, lock_path_for
     from .gittree import MAIN, GitTreeView, PathChange, apply_change, diff_trees
     from .mirror import INIT_MESSAGE, Mirror, install_hooks
     from .pending import PendingIndex, PendingPolicy
@@ -22,6 +23,7 @@ _WHERE = {
     **dict.fromkeys(("PendingIndex", "PendingPolicy"), "pending"),
     "RefWatcher": "watch",
     "CommitResult": "writer",
+    **dict.fromkeys(("WriterLock", "lock_path_for"), "durable"),
 }
 
 __all__ = [
@@ -34,9 +36,11 @@ __all__ = [
     "PendingIndex",
     "PendingPolicy",
     "RefWatcher",
+    "WriterLock",
     "apply_change",
     "diff_trees",
     "install_hooks",
+    "lock_path_for",
 ]
 
 

@@ -47,6 +47,12 @@ def fsync_path(path: str) -> None:
             os.close(fd)
 
 
+def lock_path_for(repo_path: str) -> str:
+    """The writer lock of a repository: beside it, not inside it — the repository directory is
+    served read-only over dumb HTTP and should hold only git's own files."""
+    return repo_path.rstrip("/") + ".lock"
+
+
 class WriterLock:
     """An exclusive flock on a file beside the repository.
 

@@ -24,6 +24,7 @@ import pygit2
 
 from ..errors import StoreError
 from ..rules.tree import Operation
+from .durable import lock_path_for
 from .gittree import MAIN, GitTreeView, empty_tree
 from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
 
@@ -141,9 +142,7 @@ class Mirror:
 
     @property
     def lock_path(self) -> str:
-        # Beside the repository, not inside it: the repository directory is served read-only
-        # over dumb HTTP and should hold only git's own files.
-        return self.path.rstrip("/") + ".lock"
+        return lock_path_for(self.path)
 
     # --- reading ------------------------------------------------------------------------------
     @property
