@@ -20,34 +20,37 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import requests
 from tuf.ngclient.updater import Updater
 
 from asfaload.tuf._api import Metadata, Root
 
-ASFALOAD = str(Path(sys.executable).parent / "asfaload")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from examples/
+    sys.path.insert(0, str(ROOT))
+
+from examples.serverproc import (  # noqa: E402
+    ASFALOAD,
+    ServerStartError,
+    free_port,
+    read_log,
+    serve_args,
+    start_server,
+    stop_server,
+)
+
 ADMIN = "alice"
 APP = "demo-app"
 PASSWORD = "correct horse battery staple"
-START_TIMEOUT = 30.0
 
 
 class DemoFailed(Exception):
     pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def step(title: str) -> None:
@@ -64,6 +67,7 @@ class Demo:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.data_dir = work / "server-data"
+        self.log_path = work / "server.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: subprocess.Popen[bytes] | None = None
@@ -94,57 +98,18 @@ class Demo:
         return done.stdout
 
     def start_server(self) -> None:
-        log = (self.work / "server.log").open("ab")
-        args = [
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        print(f"   $ asfaload {shlex.join(args)} &", flush=True)
-        self.server = subprocess.Popen(
-            [ASFALOAD, *args],
-            cwd=self.work,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so stopping it also stops gunicorn's workers
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise DemoFailed(f"the server exited early:\n{self.server_log()}")
-            try:
-                if requests.get(f"{self.url}/v1/ping", timeout=1).status_code == 200:
-                    say(f"  server listening on {self.url}")
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise DemoFailed(f"the server did not start:\n{self.server_log()}")
+        print(f"   $ asfaload {shlex.join(serve_args(self.data_dir, self.port))} &", flush=True)
+        try:
+            self.server = start_server(
+                self.data_dir, self.port, env=self.env, log_path=self.log_path, cwd=self.work
+            )
+        except ServerStartError as exc:
+            raise DemoFailed(str(exc)) from exc
+        say(f"  server listening on {self.url}")
 
     def stop_server(self) -> None:
         proc, self.server = self.server, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def server_log(self) -> str:
-        try:
-            return (self.work / "server.log").read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        stop_server(proc, timeout=20)
 
     def updater(self, trusted_root: Path) -> Updater:
         """python-tuf's client: trusts ``trusted_root`` (only the first time) and our mirror."""
@@ -294,7 +259,7 @@ def main() -> int:
         except Exception as exc:  # any failure: say what and show the server's side
             what = str(exc) if isinstance(exc, DemoFailed) else f"{type(exc).__name__}: {exc}"
             print(f"\nDEMO FAILED: {what}", file=sys.stderr)
-            log = demo.server_log()
+            log = read_log(demo.log_path, 4000)
             if log:
                 print(f"--- server log (tail) ---\n{log}", file=sys.stderr)
             return 1

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,18 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the emulator lives in tests/; the demo runs from examples/
     sys.path.insert(0, str(ROOT))
 
+from examples.serverproc import ASFALOAD, free_port, read_log, start_server, stop_server  # noqa: E402
 from tests.forge_emulator import ForgeEmulator  # noqa: E402
 
-ASFALOAD = str(Path(sys.executable).parent / "asfaload")
 # Cheap Argon2id for ed25519 keys made in tests and the demo (production keys use the default).
 CHEAP_KDF = "8,1,1"
 PASSWORD = "correct horse battery staple 42"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -123,53 +115,15 @@ class World:
         return self
 
     def start_server(self) -> None:
-        log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            [
-                ASFALOAD,
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env(),
-        )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.server_log()}")
-            try:
-                if requests.get(self.backend_url + "/v1/ping", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.server_log()}")
+        self._proc = start_server(self.data_dir, self.port, env=self.env(), log_path=self.log_path)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_server(proc)
         self.forge.stop()
 
     def server_log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def __enter__(self) -> World:
         return self.start()

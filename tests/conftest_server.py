@@ -13,25 +13,15 @@ at the forge emulator and ``ASFALOAD_ALLOW_PRIVATE_URLS``).
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-import requests
 
-ASFALOAD = str(Path(sys.executable).parent / "asfaload")
-START_TIMEOUT = 30.0
+from examples.serverproc import ASFALOAD, free_port, read_log, start_server, stop_server
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ASFALOAD", "ServerProcess", "free_port", "live_server"]
 
 
 class ServerProcess:
@@ -59,60 +49,21 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ASFALOAD_")}
         env.update(self.env)
-        log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            [
-                ASFALOAD,
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
+        self._proc = start_server(
+            self.data_dir, self.port, env=env, log_path=self.log_path, workers=self.workers
         )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if requests.get(self.url("/v1/ping"), timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not start:\n{self.log()}")
+        return self
 
     def stop(self) -> int | None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                return proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                return proc.wait()
-        return proc.returncode
+        return stop_server(proc)
 
     def restart(self) -> ServerProcess:
         self.stop()
         return self.start()
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
 
 @pytest.fixture(scope="module")
