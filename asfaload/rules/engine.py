@@ -56,6 +56,7 @@ from .queries import (
     kind_file_bytes,
     pending_request,
     request_signers,
+    signature_is_valid,
     signed_keys,
 )
 from .tree import Change, OverlayTree, TreeView
@@ -236,7 +237,7 @@ def _register_release(view: TreeView, op: RegisterRelease) -> Change:
 
 # --- signatures -------------------------------------------------------------------------------------
 def _verify(pk: PublicKey, data: bytes, sig: Signature, path: str) -> None:
-    if not pk.is_valid(sha512(data), sig):
+    if not signature_is_valid(pk, sha512(data), sig):
         # 400 without any server path (§10.18).
         raise RuleViolation(f"Invalid signature for {path}")
 

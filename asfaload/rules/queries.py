@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from .. import layout
-from ..crypto import PublicKey, sha512
+from ..crypto import PublicKey, Signature, sha512
 from ..errors import (
     AsfaloadError,
     ConflictError,
@@ -30,7 +31,7 @@ from ..errors import (
     ThresholdNotMetError,
 )
 from ..model import SignaturesFile, SignersFile
-from .groups import group_keys, groups_met, valid_signers
+from .groups import group_keys, groups_met
 from .tree import TreeView
 
 KIND_INITIAL = "initial"
@@ -71,6 +72,37 @@ def _parse_kind(raw: bytes | None, path: str) -> RequestKind:
     raise RuleViolation(f"Corrupt or missing signers request kind: {path}")
 
 
+# --- memoised pure functions --------------------------------------------------------------------
+# Every operation re-reads the active signers file of its project and, to count completion,
+# re-checks the signatures already collected. Both are pure functions of their inputs (bytes in,
+# immutable value out), so they are memoised by content: a hit returns exactly what a fresh
+# computation would, and the rules stay the same (the writer's per-operation cost does not).
+
+
+@lru_cache(maxsize=1024)
+def parse_signers(raw: bytes) -> SignersFile:
+    """:meth:`SignersFile.parse`, memoised by the file's bytes (the result is immutable; a parse
+    error is raised again on every call, never cached)."""
+    return SignersFile.parse(raw)
+
+
+def signature_is_valid(key: PublicKey, digest: bytes, sig: Signature) -> bool:
+    """``key.is_valid(digest, sig)``, memoised. The minisign box is part of the memo key (it
+    is excluded from Signature equality, and its global signature is checked too)."""
+    return _signature_is_valid(key, digest, sig, sig.box)
+
+
+@lru_cache(maxsize=1 << 14)
+def _signature_is_valid(key: PublicKey, digest: bytes, sig: Signature, box: object) -> bool:
+    return key.is_valid(digest, sig)
+
+
+def valid_signers(sigs: SignaturesFile, digest: bytes) -> frozenset[PublicKey]:
+    """:func:`asfaload.rules.groups.valid_signers` through the signature memo: keys of ``sigs``
+    whose signature verifies over ``digest``."""
+    return frozenset(pk for pk, sig in sigs.entries.items() if signature_is_valid(pk, digest, sig))
+
+
 # --- projects and signers -------------------------------------------------------------------------
 def is_project_root(view: TreeView, directory: str) -> bool:
     """A registered project dir holds its history file: written by the registration, never
@@ -93,7 +125,7 @@ def find_project(view: TreeView, path: str) -> str | None:
 
 def active_signers(view: TreeView, project: str) -> SignersFile | None:
     raw = view.read(layout.signers_file_path(project))
-    return None if raw is None else SignersFile.parse(raw)
+    return None if raw is None else parse_signers(raw)
 
 
 def governing_signers(view: TreeView, path: str) -> SignersFile:
@@ -201,7 +233,7 @@ def request_signers(view: TreeView, req: PendingRequest) -> tuple[SignersFile, S
     if req.kind.is_signers:
         raw = view.read(req.subject)
         assert raw is not None
-        new = SignersFile.parse(raw)
+        new = parse_signers(raw)
         if req.kind is RequestKind.SIGNERS_INITIAL:
             return new, new
         old = active_signers(view, req.project)
@@ -343,7 +375,7 @@ def _verify_complete_artifact(view: TreeView, path: str, sigs: SignaturesFile) -
     local = view.read(layout.local_signers_path(path))
     if local is None:
         raise ThresholdNotMetError(f"Complete file has no local signers copy: {path}")
-    signers = SignersFile.parse(local)
+    signers = parse_signers(local)
     raw = view.read(path)
     assert raw is not None
     # A finalised revocation document is governed by the revocation groups of its copy.
@@ -364,7 +396,7 @@ def _verify_active_signers(view: TreeView, project: str) -> None:
     kind = _parse_kind(view.read(layout.kind_path(project)), files[0])
     raw = view.read(files[0])
     assert raw is not None
-    new = SignersFile.parse(raw)
+    new = parse_signers(raw)
     old = new if kind is RequestKind.SIGNERS_INITIAL else last_history_signers(view, project)
     if old is None or not completion_met(kind, old, new, signed):
         raise ThresholdNotMetError(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
-from ..crypto import PublicKey, Signature
+from ..crypto import PublicKey, Signature, sha512
 from ..errors import (
     AsfaloadError,
     AuthenticationError,
@@ -33,7 +33,12 @@ from ..model.history import CurrentSignersInfo, SignersChain, SignersHistory
 from ..model.index import ReleaseIndex
 from ..model.metadata import SignersMetadata
 from ..rules import queries
-from ..rules.engine import check_register_target, check_release_target, check_update_target
+from ..rules.engine import (
+    apply,
+    check_register_target,
+    check_release_target,
+    check_update_target,
+)
 from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
 from ..rules.tree import TreeView
 from ..store import Mirror
@@ -222,13 +227,34 @@ class Backend:
         """Add ``caller``'s signatures to the pending request of ``file_path``; True when the
         request completed (the completion transition is part of the same commit)."""
         p = clean_path(file_path)
-        if self.mirror.view().read(p) is None:
+        view = self.mirror.view()
+        if view.read(p) is None:
             raise RuleViolation(f"File not found: {p}")
         parsed: dict[str, Signature] = {}
         for path, wire in signatures.items():
             parsed[clean_path(path)] = _parse_signature(wire, caller, path)
-        result = self.mirror.submit(AddSignatures(subject=p, submitter=caller, signatures=parsed))
+        op = AddSignatures(subject=p, submitter=caller, signatures=parsed)
+        self._precheck_signatures(view, op)
+        result = self.mirror.submit(op)
         return layout.pending_signatures_path(p) in result.change.deletes
+
+    @staticmethod
+    def _precheck_signatures(view: TreeView, op: AddSignatures) -> None:
+        """Verify the submitted signatures here, in the request thread, before queueing.
+
+        The writer serialises every operation of the mirror (across worker processes too), so
+        work done here runs in parallel instead. A valid signature lands in the rules' signature
+        memo, and the writer's own check (which still happens, on the tip it commits to) is a
+        lookup. An invalid one is answered at once with exactly the error the writer would give
+        on this tip (the rules check the request, the key and duplicates before signatures).
+        """
+        valid = True
+        for path, sig in op.signatures.items():
+            data = view.read(path)
+            if data is not None and not queries.signature_is_valid(op.submitter, sha512(data), sig):
+                valid = False
+        if not valid:
+            apply(view, op, max(int(time.time()), 0))  # raises the rules' own rejection
 
     def revoke(
         self, file_path: str, revocation_json: str, signature: str, caller: PublicKey

@@ -24,11 +24,17 @@ _TREE = FileMode.TREE
 
 
 class GitTreeView:
-    """A :class:`~asfaload.rules.tree.TreeView` over one git tree (or the empty tree)."""
+    """A :class:`~asfaload.rules.tree.TreeView` over one git tree (or the empty tree).
+
+    A git tree never changes, so reads are memoised for the life of the view: the rules engine
+    reads the same few files (the subject, the project's history and signers files) several
+    times per operation, and each uncached read walks the path from the root.
+    """
 
     def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree | None) -> None:
         self._repo = repo
         self._tree = tree
+        self._reads: dict[str, bytes | None] = {}
 
     @property
     def tree_id(self) -> str | None:
@@ -43,10 +49,14 @@ class GitTreeView:
             return None
 
     def read(self, path: str) -> bytes | None:
+        try:
+            return self._reads[path]
+        except KeyError:
+            pass
         obj = self._lookup(path)
-        if isinstance(obj, pygit2.Blob) and obj.filemode == _BLOB:
-            return obj.data
-        return None
+        data = obj.data if isinstance(obj, pygit2.Blob) and obj.filemode == _BLOB else None
+        self._reads[path] = data
+        return data
 
     def is_dir(self, path: str) -> bool:
         if path == "":
