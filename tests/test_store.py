@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import pygit2
 import pytest
@@ -105,6 +106,25 @@ def test_submit_commits_change_with_committer_time_and_message(tmp_path):
         assert m.view(str(c.parent_ids[0])).listdir("") == []
         # update-server-info ran after publishing
         assert (tmp_path / "m.git" / "info" / "refs").read_text().split()[0] == m.head()
+
+
+def test_info_refs_written_by_the_writer_match_git_update_server_info(mirror):
+    for tag in ("a", "b", "c"):
+        mirror.submit(counter_op(tag))
+    info = Path(mirror.path, "info", "refs")
+    ours = info.read_text()
+    assert ours == f"{mirror.head()}\trefs/heads/main\n"
+    git(mirror.path, "update-server-info")
+    assert info.read_text() == ours
+    # an annotated tag needs a peeled line: the writer leaves that to git itself
+    repo = pygit2.Repository(mirror.path)
+    sig = pygit2.Signature("t", "t@localhost", 1_700_000_000, 0)
+    repo.create_tag("v1", repo.references[MAIN].target, pygit2.enums.ObjectType.COMMIT, sig, "m")
+    mirror.submit(counter_op("d"))
+    ours = info.read_text()
+    assert "\trefs/tags/v1^{}\n" in ours and ours.startswith(mirror.head())
+    git(mirror.path, "update-server-info")
+    assert info.read_text() == ours
 
 
 def test_commit_time_never_goes_backwards(tmp_path):

@@ -55,6 +55,35 @@ def update_server_info(repo_path: str) -> None:
     )
 
 
+def write_info_refs(repo: pygit2.Repository, repo_path: str) -> bool:
+    """Rewrite ``info/refs`` (the dumb-HTTP ref list) as ``git update-server-info`` would, without
+    a subprocess; False (nothing written) when a ref needs git's own handling (a symbolic ref,
+    or one naming something other than a commit, e.g. an annotated tag to peel).
+
+    The writer only ever adds loose objects, so the other file git refreshes,
+    ``objects/info/packs``, cannot change here (pushes refresh both in the post-update hook).
+    """
+    lines = []
+    for name in sorted(repo.references):
+        if not name.startswith("refs/"):
+            continue
+        ref = repo.references[name]
+        if ref.type != pygit2.enums.ReferenceType.DIRECT:
+            return False
+        if repo[ref.target].type != pygit2.enums.ObjectType.COMMIT:
+            return False
+        lines.append(f"{ref.target}\t{name}\n")
+    info = os.path.join(repo_path, "info")
+    os.makedirs(info, exist_ok=True)
+    tmp = os.path.join(info, f".refs-{os.getpid()}-{threading.get_ident()}")
+    # Readable by the web server like git's own file; atomic replace, so readers never see half.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("".join(lines))
+    os.replace(tmp, os.path.join(info, "refs"))
+    return True
+
+
 @dataclass(frozen=True)
 class CommitResult:
     """An acknowledged operation: the commit that holds it (published on main) and its change."""
@@ -201,11 +230,19 @@ class BatchWriter:
                         attempt += 1
                     time.sleep(min(0.002 * (attempt + 1), 0.05))
                     continue
-                if self._durable:
-                    fsync_path(os.path.join(self._repo_path, MAIN))
+                # Under the lock, so that two processes' writers cannot leave info/refs naming
+                # the older of their two tips. In Python: a `git update-server-info` subprocess
+                # per batch cost more than the batch's commits.
+                if self._server_info and not write_info_refs(repo, self._repo_path):
+                    update_server_info(self._repo_path)
+            # The ref's barrier happens after the lock is released: the lock only has to cover
+            # read-tip .. compare-and-swap, and the next writer (maybe in another process) may
+            # build on our published tip meanwhile. Nobody is acknowledged before this fsync,
+            # and a later rename of the ref by that writer names a descendant of our commit,
+            # so whichever rename the directory fsync makes durable holds our commits.
+            if self._durable:
+                fsync_path(os.path.join(self._repo_path, MAIN))
             new_tip = str(done[-1][1])
-            if self._server_info:
-                update_server_info(self._repo_path)
             for job, cid, change in done:
                 job.future.set_result(CommitResult(str(cid), change))
             if self._on_publish is not None:
