@@ -43,7 +43,7 @@ class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
             "bind": [_bind(c.host, c.port)],
             "workers": c.workers,
             "worker_class": "gthread",
-            "threads": 8,
+            "threads": 16,
             "graceful_timeout": c.graceful_timeout,
             "timeout": 120,
             "preload_app": False,
