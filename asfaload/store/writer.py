@@ -128,6 +128,7 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._stop_seen = False  # writer thread only
 
     def submit(self, op: Operation) -> Future[CommitResult]:
         fut: Future[CommitResult] = Future()
@@ -161,17 +162,8 @@ class BatchWriter:
             if first is _STOP:
                 return
             batch: list[_Job] = [first] if isinstance(first, _Job) else []
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                if isinstance(nxt, _Job):
-                    batch.append(nxt)
+            self._stop_seen = False
+            self._drain(batch)
             try:
                 self._process(repo, batch)
             except Exception as e:  # infrastructure failure: nobody's op was published
@@ -184,8 +176,21 @@ class BatchWriter:
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(err)
-            if stop:
+            if self._stop_seen:
                 return
+
+    def _drain(self, batch: list[_Job]) -> None:
+        """Add the jobs already queued to ``batch`` (up to ``max_batch``); a stop request seen
+        here is remembered in ``_stop_seen`` and ends the thread after this batch."""
+        while not self._stop_seen and len(batch) < self._max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if nxt is _STOP:
+                self._stop_seen = True
+            elif isinstance(nxt, _Job):
+                batch.append(nxt)
 
     def _ref_lock_busy(self) -> bool:
         """True while another process holds ``refs/heads/main.lock``; a lock older than
@@ -209,6 +214,10 @@ class BatchWriter:
         deadline = time.monotonic() + self._stale_lock_seconds + 5
         while attempt < _MAX_ATTEMPTS and time.monotonic() < deadline:
             with WriterLock(self._lock_path):
+                if todo is batch:
+                    # Jobs that queued while we waited for the lock (another process's writer
+                    # held it) join this batch: same barriers, one compare-and-swap.
+                    self._drain(batch)
                 ref = repo.references.get(MAIN)
                 if ref is None:
                     raise StoreError("The mirror has no main branch")
