@@ -10,31 +10,21 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 
 from ..errors import AuthenticationError
 from ..tuf.accounts import User
 from ..tuf.documents import AppRef, Expirations, validate_app_name
 from ..tuf.errors import TufError
-from ..tuf.service import MirrorLike, TufService
+from ..tuf.service import TufService
 from .errors import json_response as _json
 
 tuf_blueprint = Blueprint("tuf", __name__)
 
 _SERVICE_KEY = "asfaload.tuf"
 _lock = threading.Lock()
-
-
-def register_tuf(
-    app: Flask, mirror: MirrorLike | None = None, private_dir: Path | None = None
-) -> None:
-    """Register the blueprint; ``mirror``/``private_dir`` default to the server's state."""
-    if mirror is not None and private_dir is not None:
-        app.extensions[_SERVICE_KEY] = TufService(mirror, private_dir)
-    app.register_blueprint(tuf_blueprint)
 
 
 def service() -> TufService:
