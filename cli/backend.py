@@ -11,6 +11,7 @@ mirror's pre-receive hook accepts nothing else); the output is the same as over 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,13 +41,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 GIT_REVOKE_MESSAGE = "File revoked successfully"
 
 
-def authenticated(f: F) -> F:
-    """The options every authenticated command shares, and the error wrapper."""
-    f = handle_errors(f)
-    f = json_option(f)
-    f = backend_url_option(f)
-    f = password_options(f)
-    return secret_key_option(f)
+def authenticated(f: Callable[..., None]) -> Callable[..., None]:
+    """The options every authenticated command shares and the error wrapper; the command gets
+    the loaded ``key`` (after -K, -p/-P, the env vars or the prompt) instead of those options."""
+
+    @functools.wraps(f)
+    def with_key(
+        *args: Any, secret_key: str, password: str | None, password_file: str | None, **kw: Any
+    ) -> None:
+        f(*args, key=load_secret_key(secret_key, password, password_file), **kw)
+
+    g: Callable[..., None] = handle_errors(with_key)
+    g = json_option(g)
+    g = backend_url_option(g)
+    g = password_options(g)
+    return secret_key_option(g)
 
 
 def git_option(f: F) -> F:
@@ -91,14 +100,11 @@ def _print_registration(
 @authenticated
 def register_repo(
     signers_file_url: str,
-    secret_key: str,
-    password: str | None,
-    password_file: str | None,
+    key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
     """Register a repository with the backend (SIGNERS_FILE_URL: the signers file on the forge)."""
-    key = load_secret_key(secret_key, password, password_file)
     with _client(backend_url, key) as api:
         res = api.register_repo(signers_file_url)
     _print_registration(res, json_output, "Repository registered successfully!", "project")
@@ -109,14 +115,11 @@ def register_repo(
 @authenticated
 def update_signers(
     signers_file_url: str,
-    secret_key: str,
-    password: str | None,
-    password_file: str | None,
+    key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
     """Propose an update to an existing project's signers file."""
-    key = load_secret_key(secret_key, password, password_file)
     with _client(backend_url, key) as api:
         res = api.update_signers(signers_file_url)
     _print_registration(res, json_output, "Signers update proposed successfully!", "update")
@@ -142,9 +145,7 @@ def register_assets(
     github_release_url: str | None,
     gitlab_release_url: str | None,
     csum_files: tuple[str, ...],
-    secret_key: str,
-    password: str | None,
-    password_file: str | None,
+    key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
@@ -155,7 +156,6 @@ def register_assets(
             "--github-release-url, --gitlab-release-url and --csum-file are mutually exclusive; "
             "give exactly one of them"
         )
-    key = load_secret_key(secret_key, password, password_file)
     with _client(backend_url, key) as api:
         res = api.register_assets(
             github_release_url=github_release_url,
@@ -180,14 +180,11 @@ def register_assets(
 @click.command("list-pending")
 @authenticated
 def list_pending(
-    secret_key: str,
-    password: str | None,
-    password_file: str | None,
+    key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
     """List the files on the backend that still need your signature."""
-    key = load_secret_key(secret_key, password, password_file)
     with _client(backend_url, key) as api:
         paths = api.pending_signatures()
     if json_output:
@@ -207,14 +204,11 @@ def list_pending(
 def sign_pending(
     file_path: str,
     git_mirror: str | None,
-    secret_key: str,
-    password: str | None,
-    password_file: str | None,
+    key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
     """Sign a pending file (FILE_PATH as printed by list-pending)."""
-    key = load_secret_key(secret_key, password, password_file)
     if git_mirror is not None:
         from asfaload.client.gitsign import sign_pending_by_git
 
@@ -233,14 +227,11 @@ def sign_pending(
 @authenticated
 def signature_status(
     file_path: str,
-    secret_key: str,
-    password: str | None,
-    password_file: str | None,
+    key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
     """Show whether a file's signature collection is pending or complete."""
-    key = load_secret_key(secret_key, password, password_file)
     with _client(backend_url, key) as api:
         status = api.signature_status(file_path)
     if json_output:
@@ -258,14 +249,11 @@ def signature_status(
 def revoke(
     file_path: str,
     git_mirror: str | None,
-    secret_key: str,
-    password: str | None,
-    password_file: str | None,
+    key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
     """Revoke a previously signed file (FILE_PATH: its mirror path)."""
-    key = load_secret_key(secret_key, password, password_file)
     if git_mirror is not None:
         from asfaload.client.gitsign import revoke_by_git
 
