@@ -321,7 +321,21 @@ class BackendClient:
 
 
 def _reason(exc: requests.RequestException) -> str:
-    # requests nests the socket error several levels deep; the innermost line is the useful one.
+    # requests nests the socket error several levels deep (ConnectionError → MaxRetryError →
+    # NewConnectionError → ConnectionRefusedError); the OS's own words are the useful part.
+    cur: BaseException | None = exc
+    seen: set[int] = set()
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.strerror:
+            return str(cur.strerror)
+        reason = getattr(cur, "reason", None)
+        arg = cur.args[0] if cur.args else None
+        cur = (
+            cur.__cause__
+            or (reason if isinstance(reason, BaseException) else None)
+            or (arg if isinstance(arg, BaseException) else None)
+        )
     text = str(exc)
     return text.splitlines()[-1][:300] if text else type(exc).__name__
 
