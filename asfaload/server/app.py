@@ -20,6 +20,7 @@ from ..store import Mirror
 from .config import ServerConfig
 from .errors import install_error_handlers
 from .nonces import SqliteNonceStore
+from .watch import PendingRefresher
 
 access_log = logging.getLogger("asfaload.access")
 
@@ -33,6 +34,7 @@ class ServerState:
     mirror: Mirror
     nonces: SqliteNonceStore
     backend: Backend
+    refresher: PendingRefresher
 
 
 class AnyPathConverter(PathConverter):
@@ -67,7 +69,8 @@ def create_app(config: ServerConfig) -> Flask:
     app.url_map.merge_slashes = False
     app.url_map.strict_slashes = False
     app.url_map.converters["anypath"] = AnyPathConverter
-    app.extensions[STATE_KEY] = ServerState(config, mirror, nonces, backend)
+    refresher = PendingRefresher(mirror.path, backend.pending).start()
+    app.extensions[STATE_KEY] = ServerState(config, mirror, nonces, backend, refresher)
 
     install_error_handlers(app)
     _install_access_log(app)
@@ -135,6 +138,13 @@ def _install_access_log(app: Flask) -> None:
         access_log.addHandler(handler)
         access_log.setLevel(logging.INFO)
         access_log.propagate = False
+    server_log = logging.getLogger("asfaload.server")
+    if not server_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(levelname)s] %(name)s: %(message)s"))
+        server_log.addHandler(handler)
+        server_log.setLevel(logging.INFO)
+        server_log.propagate = False
 
     @app.before_request
     def _start() -> None:

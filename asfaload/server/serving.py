@@ -24,6 +24,7 @@ def _close_state(app: Flask) -> None:
     st: ServerState | None = app.extensions.get(STATE_KEY)
     if st is None:
         return
+    st.refresher.stop()
     # The pending index's cache file is written lazily; leave it current for the next start.
     st.backend.pending.close()
     close = getattr(st.mirror, "close", None)
