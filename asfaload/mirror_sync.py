@@ -50,6 +50,7 @@ from .errors import (
     VerificationError,
 )
 from .store.durable import WriterLock, lock_path_for
+from .store.mirror import init_bare_repository
 from .verify import BadCommit, VerifyReport, verify_history, verify_range
 
 __all__ = [
@@ -190,12 +191,7 @@ def _git(repo_path: str, *args: str, timeout: float = 60.0) -> subprocess.Comple
 def create_readonly_mirror(path: str, source: str) -> pygit2.Repository:
     """An empty bare repository (HEAD → main, no commits) set up as a read-only mirror."""
     path = os.path.abspath(path)
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        raise StoreError("Refusing to create a mirror over an existing non-empty path")
-    repo = pygit2.init_repository(path, bare=True, initial_head="main")
-    for key, value in READONLY_CONFIG_VALUES.items():
-        repo.config[key] = value
-    repo.config[PRIMARY_CONFIG] = source
+    repo = init_bare_repository(path, {**READONLY_CONFIG_VALUES, PRIMARY_CONFIG: source})
     hooks = os.path.join(path, "hooks")
     os.makedirs(hooks, exist_ok=True)
     hook = os.path.join(hooks, "pre-receive")

@@ -16,7 +16,7 @@ import shlex
 import stat
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 
@@ -29,6 +29,19 @@ from .gittree import MAIN, GitTreeView, empty_tree
 from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
 
 INIT_MESSAGE = "init mirror"
+
+
+def init_bare_repository(path: str, config: Mapping[str, str]) -> pygit2.Repository:
+    """An empty bare repository (HEAD → main) at ``path`` with ``config`` set: the common start
+    of a primary mirror and of a read-only one. Never over an existing non-empty path."""
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise StoreError("Refusing to create a mirror over an existing non-empty path")
+    repo = pygit2.init_repository(path, bare=True, initial_head="main")
+    for key, value in config.items():
+        repo.config[key] = value
+    return repo
+
+
 HOOK_NAMES = ("pre-receive", "post-update")
 
 # Git config of a mirror. fsckObjects makes receive-pack refuse malformed objects before our
@@ -104,11 +117,7 @@ class Mirror:
     ) -> Mirror:
         """Create a new bare mirror at ``path`` (which must not exist or be empty)."""
         path = os.path.abspath(path)
-        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            raise StoreError("Refusing to create a mirror over an existing non-empty path")
-        repo = pygit2.init_repository(path, bare=True, initial_head="main")
-        for key, value in MIRROR_CONFIG.items():
-            repo.config[key] = value
+        repo = init_bare_repository(path, MIRROR_CONFIG)
         install_hooks(path, python)
         sig = committer(clock())
         repo.create_commit(MAIN, sig, sig, INIT_MESSAGE, empty_tree(repo), [])
