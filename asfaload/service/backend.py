@@ -7,7 +7,6 @@ the tip and commits the exact change it derives.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -188,15 +187,7 @@ class Backend:
         view = self.mirror.view()
         if view.read(p) is None:
             raise NotFoundError(f"File not found: {p}")
-        allowed: set[PublicKey] = set()
-        with contextlib.suppress(NotFoundError):
-            allowed |= queries.governing_signers(view, p).all_signer_keys()
-        with contextlib.suppress(AsfaloadError):
-            allowed |= queries.who_may_sign(view, p)
-        if not allowed and queries.governing_signers_path(view, p) is None:
-            raise NotFoundError(f"No signers file found for: {p}")
-        if caller not in allowed:
-            raise NotAuthorizedError("Public key is not an authorized signer for this file")
+        queries.check_may_query_status(view, p, caller)
         status = queries.file_status(view, p)
         return p, status is queries.FileStatus.COMPLETE
 
