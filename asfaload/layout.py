@@ -24,6 +24,7 @@ builders refuse empty, ``.`` and ``..`` segments and dot-prefixed names, so noth
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Sequence
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -37,14 +38,19 @@ def check_path(path: str) -> str:
     Clean means: '/'-separated, no empty, '.' or '..' segments, no leading dot segment
     (so '.git' and friends are unreachable), no NUL or backslash.
     """
-    if not isinstance(path, str) or not path or path.startswith("/") or path.endswith("/"):
+    if not isinstance(path, str) or not _is_clean(path):
         raise FormatError(f"Invalid path: {path!r}")
-    if "\\" in path or "\x00" in path:
-        raise FormatError(f"Invalid path: {path!r}")
-    for seg in path.split("/"):
-        if seg in ("", ".", "..") or seg.startswith("."):
-            raise FormatError(f"Invalid path: {path!r}")
     return path
+
+
+# The rules check the same few paths dozens of times per operation, inside the writer.
+@functools.lru_cache(maxsize=16384)
+def _is_clean(path: str) -> bool:
+    if not path or path.startswith("/") or path.endswith("/"):
+        return False
+    if "\\" in path or "\x00" in path:
+        return False
+    return not any(seg in ("", ".", "..") or seg.startswith(".") for seg in path.split("/"))
 
 
 # --- names --------------------------------------------------------------------------------------

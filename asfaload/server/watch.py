@@ -5,12 +5,19 @@ A signer's ``git push``, a ``mirror sync`` or another gunicorn worker's commit m
 then diffs the index forward, so the next ``GET /v1/pending_signatures`` finds it current instead
 of paying for the catch-up itself. Requests still refresh on their own: the watcher only moves the
 work off the request path, correctness never depends on it.
+
+The refresh waits for the ref to be quiet for ``quiet`` seconds, or at most ``max_delay``: under a
+stream of writes (each batch of each worker moves the ref) a refresh per move cost every worker a
+tree diff and a re-evaluation per batch, about as much CPU as the writes themselves
+(bench_server). One refresh over many commits diffs each changed directory and evaluates each
+changed request once; a lookup made meanwhile catches up by itself, as it always could.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from ..store.pending import PendingIndex
 from ..store.watch import RefWatcher
@@ -19,8 +26,12 @@ log = logging.getLogger("asfaload.server")
 
 
 class PendingRefresher:
-    def __init__(self, repo_path: str, index: PendingIndex) -> None:
+    def __init__(
+        self, repo_path: str, index: PendingIndex, *, quiet: float = 0.2, max_delay: float = 5.0
+    ) -> None:
         self._index = index
+        self._quiet = quiet
+        self._max_delay = max_delay
         self._poked = threading.Event()
         self._stopping = False
         # Several events arrive for one ref update (lock file, rename): they collapse into one
@@ -43,9 +54,14 @@ class PendingRefresher:
         indexed: str | None = None
         while True:
             self._poked.wait()
+            deadline = time.monotonic() + self._max_delay
+            while not self._stopping:
+                self._poked.clear()
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._poked.wait(min(self._quiet, left)):
+                    break
             if self._stopping:
                 return
-            self._poked.clear()
             try:
                 commit = self._index.refresh()
             except Exception:  # a failed catch-up is retried by the next request; log it only

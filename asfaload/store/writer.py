@@ -1,8 +1,9 @@
 """The single writer of a mirror: a queue, one thread, group commit.
 
 Operations submitted concurrently are applied one after the other, each on the tree the previous
-one produced, and each becomes its own commit. The whole batch is then made durable with one
-barrier and published with one compare-and-swap of ``refs/heads/main``. Objects are always
+one produced, and each becomes its own commit. The batch's objects are written as one pack
+(:mod:`.packs`), made durable with one barrier and published with one compare-and-swap of
+``refs/heads/main``. Objects are always
 written before the ref moves, and the ref update is atomic (lock file + rename), so a crash
 leaves either the old or the new state. Across processes the writers serialise on a lock file;
 a concurrent ``git push`` is caught by the compare-and-swap, and the batch is re-run on the new
@@ -28,6 +29,7 @@ from ..errors import ConcurrentUpdateError, StoreError
 from ..rules.tree import Change, Operation
 from .durable import WriterLock, fsync_path, sync_filesystem
 from .gittree import MAIN, GitTreeView, apply_change
+from .packs import Consolidator, WriterObjects, write_info_packs
 
 AUTHOR_NAME = "asfaload"
 AUTHOR_EMAIL = "asfaload@localhost"
@@ -60,8 +62,7 @@ def write_info_refs(repo: pygit2.Repository, repo_path: str) -> bool:
     a subprocess; False (nothing written) when a ref needs git's own handling (a symbolic ref,
     or one naming something other than a commit, e.g. an annotated tag to peel).
 
-    The writer only ever adds loose objects, so the other file git refreshes,
-    ``objects/info/packs``, cannot change here (pushes refresh both in the post-update hook).
+    The other file git refreshes, ``objects/info/packs``, is :func:`.packs.write_info_packs`.
     """
     lines = []
     for name in sorted(repo.references):
@@ -115,6 +116,7 @@ class BatchWriter:
         max_batch: int = 256,
         stale_lock_seconds: float = 10.0,
         on_publish: Callable[[str], None] | None = None,
+        repack_every: int = 32,
     ) -> None:
         self._repo_path = repo_path
         self._lock_path = lock_path
@@ -129,6 +131,7 @@ class BatchWriter:
         self._start_lock = threading.Lock()
         self._closed = False
         self._stop_seen = False  # writer thread only
+        self._consolidator = Consolidator(repo_path, self._refresh_pack_list, every=repack_every)
 
     def submit(self, op: Operation) -> Future[CommitResult]:
         fut: Future[CommitResult] = Future()
@@ -152,11 +155,18 @@ class BatchWriter:
         if thread is not None:
             self._queue.put(_STOP)
             thread.join()
+        self._consolidator.wait()
+
+    def _refresh_pack_list(self) -> None:
+        if self._server_info:
+            with WriterLock(self._lock_path):
+                write_info_packs(self._repo_path)
 
     # --- writer thread ------------------------------------------------------------------------
     def _run(self) -> None:
-        # The writer has its own Repository object: pygit2 objects are not shared across threads.
-        repo = pygit2.Repository(self._repo_path)
+        # The writer has its own Repository object (pygit2 objects are not shared across
+        # threads), whose new objects collect in memory until the batch's pack is written.
+        objects = WriterObjects(self._repo_path)
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -165,7 +175,7 @@ class BatchWriter:
             self._stop_seen = False
             self._drain(batch)
             try:
-                self._process(repo, batch)
+                self._process(objects, batch)
             except Exception as e:  # infrastructure failure: nobody's op was published
                 log.exception("mirror writer batch failed")
                 err = (
@@ -208,7 +218,8 @@ class BatchWriter:
             os.unlink(path)
         return False
 
-    def _process(self, repo: pygit2.Repository, batch: list[_Job]) -> None:
+    def _process(self, objects: WriterObjects, batch: list[_Job]) -> None:
+        repo = objects.repo
         todo = batch
         attempt = 0
         deadline = time.monotonic() + self._stale_lock_seconds + 5
@@ -222,11 +233,21 @@ class BatchWriter:
                 if ref is None:
                     raise StoreError("The mirror has no main branch")
                 tip = repo[ref.target].peel(pygit2.Commit)
+                objects.begin(tip)
                 # Monotonic committer times keep history ordered even if the clock steps back.
                 now = max(self._clock(), tip.commit_time)
-                done = self._apply_all(repo, tip, todo, now)
+                done: list[tuple[_Job, pygit2.Oid, Change]] = []
+                try:
+                    done = self._apply_all(repo, tip, todo, now)
+                finally:
+                    if not done:  # nothing to publish: drop what failed operations wrote
+                        objects.discard()
                 if not done:
                     return
+                # Before the compare-and-swap, win or lose: a retry finds them on disk.
+                packed = objects.flush() is not None
+                if packed:
+                    self._consolidator.packed()
                 if self._durable:
                     sync_filesystem(os.path.join(self._repo_path, "objects"))
                 try:
@@ -242,8 +263,11 @@ class BatchWriter:
                 # Under the lock, so that two processes' writers cannot leave info/refs naming
                 # the older of their two tips. In Python: a `git update-server-info` subprocess
                 # per batch cost more than the batch's commits.
-                if self._server_info and not write_info_refs(repo, self._repo_path):
-                    update_server_info(self._repo_path)
+                if self._server_info:
+                    if packed:
+                        write_info_packs(self._repo_path)
+                    if not write_info_refs(repo, self._repo_path):
+                        update_server_info(self._repo_path)
             # The ref's barrier happens after the lock is released: the lock only has to cover
             # read-tip .. compare-and-swap, and the next writer (maybe in another process) may
             # build on our published tip meanwhile. Nobody is acknowledged before this fsync,
