@@ -230,6 +230,7 @@ def throughput(workdir: str) -> tuple[dict[str, float], dict[str, float]]:
     clients = seed_signing_world(data_dir, keys)
     server = ServerProcess(data_dir, workers=WORKERS).start()
     try:
+        wait_for_index(server, WORKERS)
         warm = [[request("GET", "/v1/ping")] * 20 for _ in range(CLIENTS)]
         run_load(server.base_url, warm, workdir)
         ping = summary(
@@ -243,6 +244,16 @@ def throughput(workdir: str) -> tuple[dict[str, float], dict[str, float]]:
     finally:
         server.stop()
     return ping, sigs
+
+
+def wait_for_index(server: ServerProcess, workers: int) -> None:
+    """Each worker builds its pending index in the background after starting; measure once
+    that is done, so that it lands on neither side of the comparison."""
+    deadline = time.monotonic() + 300
+    while server.log().count("pending index caught up with main") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server's workers did not build their pending index")
+        time.sleep(0.2)
 
 
 class PendingWorld:
