@@ -35,18 +35,40 @@ class GitTreeView:
         self._repo = repo
         self._tree = tree
         self._reads: dict[str, bytes | None] = {}
+        # Directories resolved so far: the rules read many files of the same few directories
+        # (every ancestor of a subject, looking for its project), so each directory is walked
+        # to once instead of once per file below it.
+        self._dirs: dict[str, pygit2.Tree | None] = {"": tree}
 
     @property
     def tree_id(self) -> str | None:
         return None if self._tree is None else str(self._tree.id)
 
+    def _dir(self, path: str) -> pygit2.Tree | None:
+        try:
+            return self._dirs[path]
+        except KeyError:
+            pass
+        parent, _, name = path.rpartition("/")
+        obj = self._entry(self._dir(parent), name)
+        tree = obj if isinstance(obj, pygit2.Tree) else None
+        self._dirs[path] = tree
+        return tree
+
+    @staticmethod
+    def _entry(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
+        if tree is None or not name:
+            return None
+        try:
+            return tree[name]
+        except (KeyError, ValueError):
+            return None
+
     def _lookup(self, path: str) -> pygit2.Object | None:
         if self._tree is None or not path:
             return None
-        try:
-            return self._tree[path]
-        except (KeyError, ValueError):
-            return None
+        parent, _, name = path.rpartition("/")
+        return self._entry(self._dir(parent), name)
 
     def read(self, path: str) -> bytes | None:
         try:
@@ -61,11 +83,11 @@ class GitTreeView:
     def is_dir(self, path: str) -> bool:
         if path == "":
             return True
-        return isinstance(self._lookup(path), pygit2.Tree)
+        return self._dir(path) is not None
 
     def listdir(self, path: str) -> list[str]:
-        tree = self._tree if path == "" else self._lookup(path)
-        if not isinstance(tree, pygit2.Tree):
+        tree = self._dir(path)
+        if tree is None:
             return []
         return sorted(str(entry.name) for entry in tree)
 

@@ -178,6 +178,13 @@ class Mirror:
 
     def view(self, commit: str | None = None) -> GitTreeView:
         """The tree at ``commit`` (default: the tip of main) as a rules-engine TreeView."""
+        if commit is None:
+            # The tip by id: revparse would first try the hex as a ref name in every namespace.
+            repo = self.repo
+            ref = repo.references.get(MAIN)
+            if ref is None:
+                raise StoreError("The mirror has no commits")
+            return GitTreeView(repo, repo[ref.target].peel(pygit2.Commit).tree)
         return GitTreeView(self.repo, self.commit(commit).tree)
 
     # --- writing ------------------------------------------------------------------------------

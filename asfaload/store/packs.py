@@ -267,6 +267,11 @@ def write_info_packs(repo_path: str) -> None:
     os.replace(tmp, os.path.join(info, "packs"))
 
 
+def repack_lock_path(repo_path: str) -> str:
+    """Held while a repack of ``repo_path`` runs (by us, and by the git process we start)."""
+    return repo_path.rstrip("/") + ".repack.lock"
+
+
 class Consolidator:
     """Folds the writer's small packs with ``git repack --geometric=2`` every ``every`` packs.
 
@@ -308,8 +313,7 @@ class Consolidator:
 
     def run(self) -> bool:
         """Repack now, unless another process is at it; True when a repack ran."""
-        lock_path = self._repo_path.rstrip("/") + ".repack.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(repack_lock_path(self._repo_path), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -320,6 +324,9 @@ class Consolidator:
             res = subprocess.run(
                 ["git", "repack", "-d", "-q", "-n", "--geometric=2"],
                 cwd=self._repo_path,
+                # git holds the lock too: if this process dies, the repack runs on to its end
+                # (git is crash-safe either way) and the lock covers it until then.
+                pass_fds=(fd,),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 check=False,

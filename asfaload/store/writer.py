@@ -131,6 +131,7 @@ class BatchWriter:
         self._start_lock = threading.Lock()
         self._closed = False
         self._stop_seen = False  # writer thread only
+        self._info_lock_path = lock_path + ".info"
         self._consolidator = Consolidator(repo_path, self._refresh_pack_list, every=repack_every)
 
     def submit(self, op: Operation) -> Future[CommitResult]:
@@ -159,8 +160,22 @@ class BatchWriter:
 
     def _refresh_pack_list(self) -> None:
         if self._server_info:
-            with WriterLock(self._lock_path):
+            with WriterLock(self._info_lock_path):
                 write_info_packs(self._repo_path)
+
+    def _write_server_info(self, repo: pygit2.Repository) -> None:
+        """Rewrite the dumb-HTTP files (``info/refs``, ``objects/info/packs``) after a publish.
+
+        Outside the writer lock, which only the ref update needs (these files cost several
+        file creations per batch), under a lock of their own: each writer re-reads the refs
+        and lists the packs while holding it, so the last one to write has seen the newest
+        tip, and no two writers can leave the older of their tips in ``info/refs``. In Python:
+        a `git update-server-info` subprocess per batch cost more than the batch's commits.
+        """
+        with WriterLock(self._info_lock_path):
+            write_info_packs(self._repo_path)
+            if not write_info_refs(repo, self._repo_path):
+                update_server_info(self._repo_path)
 
     # --- writer thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -260,14 +275,6 @@ class BatchWriter:
                         attempt += 1
                     time.sleep(min(0.002 * (attempt + 1), 0.05))
                     continue
-                # Under the lock, so that two processes' writers cannot leave info/refs naming
-                # the older of their two tips. In Python: a `git update-server-info` subprocess
-                # per batch cost more than the batch's commits.
-                if self._server_info:
-                    if packed:
-                        write_info_packs(self._repo_path)
-                    if not write_info_refs(repo, self._repo_path):
-                        update_server_info(self._repo_path)
             # The ref's barrier happens after the lock is released: the lock only has to cover
             # read-tip .. compare-and-swap, and the next writer (maybe in another process) may
             # build on our published tip meanwhile. Nobody is acknowledged before this fsync,
@@ -275,6 +282,8 @@ class BatchWriter:
             # so whichever rename the directory fsync makes durable holds our commits.
             if self._durable:
                 fsync_path(os.path.join(self._repo_path, MAIN))
+            if self._server_info:
+                self._write_server_info(repo)
             new_tip = str(done[-1][1])
             for job, cid, change in done:
                 job.future.set_result(CommitResult(str(cid), change))
