@@ -124,6 +124,13 @@ class AddSignatures(_Op):
                 raise FormatError(f"signature for {path} must be a Signature")
         object.__setattr__(self, "signatures", MappingProxyType(sigs))
 
+    def __reduce__(
+        self,
+    ) -> tuple[type[AddSignatures], tuple[str, PublicKey, dict[str, Signature]]]:
+        # Through the constructor (a mappingproxy does not pickle, and the checks run again):
+        # operations cross from the server's workers to its writer process.
+        return (AddSignatures, (self.subject, self.submitter, dict(self.signatures)))
+
 
 @dataclass(frozen=True)
 class Revoke(_Op):

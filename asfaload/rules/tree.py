@@ -54,6 +54,11 @@ class Change:
             raise ValueError(f"paths both written and deleted: {sorted(overlap)}")
         object.__setattr__(self, "writes", MappingProxyType(dict(self.writes)))
 
+    def __reduce__(self) -> tuple[type[Change], tuple[str, dict[str, bytes], frozenset[str]]]:
+        # Through the constructor (a mappingproxy does not pickle): results cross from the
+        # writer process to the server's workers.
+        return (Change, (self.message, dict(self.writes), self.deletes))
+
     @property
     def paths(self) -> frozenset[str]:
         return frozenset(self.writes) | self.deletes

@@ -45,12 +45,12 @@ class AnyPathConverter(PathConverter):
     part_isolating = False  # Werkzeug would infer True from a regex without '/'
 
 
-def prepare_data_dir(config: ServerConfig) -> Mirror:
+def prepare_data_dir(config: ServerConfig, writer_socket: str | None = None) -> Mirror:
     """Create the data dir on first start (``mirror.git`` with its hooks, ``private/``)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.private_dir.mkdir(mode=0o700, exist_ok=True)
     if config.mirror_path.exists():
-        return Mirror.open(str(config.mirror_path))
+        return Mirror.open(str(config.mirror_path), writer_socket=writer_socket)
     if config.read_only:
         raise ConfigError(
             "A read-only server needs an existing mirror: run `asfaload mirror sync` first"
@@ -58,8 +58,10 @@ def prepare_data_dir(config: ServerConfig) -> Mirror:
     return Mirror.init(str(config.mirror_path))
 
 
-def create_app(config: ServerConfig) -> Flask:
-    mirror = prepare_data_dir(config)
+def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Flask:
+    """The app of one server process; ``writer_socket``: the server's writer process
+    (asfaload.store.remote), else this process writes through its own writer."""
+    mirror = prepare_data_dir(config, writer_socket)
     nonces = SqliteNonceStore(config.nonce_db_path)
     backend = Backend.create(mirror, config.private_dir, config.forge_config())
 

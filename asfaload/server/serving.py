@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from ..store.remote import WriterProcess
 from .app import STATE_KEY, ServerState, create_app, prepare_data_dir
 from .config import ServerConfig
 
@@ -33,8 +34,9 @@ def _close_state(app: Flask) -> None:
 
 
 class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, writer_socket: str | None = None) -> None:
         self.server_config = config
+        self.writer_socket = writer_socket
         self._app: Flask | None = None
         super().__init__()
 
@@ -63,7 +65,7 @@ class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        app = create_app(self.server_config)
+        app = create_app(self.server_config, writer_socket=self.writer_socket)
         self._app = app
         return app
 
@@ -79,9 +81,16 @@ def _bind(host: str, port: int) -> str:
 
 
 def serve(config: ServerConfig) -> None:
-    """Create the data dir once in the master (so workers never race on init), then serve."""
-    mirror = prepare_data_dir(config)
-    close = getattr(mirror, "close", None)
-    if callable(close):
-        close()
-    AsfaloadGunicorn(config).run()
+    """Create the data dir once in the master (so workers never race on init), start the
+    writer process (asfaload.store.remote) the workers write through, then serve.
+
+    gunicorn's master returns (or raises SystemExit) once its workers have finished their
+    requests, so every write they queued has been answered before the writer process is
+    stopped; it then finishes anything still queued before exiting.
+    """
+    prepare_data_dir(config).close()
+    if config.read_only:
+        AsfaloadGunicorn(config).run()
+        return
+    with WriterProcess(str(config.mirror_path)) as writer:
+        AsfaloadGunicorn(config, writer_socket=writer.socket_path).run()

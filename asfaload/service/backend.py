@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
-from ..crypto import PublicKey, Signature, sha512
+from ..crypto import PublicKey, Signature
 from ..errors import (
     AsfaloadError,
     AuthenticationError,
@@ -33,7 +33,6 @@ from ..model.index import ReleaseIndex
 from ..model.metadata import SignersMetadata
 from ..rules import queries
 from ..rules.engine import (
-    apply,
     check_register_target,
     check_release_target,
     check_update_target,
@@ -216,36 +215,26 @@ class Backend:
         self, file_path: str, caller: PublicKey, signatures: Mapping[str, str]
     ) -> bool:
         """Add ``caller``'s signatures to the pending request of ``file_path``; True when the
-        request completed (the completion transition is part of the same commit)."""
+        request completed (the completion transition is part of the same commit).
+
+        Everything is checked by the rules, in the writer, on the tip the commit lands on: a
+        missing file is refused there first, with the same message. The mirror is read here
+        only when the request itself is malformed, so that a malformed request for a missing
+        file is still answered "File not found", as the manual orders the errors; a well-formed
+        signature costs this worker no git lookups at all.
+        """
         p = clean_path(file_path)
-        view = self.mirror.view()
-        if view.read(p) is None:
-            raise RuleViolation(f"File not found: {p}")
-        parsed: dict[str, Signature] = {}
-        for path, wire in signatures.items():
-            parsed[clean_path(path)] = _parse_signature(wire, caller, path)
-        op = AddSignatures(subject=p, submitter=caller, signatures=parsed)
-        self._precheck_signatures(view, op)
+        try:
+            parsed: dict[str, Signature] = {}
+            for path, wire in signatures.items():
+                parsed[clean_path(path)] = _parse_signature(wire, caller, path)
+            op = AddSignatures(subject=p, submitter=caller, signatures=parsed)
+        except AsfaloadError:
+            if self.mirror.view().read(p) is None:
+                raise RuleViolation(f"File not found: {p}") from None
+            raise
         result = self.mirror.submit(op)
         return layout.pending_signatures_path(p) in result.change.deletes
-
-    @staticmethod
-    def _precheck_signatures(view: TreeView, op: AddSignatures) -> None:
-        """Verify the submitted signatures here, in the request thread, before queueing.
-
-        The writer serialises every operation of the mirror (across worker processes too), so
-        work done here runs in parallel instead. A valid signature lands in the rules' signature
-        memo, and the writer's own check (which still happens, on the tip it commits to) is a
-        lookup. An invalid one is answered at once with exactly the error the writer would give
-        on this tip (the rules check the request, the key and duplicates before signatures).
-        """
-        valid = True
-        for path, sig in op.signatures.items():
-            data = view.read(path)
-            if data is not None and not queries.signature_is_valid(op.submitter, sha512(data), sig):
-                valid = False
-        if not valid:
-            apply(view, op, max(int(time.time()), 0))  # raises the rules' own rejection
 
     def revoke(
         self, file_path: str, revocation_json: str, signature: str, caller: PublicKey

@@ -11,7 +11,9 @@ compare-and-swap against, and the hook can refuse any ref creation outright. His
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import shlex
 import stat
 import sys
@@ -24,9 +26,13 @@ import pygit2
 
 from ..errors import StoreError
 from ..rules.tree import Operation
+from . import remote
 from .durable import lock_path_for
 from .gittree import MAIN, GitTreeView, empty_tree
+from .remote import RemoteWriter
 from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
+
+log = logging.getLogger(__name__)
 
 INIT_MESSAGE = "init mirror"
 
@@ -83,6 +89,7 @@ class Mirror:
         durable: bool = True,
         server_info: bool = True,
         stale_lock_seconds: float = 10.0,
+        writer_socket: str | None = None,
     ) -> None:
         self.path = os.path.abspath(path)
         try:
@@ -93,6 +100,8 @@ class Mirror:
             raise StoreError("Not a mirror repository (bare, with a main branch)")
         self._local = threading.local()
         self._listeners: list[Callable[[str], None]] = []
+        # A server's workers write through its writer process (asfaload.store.remote).
+        self._remote = RemoteWriter(writer_socket) if writer_socket else None
         self._writer = BatchWriter(
             self.path,
             self.lock_path,
@@ -140,6 +149,7 @@ class Mirror:
         durable: bool = True,
         server_info: bool = True,
         stale_lock_seconds: float = 10.0,
+        writer_socket: str | None = None,
     ) -> Mirror:
         return cls(
             path,
@@ -147,6 +157,7 @@ class Mirror:
             durable=durable,
             server_info=server_info,
             stale_lock_seconds=stale_lock_seconds,
+            writer_socket=writer_socket,
         )
 
     @property
@@ -194,8 +205,21 @@ class Mirror:
     def submit(self, op: Operation, timeout: float | None = None) -> CommitResult:
         """Apply ``op`` as one commit on main; returns once the commit is published and durable.
 
-        Exceptions raised by ``op`` reach this caller and nothing is committed for it.
+        Exceptions raised by ``op`` reach this caller and nothing is committed for it. With a
+        writer process, an operation that pickles is applied there; one that does not (a
+        closure), or any operation while that process cannot be reached, by this process's own
+        writer.
         """
+        if self._remote is not None:
+            try:
+                payload = remote.dumps(op)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                pass
+            else:
+                try:
+                    return self._remote.submit_pickled(payload)
+                except remote.WriterUnreachable:
+                    log.warning("the mirror writer process is unreachable; writing in-process")
         return self._writer.submit(op).result(timeout)
 
     def add_listener(self, callback: Callable[[str], None]) -> None:
@@ -207,6 +231,8 @@ class Mirror:
             cb(tip)
 
     def close(self) -> None:
+        if self._remote is not None:
+            self._remote.close()
         self._writer.close()
 
     def __enter__(self) -> Mirror:
