@@ -1,0 +1,167 @@
+"""The server's writer process (asfaload.store.remote): real processes, a real Unix socket."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from asfaload.errors import RuleViolation, StoreError
+from asfaload.rules import AddSignatures
+from asfaload.rules.tree import Change, TreeView
+from asfaload.store import Mirror
+from asfaload.store.remote import RemoteWriter, WriterProcess, WriterService
+from tests.conftest_server import ServerProcess
+
+
+def test_operations_cross_to_the_writer_process_and_back(tmp_path: Path) -> None:
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    with WriterProcess(path) as writer:
+        mirror = Mirror.open(path, writer_socket=writer.socket_path)
+        try:
+            # A rules operation pickles: it is applied by the writer process, and its rule
+            # violation comes back as the same exception.
+            sub = "https/github.com/443/acme/tool/releases/tag/v1/asfaload.index.json"
+            from asfaload.crypto import SecretKey, sha512
+
+            key = SecretKey.generate("ed25519")
+            op = AddSignatures(sub, key.public_key, {sub: key.sign(sha512(b"x"))})
+            with pytest.raises(RuleViolation, match=f"File not found: {sub}"):
+                mirror.submit(op)
+            # A closure does not pickle: this process's own writer applies it, under the same
+            # lock, on the same branch.
+            seen: list[int] = []
+
+            def closure(view: TreeView, now: int) -> Change:
+                seen.append(now)
+                return Change("local", {"a/local": b"1"})
+
+            local = mirror.submit(closure)
+            assert seen and mirror.head() == local.commit_id
+        finally:
+            mirror.close()
+    assert subprocess.run(["git", "fsck", "--strict"], cwd=path, check=False).returncode == 0
+
+
+def test_the_writer_service_batches_many_workers(tmp_path: Path) -> None:
+    """In-process service over a real socket: 24 clients, each write committed exactly once."""
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    sock = str(tmp_path / "w.sock")
+    service = WriterService(Mirror.open(path), sock)
+    threading.Thread(target=service.serve_forever, daemon=True).start()
+    client = RemoteWriter(sock)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            payload = _pickled_write(f"w/{i}", str(i).encode())
+            results.append(client.submit_pickled(payload).commit_id)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    service.close()
+    assert not errors and len(set(results)) == 24
+    view = Mirror.open(path).view()
+    assert all(view.read(f"w/{i}") == str(i).encode() for i in range(24))
+
+
+def test_a_worker_that_cannot_reach_the_writer_writes_itself(tmp_path: Path) -> None:
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    with Mirror.open(path, writer_socket=str(tmp_path / "nobody.sock")) as mirror:
+        res = mirror.submit(_ExampleWrite("x/y", b"1"))
+        assert mirror.head() == res.commit_id and mirror.view().read("x/y") == b"1"
+
+
+def test_an_answer_that_never_comes_is_an_error_not_a_guess(tmp_path: Path) -> None:
+    """A writer that dies mid-request: the worker cannot know whether the write landed, so it
+    reports a StoreError (500) instead of writing again."""
+    sock = str(tmp_path / "mute.sock")
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock)
+    server.listen(1)
+
+    def mute() -> None:
+        conn, _ = server.accept()
+        conn.recv(1 << 16)
+        conn.close()
+
+    threading.Thread(target=mute, daemon=True).start()
+    with pytest.raises(StoreError, match="did not answer"):
+        RemoteWriter(sock).submit_pickled(_pickled_write("a", b"b"))
+    server.close()
+
+
+def test_asfaload_serve_writes_through_its_writer_process(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, workers=2).start()
+    try:
+        children = _descendants(server.pid)
+        writers = [p for p, cmd in children.items() if "asfaload.store.remote" in cmd]
+        assert len(writers) == 1, children
+        assert requests.get(server.url("/v1/ping"), timeout=30).status_code == 200
+    finally:
+        server.stop()
+    # Stopped with the server, its socket directory removed.
+    assert not Path(f"/proc/{writers[0]}").exists() or "Z" in _state(writers[0])
+
+
+# --- helpers ----------------------------------------------------------------------------------
+class _ExampleWrite:
+    """A picklable operation (module level, so pickle can name it)."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        self.path, self.data = path, data
+
+    def __call__(self, view: TreeView, now: int) -> Change:
+        return Change(f"write {self.path}", {self.path: self.data})
+
+
+def _pickled_write(path: str, data: bytes) -> bytes:
+    from asfaload.store.remote import dumps
+
+    return dumps(_ExampleWrite(path, data))
+
+
+def _descendants(root: int) -> dict[int, str]:
+    parents: dict[int, int] = {}
+    cmds: dict[int, str] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parents[int(name)], cmds[int(name)] = int(stat[1]), cmd
+    out: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in out:
+                out[child] = cmds[child]
+                frontier.append(child)
+    return out
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
