@@ -2,8 +2,8 @@
 
 On SIGTERM/SIGINT gunicorn stops accepting connections and lets each worker finish its in-flight
 requests (up to ``graceful_timeout``). A write is acknowledged only after its commit is
-published, so finishing the requests finishes the queued writes; the worker then closes its
-mirror writer.
+published, so finishing the requests finishes the queued writes; then the writer process
+(asfaload.store.remote) that the workers write through is stopped.
 """
 
 from __future__ import annotations
