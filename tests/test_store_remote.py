@@ -106,6 +106,19 @@ def test_an_answer_that_never_comes_is_an_error_not_a_guess(tmp_path: Path) -> N
     server.close()
 
 
+def test_the_writer_process_leaves_when_its_server_is_gone(tmp_path: Path) -> None:
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    writer = WriterProcess(path)
+    sock_dir = os.path.dirname(writer.socket_path)
+    # What a SIGKILLed server leaves: the writer's stdin closes, nobody calls stop().
+    assert writer._proc.stdin is not None
+    writer._proc.stdin.close()
+    assert writer._proc.wait(timeout=60) == 0
+    assert not os.path.exists(sock_dir)
+    writer.stop()
+
+
 def test_asfaload_serve_writes_through_its_writer_process(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = ServerProcess(data, workers=2).start()

@@ -246,6 +246,10 @@ def main(argv: list[str]) -> int:
     while not stop.wait(1.0):
         pass
     service.close()
+    # Also when the server was killed and could not clean up after us.
+    with contextlib.suppress(OSError):
+        os.unlink(socket_path)
+        os.rmdir(os.path.dirname(socket_path))
     return 0
 
 
