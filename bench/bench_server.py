@@ -283,16 +283,20 @@ def throughput(workdir: str) -> tuple[list[dict[str, float]], list[dict[str, flo
         for round_clients in per_round:
             pings.append(measured(server, ping_load, workdir))
             sigs.append(measured(server, round_clients, workdir))
+            # The workers' pending index catches up once the writes stop; let it, so that
+            # its work lands in neither the next ping run nor the next signature run.
+            wait_for_index(server, WORKERS * (len(sigs) + 1))
     finally:
         server.stop()
     return pings, sigs
 
 
-def wait_for_index(server: ServerProcess, workers: int) -> None:
-    """Each worker builds its pending index in the background after starting; measure once
-    that is done, so that it lands on neither side of the comparison."""
+def wait_for_index(server: ServerProcess, count: int) -> None:
+    """Each worker builds its pending index in the background after starting, and catches up
+    once writes pause; wait until the server has logged ``count`` such catch-ups, so that the
+    work lands on neither side of the comparison."""
     deadline = time.monotonic() + 300
-    while server.log().count("pending index caught up with main") < workers:
+    while server.log().count("pending index caught up with main") < count:
         if time.monotonic() > deadline:
             raise RuntimeError("the server's workers did not build their pending index")
         time.sleep(0.2)
