@@ -22,8 +22,9 @@ except OSError:  # pragma: no cover - non-glibc platforms
 def sync_filesystem(path: str) -> None:
     """One barrier for every object a batch wrote: syncfs(2) of the filesystem holding ``path``.
 
-    libgit2 writes each loose object without fsync; fsyncing them one by one would cost one
-    barrier per object, which is what group commit exists to avoid.
+    A batch's pack and index (and any loose object libgit2 writes) are written without fsync;
+    fsyncing file by file would cost one barrier per file, which is what group commit exists to
+    avoid.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
