@@ -106,6 +106,13 @@ def test_an_answer_that_never_comes_is_an_error_not_a_guess(tmp_path: Path) -> N
     server.close()
 
 
+def test_a_writer_process_that_cannot_start_is_a_store_error(tmp_path: Path) -> None:
+    """No mirror there: the child exits before it is ready (``asfaload serve`` then lets its
+    workers write themselves)."""
+    with pytest.raises(StoreError, match="did not start"):
+        WriterProcess(str(tmp_path / "missing.git"))
+
+
 def test_the_writer_process_leaves_when_its_server_is_gone(tmp_path: Path) -> None:
     path = str(tmp_path / "m.git")
     Mirror.init(path).close()

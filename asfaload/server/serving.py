@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from ..errors import StoreError
 from ..store.remote import WriterProcess
 from .app import STATE_KEY, ServerState, create_app, prepare_data_dir
 from .config import ServerConfig
@@ -92,5 +93,13 @@ def serve(config: ServerConfig) -> None:
     if config.read_only:
         AsfaloadGunicorn(config).run()
         return
-    with WriterProcess(str(config.mirror_path)) as writer:
+    try:
+        writer = WriterProcess(str(config.mirror_path))
+    except StoreError as exc:
+        # Still correct without it (each worker's own writer, the cross-process lock and the
+        # compare-and-swap), only slower under concurrent writes.
+        log.warning("%s; the workers will write the mirror themselves", exc)
+        AsfaloadGunicorn(config).run()
+        return
+    with writer:
         AsfaloadGunicorn(config, writer_socket=writer.socket_path).run()

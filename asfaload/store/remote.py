@@ -183,15 +183,27 @@ class WriterProcess:
     """``python -m asfaload.store.remote`` for one mirror, started and stopped by the server."""
 
     def __init__(self, repo_path: str) -> None:
-        self._dir = tempfile.mkdtemp(prefix="asfaload-writer-")  # 0700: only this user enters
+        # 0700: only this user enters. Under /tmp when $TMPDIR is long: a Unix socket's path
+        # must fit in 108 bytes.
+        base = tempfile.gettempdir()
+        try:
+            self._dir = tempfile.mkdtemp(
+                prefix="asfaload-writer-", dir=base if len(base) <= 60 else "/tmp"
+            )
+        except OSError as e:
+            raise StoreError("Cannot create the mirror writer's socket directory") from e
         self.socket_path = os.path.join(self._dir, "writer.sock")
         # stdin stays a pipe from us: the process ends when we do, even if we are killed.
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "asfaload.store.remote", repo_path, self.socket_path],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "asfaload.store.remote", repo_path, self.socket_path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        except OSError as e:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise StoreError("Cannot start the mirror writer process") from e
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().strip()
         if line != _READY:
