@@ -44,7 +44,7 @@ from asfaload.model.index import PublishedFile, ReleaseIndex  # noqa: E402
 from asfaload.model.metadata import SignersMetadata  # noqa: E402
 from asfaload.rules import AddSignatures, Register, RegisterRelease, pending_request  # noqa: E402
 from asfaload.store import Mirror  # noqa: E402
-from tests.conftest_server import ServerProcess  # noqa: E402
+from tests.conftest_server import ServerProcess, process_tree  # noqa: E402
 
 CLIENTS = 32
 RELEASES_PER_PROJECT = 40  # per round: 16 projects x 40 releases x 2 signers = 1280 signatures
@@ -226,28 +226,8 @@ def quantile(sorted_values: list[float], q: float) -> float:
 
 
 def process_tree_cpu(root: int) -> float:
-    """CPU seconds (user + system) used so far by ``root`` and its descendants (gunicorn's
-    master, its workers, the writer process, git)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    procs: dict[int, tuple[int, float]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        procs[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    tree = {root}
-    grew = True
-    while grew:
-        grew = False
-        for pid, (ppid, _) in procs.items():
-            if ppid in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return sum(procs[p][1] for p in tree if p in procs)
+    """CPU seconds used so far by the server's whole process tree."""
+    return sum(cpu for _, cpu in process_tree(root).values())
 
 
 def measured(

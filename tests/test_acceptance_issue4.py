@@ -30,7 +30,7 @@ from asfaload.crypto import SecretKey, sha512
 from tests.conftest_server import ServerProcess
 from tests.forge_emulator import ForgeEmulator
 from tests.http_util import Reply, raw_request, signed_json, signed_request
-from tests.test_rules_support import signers_bytes
+from tests.test_rules_support import T0, signers_bytes
 
 FILES = "https://files.example.com"
 # Private destinations named in URLs; our server must refuse them before any connection.
@@ -152,28 +152,38 @@ def test_ssrf_update_signers_file_url_direct(world: World, host: str) -> None:
     _error(reply, 400)
 
 
-def test_ssrf_update_signers_file_url_redirected_to_loopback(world: World) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "repo", "path", "stolen", "timestamp"),
+    [
+        # a signers update of the registered project, and a first registration
+        ("/v1/update_signers", "tool", "redir/asfaload.signers.json", "stolen.json", 1_800_000_000),
+        ("/v1/register_repo", "victimized", "asfaload.signers.json", "v.json", T0),
+    ],
+)
+def test_ssrf_signers_file_url_redirected_to_loopback_is_never_followed(
+    world: World, endpoint: str, repo: str, path: str, stolen: str, timestamp: int
+) -> None:
     raw = signers_bytes(
-        artifact=[([world.admin], 1)], admin=[([world.admin], 1)], timestamp=1_800_000_000
+        artifact=[([world.admin], 1)], admin=[([world.admin], 1)], timestamp=timestamp
     )
-    url = world.emu.put_github_file("acme", "tool", "main", "redir/asfaload.signers.json", raw)
-    world.victim.put_file("files/stolen.json", raw)
+    url = world.emu.put_github_file("acme", repo, "main", path, raw)
+    world.victim.put_file(f"files/{stolen}", raw)
     world.emu.redirect(
         world.emu.served_path(
             url.replace("github.com", "raw.githubusercontent.com").replace("/blob/", "/")
         ),
-        world.victim.url("/files/stolen.json"),
+        world.victim.url(f"/files/{stolen}"),
     )
     key = world.admin
     _refused(
         _post(
             world.server,
             key,
-            "/v1/update_signers",
+            endpoint,
             {"signers_file_url": url, "public_key": str(key.public_key)},
         )
     )
-    assert world.victim.hits("/files/stolen.json") == 0
+    assert world.victim.hits(f"/files/{stolen}") == 0
 
 
 @pytest.mark.parametrize("host", PRIVATE_HOSTS)
@@ -249,28 +259,6 @@ def test_ssrf_csum_files_redirected(world: World, target: str) -> None:
     world.emu.redirect(world.emu.served_path(csum), location)
     _refused(_post(world.server, world.admin, "/v1/assets", {"csum_files": [csum]}))
     assert world.victim.hits("/files/sums") == 0
-
-
-def test_register_redirect_to_victim_never_followed(world: World) -> None:
-    raw = signers_bytes(artifact=[([world.admin], 1)], admin=[([world.admin], 1)])
-    url = world.emu.put_github_file("acme", "victimized", "main", "asfaload.signers.json", raw)
-    world.victim.put_file("files/v.json", raw)
-    world.emu.redirect(
-        world.emu.served_path(
-            url.replace("github.com", "raw.githubusercontent.com").replace("/blob/", "/")
-        ),
-        world.victim.url("/files/v.json"),
-    )
-    key = world.admin
-    _refused(
-        _post(
-            world.server,
-            key,
-            "/v1/register_repo",
-            {"signers_file_url": url, "public_key": str(key.public_key)},
-        )
-    )
-    assert world.victim.hits("/files/v.json") == 0
 
 
 def test_private_urls_are_fetched_when_the_configuration_allows(

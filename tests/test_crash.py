@@ -19,8 +19,7 @@ from pathlib import Path
 import pygit2
 
 from asfaload.store import Mirror
-from asfaload.store.durable import WriterLock
-from asfaload.store.packs import repack_lock_path
+from asfaload.store.durable import WriterLock, lock_path_for
 from asfaload.verify import verify_range
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +112,7 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
         reopened.close()
         # A repack the killed writer had started runs on to its end (git is crash-safe); fsck
         # run alongside it could see a pack being replaced, so wait for it like a human would.
-        with WriterLock(repack_lock_path(path)):
+        with WriterLock(lock_path_for(path, "repack")):
             pass
         fsck = git(path, "fsck", "--strict", "--no-dangling")
         assert fsck.returncode == 0 and fsck.stdout == "", fsck.stdout + fsck.stderr

@@ -15,7 +15,7 @@ from asfaload.rules import AddSignatures
 from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
 from asfaload.store.remote import RemoteWriter, WriterProcess, WriterService
-from tests.conftest_server import ServerProcess
+from tests.conftest_server import ServerProcess, process_tree
 
 
 def test_operations_cross_to_the_writer_process_and_back(tmp_path: Path) -> None:
@@ -130,8 +130,8 @@ def test_asfaload_serve_writes_through_its_writer_process(tmp_path: Path) -> Non
     data = tmp_path / "data"
     server = ServerProcess(data, workers=2).start()
     try:
-        children = _descendants(server.pid)
-        writers = [p for p, cmd in children.items() if "asfaload.store.remote" in cmd]
+        children = process_tree(server.pid)
+        writers = [p for p, (cmd, _) in children.items() if "asfaload.store.remote" in cmd]
         assert len(writers) == 1, children
         assert requests.get(server.url("/v1/ping"), timeout=30).status_code == 200
     finally:
@@ -155,29 +155,6 @@ def _pickled_write(path: str, data: bytes) -> bytes:
     from asfaload.store.remote import dumps
 
     return dumps(_ExampleWrite(path, data))
-
-
-def _descendants(root: int) -> dict[int, str]:
-    parents: dict[int, int] = {}
-    cmds: dict[int, str] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        parents[int(name)], cmds[int(name)] = int(stat[1]), cmd
-    out: dict[int, str] = {}
-    frontier = [root]
-    while frontier:
-        p = frontier.pop()
-        for child, parent in parents.items():
-            if parent == p and child not in out:
-                out[child] = cmds[child]
-                frontier.append(child)
-    return out
 
 
 def _state(pid: int) -> str:

@@ -48,10 +48,13 @@ def fsync_path(path: str) -> None:
             os.close(fd)
 
 
-def lock_path_for(repo_path: str) -> str:
-    """The writer lock of a repository: beside it, not inside it — the repository directory is
-    served read-only over dumb HTTP and should hold only git's own files."""
-    return repo_path.rstrip("/") + ".lock"
+def lock_path_for(repo_path: str, purpose: str = "") -> str:
+    """A lock file of a repository: beside it, not inside it — the repository directory is
+    served read-only over dumb HTTP and should hold only git's own files. ``purpose`` "" is
+    the writer lock (``<repo>.lock``); others are ``<repo>.<purpose>.lock`` ("info" for the
+    dumb-HTTP files, "repack" for a running repack)."""
+    suffix = f".{purpose}.lock" if purpose else ".lock"
+    return repo_path.rstrip("/") + suffix
 
 
 class WriterLock:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 
 import pygit2
 
+from .durable import lock_path_for
+
 log = logging.getLogger(__name__)
 
 _MAX_STORED_BLOCK = 0xFFFF
@@ -267,11 +269,6 @@ def write_info_packs(repo_path: str) -> None:
     os.replace(tmp, os.path.join(info, "packs"))
 
 
-def repack_lock_path(repo_path: str) -> str:
-    """Held while a repack of ``repo_path`` runs (by us, and by the git process we start)."""
-    return repo_path.rstrip("/") + ".repack.lock"
-
-
 class Consolidator:
     """Folds the writer's small packs with ``git repack --geometric=2`` every ``every`` packs.
 
@@ -313,7 +310,7 @@ class Consolidator:
 
     def run(self) -> bool:
         """Repack now, unless another process is at it; True when a repack ran."""
-        fd = os.open(repack_lock_path(self._repo_path), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path_for(self._repo_path, "repack"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

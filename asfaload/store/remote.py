@@ -30,10 +30,13 @@ import sys
 import tempfile
 import threading
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from .writer import CommitResult
+
+if TYPE_CHECKING:  # mirror imports this module
+    from .mirror import Mirror
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ class WriterService:
     """The writer process's side: accepts workers and submits their operations to ``mirror``
     (a local :class:`~asfaload.store.mirror.Mirror`), one thread per connection."""
 
-    def __init__(self, mirror: Any, socket_path: str) -> None:
+    def __init__(self, mirror: Mirror, socket_path: str) -> None:
         self._mirror = mirror
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(socket_path)

@@ -27,7 +27,7 @@ import pygit2
 
 from ..errors import ConcurrentUpdateError, StoreError
 from ..rules.tree import Change, Operation
-from .durable import WriterLock, fsync_path, sync_filesystem
+from .durable import WriterLock, fsync_path, lock_path_for, sync_filesystem
 from .gittree import MAIN, GitTreeView, apply_change
 from .packs import Consolidator, WriterObjects, write_info_packs
 
@@ -131,7 +131,7 @@ class BatchWriter:
         self._start_lock = threading.Lock()
         self._closed = False
         self._stop_seen = False  # writer thread only
-        self._info_lock_path = lock_path + ".info"
+        self._info_lock_path = lock_path_for(repo_path, "info")
         self._consolidator = Consolidator(repo_path, self._refresh_pack_list, every=repack_every)
 
     def submit(self, op: Operation) -> Future[CommitResult]:
