@@ -18,7 +18,7 @@ import shlex
 import stat
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from types import TracebackType
 
@@ -221,6 +221,11 @@ class Mirror:
                 except remote.WriterUnreachable:
                     log.warning("the mirror writer process is unreachable; writing in-process")
         return self._writer.submit(op).result(timeout)
+
+    def write_batch(self, ops: Sequence[Operation]) -> list[CommitResult | Exception]:
+        """Apply ``ops`` in the calling thread (see :meth:`.BatchWriter.write_batch`): the
+        writer process's loop, which does all of its writing from one thread."""
+        return self._writer.write_batch(ops)
 
     def add_listener(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(new_tip)`` after each batch this process publishes."""

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import pickle
+import selectors
 import shutil
 import signal
 import socket
@@ -131,55 +132,184 @@ def _portable(exc: BaseException) -> BaseException:
     return exc
 
 
+class _Peer:
+    """One worker connection: bytes received that are not yet a whole frame, and replies not
+    yet taken by the socket."""
+
+    __slots__ = ("sock", "inbox", "outbox")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+
+    def frames(self) -> list[bytes]:
+        out = []
+        box = self.inbox
+        while len(box) >= _LENGTH.size:
+            (n,) = _LENGTH.unpack_from(box)
+            if len(box) < _LENGTH.size + n:
+                break
+            out.append(bytes(box[_LENGTH.size : _LENGTH.size + n]))
+            del box[: _LENGTH.size + n]
+        return out
+
+
+_ACCEPT = object()
+_STOP = object()
+
+
 class WriterService:
-    """The writer process's side: accepts workers and submits their operations to ``mirror``
-    (a local :class:`~asfaload.store.mirror.Mirror`), one thread per connection."""
+    """The writer process's side: ONE thread accepts the workers, reads their operations, commits
+    all that arrived together as one batch (``mirror.write_batch``) and answers each.
+
+    One thread, no hand-offs. With a thread per connection the writer thread competed for the
+    GIL with one reader thread per worker thread, and each operation cost two thread switches
+    and a Future wake-up: measured with 32 connections, 2.2 ms of the writer process's CPU per
+    signature against 1.6 for the same batches written directly.
+    """
 
     def __init__(self, mirror: Mirror, socket_path: str) -> None:
         self._mirror = mirror
+        self._sel = selectors.DefaultSelector()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(socket_path)
         os.chmod(socket_path, 0o600)
         self._sock.listen(256)
-        self._threads: list[threading.Thread] = []
-        self._closed = threading.Event()
+        self._sock.setblocking(False)
+        self._sel.register(self._sock, selectors.EVENT_READ, _ACCEPT)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, _STOP)
+        self._stopping = False
+        self._done = threading.Event()
+
+    def stop_on_eof(self, fd: int) -> None:
+        """Stop when ``fd`` (the pipe from the server that started us) reaches end of file."""
+        self._sel.register(fd, selectors.EVENT_READ, _STOP)
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from a signal handler or another thread)."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"x")
 
     def serve_forever(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return  # the listening socket was closed
-            t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            while True:
-                try:
-                    frame = _recv_frame(conn)
-                except (OSError, ConnectionError):
-                    return
-                try:
-                    op = pickle.loads(frame)
-                    reply: tuple[bool, object] = (True, self._mirror.submit(op))
-                except Exception as e:
-                    reply = (False, _portable(e))
-                try:
-                    _send_frame(conn, dumps(reply))
-                except OSError:
-                    return
+        try:
+            while not self._stopping:
+                self._step(None)
+            self._step(0)  # what already arrived is still committed and answered
+        finally:
+            self._shutdown()
+            self._done.set()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop accepting, finish the queued writes, answer them."""
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+        """Stop accepting, finish what arrived, answer it (the loop runs in another thread)."""
+        self.stop()
+        self._done.wait(timeout)
+
+    def _step(self, timeout: float | None) -> None:
+        arrived: list[tuple[_Peer, bytes]] = []
+        for key, mask in self._sel.select(timeout):
+            what = key.data
+            if what is _ACCEPT:
+                self._accept()
+            elif what is _STOP:
+                try:
+                    data = os.read(key.fd, 4096)
+                except BlockingIOError:
+                    continue
+                if key.fd == self._wake_r or not data:
+                    self._stopping = True
+            elif isinstance(what, _Peer):
+                if mask & selectors.EVENT_WRITE:
+                    self._flush(what)
+                if mask & selectors.EVENT_READ:
+                    arrived.extend((what, frame) for frame in self._receive(what))
+        if arrived:
+            self._answer(arrived)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(False)
+            self._sel.register(conn, selectors.EVENT_READ, _Peer(conn))
+
+    def _receive(self, peer: _Peer) -> list[bytes]:
+        try:
+            data = peer.sock.recv(1 << 16)
+        except BlockingIOError:
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(peer)
+            return []
+        peer.inbox += data
+        return peer.frames()
+
+    def _answer(self, arrived: list[tuple[_Peer, bytes]]) -> None:
+        peers: list[_Peer] = []
+        ops: list[object] = []
+        for peer, frame in arrived:
+            try:
+                ops.append(pickle.loads(frame))
+            except Exception as e:
+                self._reply(peer, (False, _portable(e)))
+            else:
+                peers.append(peer)
+        if not ops:
+            return
+        try:
+            results: list[object] = list(self._mirror.write_batch(ops))  # type: ignore[arg-type]
+        except Exception as e:  # write_batch answers per op; this is a bug, not a reply
+            log.exception("the writer loop failed")
+            results = [StoreError("The mirror could not be written")] * len(ops)
+            del e
+        for peer, result in zip(peers, results, strict=True):
+            if isinstance(result, CommitResult):
+                self._reply(peer, (True, result))
+            else:
+                assert isinstance(result, BaseException)
+                self._reply(peer, (False, _portable(result)))
+
+    def _reply(self, peer: _Peer, reply: tuple[bool, object]) -> None:
+        payload = dumps(reply)
+        peer.outbox += _LENGTH.pack(len(payload)) + payload
+        self._flush(peer)
+
+    def _flush(self, peer: _Peer) -> None:
+        try:
+            sent = peer.sock.send(peer.outbox)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._drop(peer)
+            return
+        del peer.outbox[:sent]
+        # A reply the socket could not take whole waits for it to drain (never, in practice:
+        # one small reply per connection at a time).
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if peer.outbox else 0)
+        if self._sel.get_key(peer.sock).events != events:
+            self._sel.modify(peer.sock, events, peer)
+
+    def _drop(self, peer: _Peer) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(peer.sock)
+        peer.sock.close()
+
+    def _shutdown(self) -> None:
+        for key in list(self._sel.get_map().values()):
+            if isinstance(key.data, _Peer):
+                self._drop(key.data)
+        self._sel.close()
         self._sock.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         self._mirror.close()
-        for t in self._threads:
-            t.join(timeout=0.5)
 
 
 class WriterProcess:
@@ -244,23 +374,15 @@ def main(argv: list[str]) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s writer %(levelname)s %(message)s")
     repo_path, socket_path = argv
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    service = WriterService(Mirror.open(repo_path), socket_path)
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
     # Ctrl-C reaches the whole foreground group: gunicorn drains its workers first, then
     # stops us (stdin EOF or SIGTERM).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch_parent() -> None:
-        sys.stdin.buffer.read()  # EOF: the server that started us is gone
-        stop.set()
-
-    service = WriterService(Mirror.open(repo_path), socket_path)
-    threading.Thread(target=watch_parent, daemon=True).start()
-    threading.Thread(target=service.serve_forever, daemon=True).start()
+    # stdin is a pipe from the server that started us: its end of file means it is gone.
+    service.stop_on_eof(sys.stdin.fileno())
     print(_READY, flush=True)
-    while not stop.wait(1.0):
-        pass
-    service.close()
+    service.serve_forever()
     # Also when the server was killed and could not clean up after us.
     with contextlib.suppress(OSError):
         os.unlink(socket_path)

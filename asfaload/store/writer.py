@@ -19,7 +19,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -133,6 +133,7 @@ class BatchWriter:
         self._stop_seen = False  # writer thread only
         self._info_lock_path = lock_path_for(repo_path, "info")
         self._consolidator = Consolidator(repo_path, self._refresh_pack_list, every=repack_every)
+        self._caller_objects: WriterObjects | None = None  # write_batch's, made in its thread
 
     def submit(self, op: Operation) -> Future[CommitResult]:
         fut: Future[CommitResult] = Future()
@@ -189,20 +190,42 @@ class BatchWriter:
             batch: list[_Job] = [first] if isinstance(first, _Job) else []
             self._stop_seen = False
             self._drain(batch)
-            try:
-                self._process(objects, batch)
-            except Exception as e:  # infrastructure failure: nobody's op was published
-                log.exception("mirror writer batch failed")
-                err = (
-                    e
-                    if isinstance(e, StoreError)
-                    else StoreError("The mirror could not be written")
-                )
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(err)
+            self._commit(objects, batch)
             if self._stop_seen:
                 return
+
+    def write_batch(self, ops: Sequence[Operation]) -> list[CommitResult | Exception]:
+        """Apply ``ops`` in the calling thread, as batches of up to ``max_batch`` (each one pack,
+        one barrier, one compare-and-swap); each op's result or the exception it raised.
+
+        For a process whose one thread does all its writing (:mod:`.remote`): no queue, no
+        hand-off to the writer thread. Always from the same thread, never mixed with
+        :meth:`submit` (each path has its own Repository object).
+        """
+        if self._caller_objects is None:
+            self._caller_objects = WriterObjects(self._repo_path)
+        jobs = [_Job(op, Future()) for op in ops]
+        for i in range(0, len(jobs), self._max_batch):
+            self._commit(self._caller_objects, jobs[i : i + self._max_batch])
+        out: list[CommitResult | Exception] = []
+        for job in jobs:
+            exc = job.future.exception()
+            if exc is None:
+                out.append(job.future.result())
+            else:
+                out.append(exc if isinstance(exc, Exception) else StoreError(str(exc)))
+        return out
+
+    def _commit(self, objects: WriterObjects, batch: list[_Job]) -> None:
+        """Process ``batch``; on return every job's future is done."""
+        try:
+            self._process(objects, batch)
+        except Exception as e:  # infrastructure failure: nobody's op was published
+            log.exception("mirror writer batch failed")
+            err = e if isinstance(e, StoreError) else StoreError("The mirror could not be written")
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(err)
 
     def _drain(self, batch: list[_Job]) -> None:
         """Add the jobs already queued to ``batch`` (up to ``max_batch``); a stop request seen
