@@ -25,6 +25,9 @@ _MAX_INT_BITS = 4096
 ErrorFactory = Callable[[str], FormatError]
 JSONDict = dict[str, Any]
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+# The two mapping types a model actually holds: checked by type first, because an ABC
+# isinstance check costs microseconds and model constructors run on every write.
+_PLAIN_MAPPINGS = (dict, MappingProxyType)
 
 
 def fail(err: ErrorFactory, message: str) -> NoReturn:
@@ -235,7 +238,7 @@ def freeze_unrecognized(
     extra: Mapping[str, Any], known: tuple[str, ...], err: ErrorFactory, where: str
 ) -> Mapping[str, Any]:
     """Validate an ``unrecognized`` mapping given to a constructor; return a read-only copy."""
-    if not isinstance(extra, Mapping):
+    if type(extra) not in _PLAIN_MAPPINGS and not isinstance(extra, Mapping):
         fail(err, f"{where}: unrecognized fields must be a mapping")
     copy = dict(extra)
     check_value(copy, err, where)

@@ -6,7 +6,8 @@ not grow with the size of the mirror (DESIGN "Performance design").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pygit2
@@ -160,6 +161,123 @@ def apply_change(repo: pygit2.Repository, tree: pygit2.Tree | None, change: Chan
     """
     new = _rebuild(repo, tree, _group(change), "")
     return empty_tree(repo) if new is None else new
+
+
+_TREE_MODE = b"40000"
+_BLOB_MODE = b"100644"
+_OBJ_TREE = int(pygit2.enums.ObjectType.TREE)
+_OBJ_BLOB = int(pygit2.enums.ObjectType.BLOB)
+# A parsed tree: sort keys (the name, plus "/" for a directory: git's order) and the raw entries
+# ("mode name\0" + 20-byte id), in order.
+_Parsed = tuple[list[bytes], list[bytes]]
+
+
+class TreeEditor:
+    """:func:`apply_change` on raw tree objects, for the writer: the same trees, the same
+    errors (a property test holds the two together), a third of the cost.
+
+    libgit2's TreeBuilder loads, re-sorts and re-serialises a whole tree for each level of each
+    change, and hands every object it writes to the writer's Python object backend through a
+    callback. Here a tree is parsed once into its sorted raw entries (and kept by id: trees
+    never change, and consecutive operations edit the same directories), an edit is a bisect and
+    a list splice, and the new tree is the entries joined. ``read(id)`` returns ``(type, data)``
+    of an existing object; ``write(type, data)`` stores a new one and returns its id.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[pygit2.Oid], tuple[int, bytes]],
+        write: Callable[[int, bytes], pygit2.Oid],
+        *,
+        cache_limit: int = 1 << 14,
+    ) -> None:
+        self._read = read
+        self._write = write
+        self._cache: dict[bytes, _Parsed] = {}
+        self._cache_limit = cache_limit
+
+    def apply(self, tree: pygit2.Oid | None, change: Change) -> pygit2.Oid:
+        new = self._rebuild(tree, _group(change), "")
+        return self._store([], []) if new is None else new
+
+    def _parsed(self, oid: pygit2.Oid) -> _Parsed:
+        hit = self._cache.get(oid.raw)
+        if hit is not None:
+            return hit
+        kind, raw = self._read(oid)
+        if kind != _OBJ_TREE:
+            raise StoreError(f"{oid} is not a tree")
+        keys: list[bytes] = []
+        entries: list[bytes] = []
+        pos, end = 0, len(raw)
+        while pos < end:
+            nul = raw.index(b"\0", pos)
+            mode, _, name = raw[pos:nul].partition(b" ")
+            keys.append(name + b"/" if mode == _TREE_MODE else name)
+            entries.append(raw[pos : nul + 21])
+            pos = nul + 21
+        self._remember(oid, (keys, entries))
+        return keys, entries
+
+    def _remember(self, oid: pygit2.Oid, parsed: _Parsed) -> None:
+        if len(self._cache) >= self._cache_limit:
+            self._cache.clear()
+        self._cache[oid.raw] = parsed
+
+    def _store(self, keys: list[bytes], entries: list[bytes]) -> pygit2.Oid:
+        oid = self._write(_OBJ_TREE, b"".join(entries))
+        self._remember(oid, (keys, entries))
+        return oid
+
+    def _rebuild(self, tree: pygit2.Oid | None, node: _Node, prefix: str) -> pygit2.Oid | None:
+        if tree is None:
+            keys: list[bytes] = []
+            entries: list[bytes] = []
+        else:
+            old_keys, old_entries = self._parsed(tree)
+            keys, entries = list(old_keys), list(old_entries)
+        for name, value in node.items():
+            path = prefix + name
+            if name in ("", ".", "..") or "\0" in name or name.lower() == ".git":
+                raise StoreError(f"Invalid path {path!r}")  # as libgit2's TreeBuilder refuses
+            nb = name.encode()
+            f = bisect_left(keys, nb)
+            has_file = f < len(keys) and keys[f] == nb
+            is_blob = has_file and entries[f].startswith(_BLOB_MODE + b" ")
+            dk = nb + b"/"
+            d = bisect_left(keys, dk)
+            is_dir = d < len(keys) and keys[d] == dk
+            if isinstance(value, dict):
+                if has_file:
+                    raise StoreError(f"Cannot create a directory over the file {path!r}")
+                sub = pygit2.Oid(raw=entries[d][-20:]) if is_dir else None
+                new = self._rebuild(sub, value, path + "/")
+                if new is None:
+                    if is_dir:
+                        del keys[d], entries[d]
+                    continue
+                entry = _TREE_MODE + b" " + nb + b"\0" + new.raw
+                if is_dir:
+                    entries[d] = entry
+                else:
+                    keys.insert(d, dk)
+                    entries.insert(d, entry)
+            elif value is None:
+                if not is_blob:
+                    raise StoreError(f"Cannot delete {path!r}: no such file")
+                del keys[f], entries[f]
+            else:
+                if is_dir or (has_file and not is_blob):
+                    raise StoreError(f"Cannot write the file {path!r} over a directory")
+                entry = _BLOB_MODE + b" " + nb + b"\0" + self._write(_OBJ_BLOB, value).raw
+                if has_file:
+                    entries[f] = entry
+                else:
+                    keys.insert(f, nb)
+                    entries.insert(f, entry)
+        if not entries:
+            return None
+        return self._store(keys, entries)
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,17 @@ from collections.abc import Callable, Iterator
 import pygit2
 
 from .durable import lock_path_for
+from .gittree import TreeEditor
 
 log = logging.getLogger(__name__)
 
 _MAX_STORED_BLOCK = 0xFFFF
+_TYPE_NAMES = {
+    int(pygit2.enums.ObjectType.COMMIT): "commit",
+    int(pygit2.enums.ObjectType.TREE): "tree",
+    int(pygit2.enums.ObjectType.BLOB): "blob",
+    int(pygit2.enums.ObjectType.TAG): "tag",
+}
 
 
 class BatchObjects(pygit2.OdbBackend):
@@ -98,6 +105,13 @@ class BatchObjects(pygit2.OdbBackend):
         kind, data = self.read_cb(oid)
         return kind, len(data)
 
+    def write_raw(self, kind: int, data: bytes) -> pygit2.Oid:
+        """Store a new object built outside libgit2 (:class:`.gittree.TreeEditor`); its id."""
+        header = f"{_TYPE_NAMES[kind]} {len(data)}\0".encode()
+        oid = pygit2.Oid(raw=hashlib.sha1(header + data).digest())
+        self._new[oid] = (kind, data)
+        return oid
+
     def write_cb(self, oid: pygit2.Oid, data: bytes, kind: int) -> None:
         self._new[oid] = (kind, bytes(data))
 
@@ -126,6 +140,7 @@ class WriterObjects:
         odb = pygit2.Odb()
         odb.add_backend(self._objects, 1)
         self.repo.set_odb(odb)
+        self.trees = TreeEditor(self._objects.read_cb, self._objects.write_raw)
 
     def begin(self, tip: pygit2.Commit) -> None:
         """Start building on ``tip`` (a batch links to it and to its tree)."""

@@ -28,7 +28,7 @@ import pygit2
 from ..errors import ConcurrentUpdateError, StoreError
 from ..rules.tree import Change, Operation
 from .durable import WriterLock, fsync_path, lock_path_for, sync_filesystem
-from .gittree import MAIN, GitTreeView, apply_change
+from .gittree import MAIN, GitTreeView
 from .packs import Consolidator, WriterObjects, write_info_packs
 
 AUTHOR_NAME = "asfaload"
@@ -276,7 +276,7 @@ class BatchWriter:
                 now = max(self._clock(), tip.commit_time)
                 done: list[tuple[_Job, pygit2.Oid, Change]] = []
                 try:
-                    done = self._apply_all(repo, tip, todo, now)
+                    done = self._apply_all(objects, tip, todo, now)
                 finally:
                     if not done:  # nothing to publish: drop what failed operations wrote
                         objects.discard()
@@ -321,8 +321,9 @@ class BatchWriter:
             job.future.set_exception(err)
 
     def _apply_all(
-        self, repo: pygit2.Repository, tip: pygit2.Commit, jobs: list[_Job], now: int
+        self, objects: WriterObjects, tip: pygit2.Commit, jobs: list[_Job], now: int
     ) -> list[tuple[_Job, pygit2.Oid, Change]]:
+        repo = objects.repo
         tree = tip.tree
         parent = tip.id
         sig = committer(now)
@@ -332,7 +333,7 @@ class BatchWriter:
                 change = job.op(GitTreeView(repo, tree), now)
                 if not isinstance(change, Change):
                     raise StoreError("An operation did not return a Change")
-                new_tree = apply_change(repo, tree, change)
+                new_tree = objects.trees.apply(tree.id, change)
                 if new_tree == tree.id:
                     raise StoreError("The operation changes nothing")
                 cid = repo.create_commit(None, sig, sig, change.message, new_tree, [parent])

@@ -1,0 +1,86 @@
+"""The writer's TreeEditor builds exactly the trees libgit2's TreeBuilder builds (apply_change),
+and refuses exactly the changes it refuses."""
+
+from __future__ import annotations
+
+import pygit2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asfaload.errors import StoreError
+from asfaload.rules.tree import Change
+from asfaload.store import apply_change
+from asfaload.store.gittree import TreeEditor
+
+# Names whose byte order trips naive sorting (a file "a" sorts before "a.b", a directory "a"
+# after it) and a non-ASCII one.
+NAMES = ["a", "a.b", "a-b", "a0", "ab", "b", "é", "z"]
+paths = st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map("/".join)
+changes = st.tuples(
+    st.dictionaries(paths, st.binary(max_size=4), max_size=4),
+    st.frozensets(paths, max_size=3),
+)
+
+
+def editor_for(repo: pygit2.Repository) -> TreeEditor:
+    def read(oid: pygit2.Oid) -> tuple[int, bytes]:
+        obj = repo.odb.read(oid)
+        return int(obj[0]), bytes(obj[1])
+
+    return TreeEditor(read, lambda kind, data: repo.odb.write(kind, data), cache_limit=8)
+
+
+def unchecked_change(writes: dict[str, bytes]) -> Change:
+    """A Change that skipped its own path checks: the editor refuses what git would."""
+    change = object.__new__(Change)
+    object.__setattr__(change, "message", "unchecked")
+    object.__setattr__(change, "writes", writes)
+    object.__setattr__(change, "deletes", frozenset())
+    return change
+
+
+def outcome(fn, *args) -> pygit2.Oid | str:
+    try:
+        return fn(*args)
+    except (StoreError, ValueError, pygit2.GitError) as e:
+        return f"refused ({type(e).__name__})"
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(changes, min_size=1, max_size=6))
+def test_the_editor_and_libgit2_agree(tmp_path_factory, steps):
+    repo = pygit2.init_repository(str(tmp_path_factory.mktemp("r") / "r.git"), bare=True)
+    editor = editor_for(repo)
+    tree: pygit2.Tree | None = None
+    for writes, deletes in steps:
+        try:
+            change = Change("step", writes, deletes - set(writes))
+        except ValueError:
+            continue
+        expected = outcome(apply_change, repo, tree, change)
+        got = outcome(editor.apply, None if tree is None else tree.id, change)
+        assert (isinstance(got, pygit2.Oid), got) == (isinstance(expected, pygit2.Oid), expected)
+        if isinstance(got, pygit2.Oid):
+            tree = repo[got].peel(pygit2.Tree)
+
+
+def test_the_editor_refuses_inexact_changes(tmp_path):
+    repo = pygit2.init_repository(str(tmp_path / "r.git"), bare=True)
+    editor = editor_for(repo)
+    base = editor.apply(None, Change("base", {"d/f": b"1"}))
+    for bad, why in [
+        (Change("x", {}, frozenset({"d/missing"})), "no such file"),
+        (Change("x", {"d/f/g": b"2"}), "over the file"),
+        (Change("x", {"d": b"2"}), "over a directory"),
+        (unchecked_change({"d/.git": b"2"}), "Invalid path"),
+        (unchecked_change({"d//x": b"2"}), "Invalid path"),
+    ]:
+        with pytest.raises(StoreError, match=why):
+            editor.apply(base, bad)
+    # deleting the last file prunes its directories, as apply_change does
+    empty = editor.apply(base, Change("x", {}, frozenset({"d/f"})))
+    prune = Change("x", {}, frozenset({"d/f"}))
+    assert empty == repo.TreeBuilder().write() == apply_change(repo, repo[base], prune)
