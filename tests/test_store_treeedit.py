@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from asfaload.errors import StoreError
 from asfaload.rules.tree import Change
-from asfaload.store import apply_change
+from asfaload.store import GitTreeView, apply_change
 from asfaload.store.gittree import TreeEditor
 
 # Names whose byte order trips naive sorting (a file "a" sorts before "a.b", a directory "a"
@@ -84,3 +84,25 @@ def test_the_editor_refuses_inexact_changes(tmp_path):
     empty = editor.apply(base, Change("x", {}, frozenset({"d/f"})))
     prune = Change("x", {}, frozenset({"d/f"}))
     assert empty == repo.TreeBuilder().write() == apply_change(repo, repo[base], prune)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(changes, min_size=1, max_size=5))
+def test_the_editor_view_reads_like_the_git_view(tmp_path_factory, steps):
+    repo = pygit2.init_repository(str(tmp_path_factory.mktemp("r") / "r.git"), bare=True)
+    editor = editor_for(repo)
+    tree: pygit2.Oid | None = None
+    probes = ["", *NAMES, *(f"{a}/{b}" for a in NAMES for b in NAMES), "a/a/a", "a.b/z/é"]
+    for writes, deletes in steps:
+        try:
+            change = Change("step", writes, deletes - set(writes))
+            tree = editor.apply(tree, change)
+        except StoreError:
+            continue
+        mine, git_view = editor.view(tree), GitTreeView(repo, repo[tree].peel(pygit2.Tree))
+        for p in probes:
+            assert mine.read(p) == git_view.read(p), p
+            assert mine.is_dir(p) == git_view.is_dir(p), p
+            assert mine.listdir(p) == git_view.listdir(p), p

@@ -196,6 +196,16 @@ class TreeEditor:
         self._cache: dict[bytes, _Parsed] = {}
         self._cache_limit = cache_limit
 
+    def view(self, tree: pygit2.Oid | None) -> EditorTreeView:
+        """The rules' view of ``tree``, read through the parsed trees (no libgit2 objects)."""
+        return EditorTreeView(self, tree)
+
+    def read_blob(self, entry: bytes) -> bytes:
+        kind, data = self._read(pygit2.Oid(raw=entry[-20:]))
+        if kind != _OBJ_BLOB:
+            raise StoreError("A tree names a blob that is not one")
+        return data
+
     def apply(self, tree: pygit2.Oid | None, change: Change) -> pygit2.Oid:
         new = self._rebuild(tree, _group(change), "")
         return self._store([], []) if new is None else new
@@ -278,6 +288,61 @@ class TreeEditor:
         if not entries:
             return None
         return self._store(keys, entries)
+
+
+def _find(parsed: _Parsed, name: str, directory: bool) -> bytes | None:
+    """The raw entry ``name`` (a directory, or not) of a parsed tree, or None."""
+    keys, entries = parsed
+    key = name.encode() + (b"/" if directory else b"")
+    i = bisect_left(keys, key)
+    return entries[i] if i < len(keys) and keys[i] == key else None
+
+
+class EditorTreeView:
+    """:class:`GitTreeView`'s answers, from :class:`TreeEditor`'s parsed trees: the writer's
+    view of each operation's tree. The directories an operation reads are the ones the one
+    before it edited, so they are parsed already; and no libgit2 object is made per lookup.
+    """
+
+    def __init__(self, editor: TreeEditor, tree: pygit2.Oid | None) -> None:
+        self._editor = editor
+        self._reads: dict[str, bytes | None] = {}
+        self._dirs: dict[str, _Parsed | None] = {"": None if tree is None else editor._parsed(tree)}
+
+    def _dir(self, path: str) -> _Parsed | None:
+        try:
+            return self._dirs[path]
+        except KeyError:
+            pass
+        parent, _, name = path.rpartition("/")
+        up = self._dir(parent)
+        entry = None if up is None or not name else _find(up, name, True)
+        parsed = None if entry is None else self._editor._parsed(pygit2.Oid(raw=entry[-20:]))
+        self._dirs[path] = parsed
+        return parsed
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return self._reads[path]
+        except KeyError:
+            pass
+        parent, _, name = path.rpartition("/")
+        up = self._dir(parent) if path else None
+        entry = None if up is None or not name else _find(up, name, False)
+        data = None
+        if entry is not None and entry.startswith(_BLOB_MODE + b" "):
+            data = self._editor.read_blob(entry)
+        self._reads[path] = data
+        return data
+
+    def is_dir(self, path: str) -> bool:
+        return path == "" or self._dir(path) is not None
+
+    def listdir(self, path: str) -> list[str]:
+        parsed = self._dir(path)
+        if parsed is None:
+            return []
+        return sorted(k.rstrip(b"/").decode() for k in parsed[0])
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import pygit2
 from ..errors import ConcurrentUpdateError, StoreError
 from ..rules.tree import Change, Operation
 from .durable import WriterLock, fsync_path, lock_path_for, sync_filesystem
-from .gittree import MAIN, GitTreeView
+from .gittree import MAIN
 from .packs import Consolidator, WriterObjects, write_info_packs
 
 AUTHOR_NAME = "asfaload"
@@ -324,23 +324,24 @@ class BatchWriter:
         self, objects: WriterObjects, tip: pygit2.Commit, jobs: list[_Job], now: int
     ) -> list[tuple[_Job, pygit2.Oid, Change]]:
         repo = objects.repo
-        tree = tip.tree
+        trees = objects.trees
+        tree = tip.tree_id
         parent = tip.id
         sig = committer(now)
         done: list[tuple[_Job, pygit2.Oid, Change]] = []
         for job in jobs:
             try:
-                change = job.op(GitTreeView(repo, tree), now)
+                change = job.op(trees.view(tree), now)
                 if not isinstance(change, Change):
                     raise StoreError("An operation did not return a Change")
-                new_tree = objects.trees.apply(tree.id, change)
-                if new_tree == tree.id:
+                new_tree = trees.apply(tree, change)
+                if new_tree == tree:
                     raise StoreError("The operation changes nothing")
                 cid = repo.create_commit(None, sig, sig, change.message, new_tree, [parent])
             except Exception as e:
                 # Only this caller hears about it; the rest of the batch goes on.
                 job.future.set_exception(e)
                 continue
-            tree, parent = repo[new_tree].peel(pygit2.Tree), cid
+            tree, parent = new_tree, cid
             done.append((job, cid, change))
         return done
