@@ -88,6 +88,14 @@ def parse_signers(raw: bytes) -> SignersFile:
     return SignersFile.parse(raw)
 
 
+@lru_cache(maxsize=4096)
+def parse_signatures(raw: bytes) -> SignaturesFile:
+    """:meth:`SignaturesFile.from_bytes`, memoised by the file's bytes: the writer reads each
+    pending signatures file once per signature, and the first signer of every request reads
+    the same empty envelope."""
+    return SignaturesFile.from_bytes(raw)
+
+
 def signature_is_valid(key: PublicKey, digest: bytes, sig: Signature) -> bool:
     """``key.is_valid(digest, sig)``, memoised. The minisign box is part of the memo key (it
     is excluded from Signature equality, and its global signature is checked too)."""
@@ -156,7 +164,7 @@ def governing_signers_path(view: TreeView, path: str) -> str | None:
 def read_signatures(view: TreeView, path: str) -> SignaturesFile:
     """The envelope at ``path``; a missing file reads as empty."""
     raw = view.read(path)
-    return SignaturesFile.empty() if raw is None else SignaturesFile.from_bytes(raw)
+    return SignaturesFile.empty() if raw is None else parse_signatures(raw)
 
 
 # --- pending requests -------------------------------------------------------------------------
