@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import (
@@ -99,6 +100,10 @@ class PublicKey:
     def parse(cls, text: str) -> PublicKey:
         if not isinstance(text, str):
             raise KeyFormatError("A public key must be a string")
+        return _parse_public_key(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> PublicKey:
         if text.startswith("minisign:"):
             return cls(MINISIGN, _minisign.decode_public_key(text[len("minisign:") :]))
         if text.startswith("ed25519:"):
@@ -178,6 +183,13 @@ class PublicKey:
         except (SignatureVerificationError, SignatureFormatError, UnsupportedAlgorithmError):
             return False
         return True
+
+
+@lru_cache(maxsize=4096)
+def _parse_public_key(text: str) -> PublicKey:
+    """:meth:`PublicKey.parse`, memoised by the string (a key is immutable; errors are raised
+    again each time, never cached): every authenticated request parses its caller's key."""
+    return PublicKey._parse(text)
 
 
 @dataclass(frozen=True)

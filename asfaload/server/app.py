@@ -14,7 +14,7 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import PathConverter
 
 from ..auth import HEADERS, AuthenticatedRequest, verify_request
-from ..errors import AuthenticationError, ConfigError, ReadOnlyError
+from ..errors import ConfigError, ReadOnlyError
 from ..service import Backend
 from ..store import Mirror
 from .config import ServerConfig
@@ -115,18 +115,18 @@ def request_target() -> str:
     return f"{target}?{query}" if query else target
 
 
+_HEADER_KEYS = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in HEADERS)
+
+
 def authenticate() -> AuthenticatedRequest:
     """Verify the request's X-asfld-* headers (401 otherwise); cached for the request."""
     cached: AuthenticatedRequest | None = g.get("auth")
     if cached is not None:
         return cached
-    headers: dict[str, str] = {}
-    for name in HEADERS:
-        values = request.headers.getlist(name)
-        if len(values) > 1:
-            raise AuthenticationError("Invalid authentication headers")
-        if values:
-            headers[name] = values[0]
+    # Straight from the WSGI environ: werkzeug's header lookup walks the whole environ for each
+    # name. A header sent twice arrives joined with "," (WSGI), which no X-asfld-* value parses.
+    environ = request.environ
+    headers = {name: environ[key] for name, key in _HEADER_KEYS if key in environ}
     body = request.get_data(cache=True)
     auth = verify_request(headers, request.method, request_target(), body, state().nonces)
     g.auth = auth
