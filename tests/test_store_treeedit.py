@@ -1,7 +1,10 @@
-"""The writer's TreeEditor builds exactly the trees libgit2's TreeBuilder builds (apply_change),
-and refuses exactly the changes it refuses."""
+"""The objects the writer builds without libgit2 are libgit2's, byte for byte: TreeEditor's trees
+are apply_change's (and it refuses exactly what apply_change refuses), commit_bytes's commits are
+create_commit's."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pygit2
 import pytest
@@ -12,6 +15,7 @@ from asfaload.errors import StoreError
 from asfaload.rules.tree import Change
 from asfaload.store import GitTreeView, apply_change
 from asfaload.store.gittree import TreeEditor
+from asfaload.store.writer import commit_bytes, committer
 
 # Names whose byte order trips naive sorting (a file "a" sorts before "a.b", a directory "a"
 # after it) and a non-ASCII one.
@@ -106,3 +110,19 @@ def test_the_editor_view_reads_like_the_git_view(tmp_path_factory, steps):
             assert mine.read(p) == git_view.read(p), p
             assert mine.is_dir(p) == git_view.is_dir(p), p
             assert mine.listdir(p) == git_view.listdir(p), p
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    message=st.text(st.characters(blacklist_characters="\0"), max_size=60),
+    when=st.integers(min_value=0, max_value=2**31 - 1),
+)
+def test_commit_bytes_are_libgit2s(tmp_path_factory, message, when):
+    repo = pygit2.init_repository(str(tmp_path_factory.mktemp("c") / "r.git"), bare=True)
+    tree = repo.TreeBuilder().write()
+    parent = repo.create_commit(None, committer(0), committer(0), "root", tree, [])
+    ours = commit_bytes(tree, parent, when, message)
+    sig = committer(when)
+    theirs = repo.create_commit(None, sig, sig, message, tree, [parent])
+    assert repo.odb.read(theirs)[1] == ours
+    assert hashlib.sha1(b"commit %d\0" % len(ours) + ours).hexdigest() == str(theirs)
