@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from asfaload.errors import RuleViolation, StoreError
 from asfaload.rules import AddSignatures
 from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
+from asfaload.store.packs import pack_names
 from asfaload.store.remote import RemoteWriter, WriterProcess, WriterService
 from tests.conftest_server import ServerProcess, process_tree
 
@@ -75,6 +77,24 @@ def test_the_writer_service_batches_many_workers(tmp_path: Path) -> None:
     assert not errors and len(set(results)) == 24
     view = Mirror.open(path).view()
     assert all(view.read(f"w/{i}") == str(i).encode() for i in range(24))
+
+
+def test_dumb_http_files_follow_the_writer_process_once_it_is_idle(tmp_path: Path) -> None:
+    """The writer process rewrites info/refs and objects/info/packs when nothing waits (under
+    load, at most INFO_DELAY late), naming the acknowledged tip and every pack."""
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    with WriterProcess(path) as writer:
+        client = RemoteWriter(writer.socket_path)
+        tip = client.submit_pickled(_pickled_write("x/y", b"1")).commit_id
+        deadline = time.monotonic() + 10
+        refs = Path(path, "info", "refs")
+        while refs.read_text() != f"{tip}\trefs/heads/main\n":
+            assert time.monotonic() < deadline, refs.read_text()
+            time.sleep(0.01)
+        listed = Path(path, "objects", "info", "packs").read_text().split()
+        assert set(listed[1::2]) == set(pack_names(path))
+        client.close()
 
 
 def test_a_worker_that_cannot_reach_the_writer_writes_itself(tmp_path: Path) -> None:

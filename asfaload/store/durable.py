@@ -65,17 +65,21 @@ class WriterLock:
     compare-and-swap of the ref update covers.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, keep_open: bool = False) -> None:
         self._path = path
         self._fd: int | None = None
+        # keep_open: one holder taking the lock again and again (the writer, once per batch)
+        # keeps its file open between uses; flock belongs to the open file, so such a lock
+        # must not be shared between threads.
+        self._keep_open = keep_open
 
     def __enter__(self) -> WriterLock:
-        try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise StoreError("Cannot open the mirror writer lock") from e
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
+        if self._fd is None:
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise StoreError("Cannot open the mirror writer lock") from e
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(
@@ -86,5 +90,10 @@ class WriterLock:
     ) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if not self._keep_open:
+                self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
             os.close(self._fd)
             self._fd = None

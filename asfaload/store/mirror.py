@@ -227,6 +227,14 @@ class Mirror:
         writer process's loop, which does all of its writing from one thread."""
         return self._writer.write_batch(ops)
 
+    @property
+    def server_info_pending(self) -> bool:
+        return self._writer.server_info_pending
+
+    def publish_server_info(self) -> None:
+        """Rewrite the dumb-HTTP files after write_batch (from its thread)."""
+        self._writer.publish_server_info()
+
     def add_listener(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(new_tip)`` after each batch this process publishes."""
         self._listeners.append(callback)

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -155,6 +156,9 @@ class _Peer:
         return out
 
 
+# How stale the dumb-HTTP files may get while operations keep arriving (seconds).
+INFO_DELAY = 0.05
+
 _ACCEPT = object()
 _STOP = object()
 
@@ -184,6 +188,7 @@ class WriterService:
         self._sel.register(self._wake_r, selectors.EVENT_READ, _STOP)
         self._stopping = False
         self._done = threading.Event()
+        self._info_deadline = 0.0
 
     def stop_on_eof(self, fd: int) -> None:
         """Stop when ``fd`` (the pipe from the server that started us) reaches end of file."""
@@ -197,8 +202,8 @@ class WriterService:
     def serve_forever(self) -> None:
         try:
             while not self._stopping:
-                self._step(None)
-            self._step(0)  # what already arrived is still committed and answered
+                self._step()
+            self._step(final=True)  # what already arrived is still committed and answered
         finally:
             self._shutdown()
             self._done.set()
@@ -208,9 +213,19 @@ class WriterService:
         self.stop()
         self._done.wait(timeout)
 
-    def _step(self, timeout: float | None) -> None:
+    def _step(self, *, final: bool = False) -> None:
+        events = self._sel.select(0)
+        if self._mirror.server_info_pending:
+            # The dumb-HTTP files (info/refs, objects/info/packs) are rewritten when nothing
+            # waits, or once they are INFO_DELAY stale: under load, once for several batches.
+            if not events or time.monotonic() >= self._info_deadline:
+                self._mirror.publish_server_info()
+        if not self._mirror.server_info_pending:
+            self._info_deadline = time.monotonic() + INFO_DELAY
+        if not events and not final:
+            events = self._sel.select(None)
         arrived: list[tuple[_Peer, bytes]] = []
-        for key, mask in self._sel.select(timeout):
+        for key, mask in events:
             what = key.data
             if what is _ACCEPT:
                 self._accept()

@@ -143,6 +143,10 @@ class BatchWriter:
         self._closed = False
         self._stop_seen = False  # writer thread only
         self._info_lock_path = lock_path_for(repo_path, "info")
+        # Taken once per batch by whichever thread writes (never two at once): kept open.
+        self._lock = WriterLock(lock_path, keep_open=True)
+        self._info_lock = WriterLock(self._info_lock_path, keep_open=True)
+        self._info_pending = False  # write_batch published; its dumb-HTTP files wait
         self._consolidator = Consolidator(repo_path, self._refresh_pack_list, every=repack_every)
         self._caller_objects: WriterObjects | None = None  # write_batch's, made in its thread
 
@@ -168,7 +172,10 @@ class BatchWriter:
         if thread is not None:
             self._queue.put(_STOP)
             thread.join()
+        self.publish_server_info()
         self._consolidator.wait()
+        self._lock.close()
+        self._info_lock.close()
 
     def _refresh_pack_list(self) -> None:
         if self._server_info:
@@ -184,7 +191,7 @@ class BatchWriter:
         tip, and no two writers can leave the older of their tips in ``info/refs``. In Python:
         a `git update-server-info` subprocess per batch cost more than the batch's commits.
         """
-        with WriterLock(self._info_lock_path):
+        with self._info_lock:
             write_info_packs(self._repo_path)
             if not write_info_refs(repo, self._repo_path):
                 update_server_info(self._repo_path)
@@ -211,13 +218,14 @@ class BatchWriter:
 
         For a process whose one thread does all its writing (:mod:`.remote`): no queue, no
         hand-off to the writer thread. Always from the same thread, never mixed with
-        :meth:`submit` (each path has its own Repository object).
+        :meth:`submit` (each path has its own Repository object). The dumb-HTTP files are
+        left to :meth:`publish_server_info`, which that thread calls when it has time.
         """
         if self._caller_objects is None:
             self._caller_objects = WriterObjects(self._repo_path)
         jobs = [_Job(op, Future()) for op in ops]
         for i in range(0, len(jobs), self._max_batch):
-            self._commit(self._caller_objects, jobs[i : i + self._max_batch])
+            self._commit(self._caller_objects, jobs[i : i + self._max_batch], defer_info=True)
         out: list[CommitResult | Exception] = []
         for job in jobs:
             exc = job.future.exception()
@@ -227,10 +235,23 @@ class BatchWriter:
                 out.append(exc if isinstance(exc, Exception) else StoreError(str(exc)))
         return out
 
-    def _commit(self, objects: WriterObjects, batch: list[_Job]) -> None:
+    @property
+    def server_info_pending(self) -> bool:
+        """write_batch published a tip that ``info/refs`` does not name yet."""
+        return self._info_pending
+
+    def publish_server_info(self) -> None:
+        """Rewrite the dumb-HTTP files for what write_batch published (in its thread)."""
+        if self._info_pending and self._caller_objects is not None:
+            self._info_pending = False
+            self._write_server_info(self._caller_objects.repo)
+
+    def _commit(
+        self, objects: WriterObjects, batch: list[_Job], *, defer_info: bool = False
+    ) -> None:
         """Process ``batch``; on return every job's future is done."""
         try:
-            self._process(objects, batch)
+            self._process(objects, batch, defer_info)
         except Exception as e:  # infrastructure failure: nobody's op was published
             log.exception("mirror writer batch failed")
             err = e if isinstance(e, StoreError) else StoreError("The mirror could not be written")
@@ -267,13 +288,13 @@ class BatchWriter:
             os.unlink(path)
         return False
 
-    def _process(self, objects: WriterObjects, batch: list[_Job]) -> None:
+    def _process(self, objects: WriterObjects, batch: list[_Job], defer_info: bool) -> None:
         repo = objects.repo
         todo = batch
         attempt = 0
         deadline = time.monotonic() + self._stale_lock_seconds + 5
         while attempt < _MAX_ATTEMPTS and time.monotonic() < deadline:
-            with WriterLock(self._lock_path):
+            with self._lock:
                 if todo is batch:
                     # Jobs that queued while we waited for the lock (another process's writer
                     # held it) join this batch: same barriers, one compare-and-swap.
@@ -317,7 +338,10 @@ class BatchWriter:
             if self._durable:
                 fsync_path(os.path.join(self._repo_path, MAIN))
             if self._server_info:
-                self._write_server_info(repo)
+                if defer_info:
+                    self._info_pending = True
+                else:
+                    self._write_server_info(repo)
             new_tip = str(done[-1][1])
             for job, cid, change in done:
                 job.future.set_result(CommitResult(str(cid), change))
