@@ -14,7 +14,6 @@ lookups stay fast and dumb-HTTP clients fetch a handful of packs.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import logging
@@ -296,36 +295,22 @@ def write_info_packs(repo_path: str) -> None:
     os.replace(tmp, os.path.join(info, "packs"))
 
 
-# Rollups on the write path: no delta search and no recompression, so folding packs costs little
-# more than copying them (with git's defaults it was the largest single cost of a signature in
-# bench_server: ~0.4-0.6 ms of CPU per signature, in the background but on the same cores).
+# Rollups without delta search or recompression: folding packs costs little more than copying
+# them. With git's defaults the rollups were the largest single cost of a signature in
+# bench_server (0.4-0.6 ms of CPU each, in the background but on the same cores), for ~30% less
+# disk: the signatures and digests that make up most of the mirror do not compress.
 _ROLLUP = ("-c", "pack.window=0", "-c", "pack.compression=0", "repack", "-d", "-q", "-n")
-# Compaction: everything into one pack with deltas and zlib, as `git gc` would. -A, not -a: an
-# object no ref reaches yet (a batch whose compare-and-swap is in flight) is kept, loose, where
-# -a would drop it with its pack.
-_COMPACT = ("repack", "-A", "-d", "-q", "-n")
-COMPACT_MIN_BYTES = 32 << 20
-
-
-def packs_size(repo_path: str) -> int:
-    pack_dir = os.path.join(repo_path, "objects", "pack")
-    total = 0
-    for name in pack_names(repo_path):
-        with contextlib.suppress(FileNotFoundError):
-            total += os.path.getsize(os.path.join(pack_dir, name))
-    return total
 
 
 class Consolidator:
-    """Folds the writer's small packs every ``every`` packs, and now and then compacts them.
+    """Folds the writer's small packs every ``every`` packs.
 
-    Folding is ``git repack --geometric=2`` without delta search or recompression: it rolls up
-    only the packs that break a doubling progression, so its cost is amortised over the packs
-    written and the pack count stays logarithmic in the number of objects (what lookups need).
-    Geometric rollups take every object of the packs they fold, referenced or not, so a batch
-    whose ref update is still in flight keeps its objects. Storage is compacted (deltas, zlib)
-    by a full repack once the packs have doubled since the last one, which keeps its cost
-    amortised too; the size after it is kept in the repack lock file.
+    ``git repack --geometric=2`` rolls up only the packs that break a doubling progression, so
+    its cost is amortised over the packs written and the pack count stays logarithmic in the
+    number of objects (what lookups need). It takes every object of the packs it folds,
+    referenced or not, so a batch whose ref update is still in flight keeps its objects. No
+    delta search and no recompression (see ``_ROLLUP``); ``git repack -A -d -F`` compacts a
+    mirror's storage offline (docs/architecture.md).
 
     It runs in a background thread, outside the writer lock (writers keep going), one at a time
     across processes (a try-lock beside the repository). ``refresh_info`` is then called to
@@ -333,17 +318,11 @@ class Consolidator:
     """
 
     def __init__(
-        self,
-        repo_path: str,
-        refresh_info: Callable[[], None],
-        *,
-        every: int = 32,
-        compact_min_bytes: int = COMPACT_MIN_BYTES,
+        self, repo_path: str, refresh_info: Callable[[], None], *, every: int = 32
     ) -> None:
         self._repo_path = repo_path
         self._refresh_info = refresh_info
         self._every = every
-        self._compact_min = compact_min_bytes
         self._since = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -367,23 +346,17 @@ class Consolidator:
             thread.join()
 
     def run(self) -> bool:
-        """Fold or compact now, unless another process is at it; True when a repack ran."""
+        """Fold now, unless another process is at it; True when a repack ran."""
         fd = os.open(lock_path_for(self._repo_path, "repack"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False
-            try:
-                compacted = int(os.pread(fd, 32, 0) or b"0")
-            except ValueError:
-                compacted = 0
-            compact = packs_size(self._repo_path) >= max(2 * compacted, self._compact_min)
             # -n: not `update-server-info`, whose info/refs could name an older tip than a
             # writer just published; the pack list is rewritten under the writer lock instead.
-            args = _COMPACT if compact else (*_ROLLUP, "--geometric=2")
             res = subprocess.run(
-                ["git", *args],
+                ["git", *_ROLLUP, "--geometric=2"],
                 cwd=self._repo_path,
                 # git holds the lock too: if this process dies, the repack runs on to its end
                 # (git is crash-safe either way) and the lock covers it until then.
@@ -394,9 +367,6 @@ class Consolidator:
             )
             if res.returncode != 0:
                 log.warning("git repack failed: %s", res.stderr.decode(errors="replace").strip())
-            elif compact:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, str(packs_size(self._repo_path)).encode(), 0)
             try:
                 self._refresh_info()
             except Exception:

@@ -215,11 +215,12 @@ class WriterService:
 
     def _step(self, *, final: bool = False) -> None:
         events = self._sel.select(0)
-        if self._mirror.server_info_pending:
-            # The dumb-HTTP files (info/refs, objects/info/packs) are rewritten when nothing
-            # waits, or once they are INFO_DELAY stale: under load, once for several batches.
-            if not events or time.monotonic() >= self._info_deadline:
-                self._mirror.publish_server_info()
+        # The dumb-HTTP files (info/refs, objects/info/packs) are rewritten when nothing waits,
+        # or once they are INFO_DELAY stale: under load, once for several batches.
+        if self._mirror.server_info_pending and (
+            not events or time.monotonic() >= self._info_deadline
+        ):
+            self._mirror.publish_server_info()
         if not self._mirror.server_info_pending:
             self._info_deadline = time.monotonic() + INFO_DELAY
         if not events and not final:
