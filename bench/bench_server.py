@@ -48,7 +48,7 @@ from tests.conftest_server import ServerProcess, process_tree  # noqa: E402
 
 CLIENTS = 32
 RELEASES_PER_PROJECT = 40  # per round: 16 projects x 40 releases x 2 signers = 1280 signatures
-ROUNDS = 3  # ping and signature runs alternate; medians, so that noise falls on both alike
+ROUNDS = 5  # ping and signature runs alternate; medians, so that noise falls on both alike
 PING_PER_CLIENT = 120
 WORKERS = 2  # gunicorn processes: one per core of the machine this is written for
 PENDING_SIZES = (1_000, 100_000)
@@ -375,14 +375,12 @@ def _get(base_url: str, target: str, headers: dict[str, str]) -> tuple[int, byte
         conn.close()
 
 
-SIGNATURE_NOTE = """**The signature target is still missed.** Both cores are shared by the
-gunicorn workers, the writer process and the load generator, so the rate is bound by CPU per
-request: a signature costs the server {sig_cpu:.1f} ms of CPU against {ping_cpu:.1f} ms for a
-ping (the workers' HTTP handling, one ed25519 check of the request and the nonce insert; the
-writer's rules in Python, the ~9 trees of each commit, the pack and the barrier). Meeting 1/3 of
-ping here needs about 3x a ping's CPU, i.e. roughly another 1.5 ms off each signature; the next
-steps are evaluating operations outside the writer's serial section (optimistic, with read-set
-validation) and a leaner rules path for the common signature case."""
+SIGNATURE_NOTE = """**The signature target is missed in this run.** Both cores are shared by
+the gunicorn workers, the writer process and the load generator, and the writer's serial section
+bounds the rate: a signature costs the server {sig_cpu:.1f} ms of CPU against {ping_cpu:.1f} ms
+for a ping. This machine's speed also varies from round to round (its hypervisor takes up to a
+third of the CPU at times; ping alone ranged over ±20% between rounds in this session), so a
+run's rounds are listed above."""
 
 
 def ms(x: float) -> str:
@@ -454,16 +452,19 @@ process tree (workers, writer process, git) over the run, divided by the request
 
 **Where a signature's time goes** (py-spy, per-batch timings and per-process CPU during the
 signature runs). The writes go through one writer process beside gunicorn
-(`asfaload.store.remote`): every worker sends its operations there over a Unix socket, one
-writer batches them all and publishes each batch as one pack with one `syncfs` and one
-compare-and-swap. Removed along the way, each measured here: a writer thread inside every worker
-(it ran 2-2.5x slower than its own CPU time, competing for the worker's GIL, and the two workers'
-writers took turns on the lock); loose objects (0.15-0.3 ms each, ~11 per commit: a batch is now
-one pack written from memory); a second ed25519 check per signature in the worker (the writer's
-rules check it once); git lookups in the worker (each new pack cost every request thread a
-rescan of the pack directory); a pending-index refresh in every worker after every ref move
-(15-20% of the CPU; it now waits for a quiet moment); inotify wake-ups for every ref read; the
-pure-Python indented JSON encoder. {note}
+(`asfaload.store.remote`): every worker sends its operations there over a Unix socket, and the
+writer's one thread commits all that arrived together as one batch, published as one pack with
+one `syncfs` and one compare-and-swap. Its serial section is what bounds the rate, so work left
+it: the workers check each signature before sending it and vouch for it (the writer's rules then
+take it as checked, over the digest the worker read); trees are edited as raw sorted entries and
+commits formatted as bytes, with no libgit2 object or Python callback per object (property
+tests hold both to libgit2's output); the dumb-HTTP files are rewritten when the writer is idle
+or 50 ms late; pack rollups copy objects without delta search. Removed before that, each
+measured here: a thread per worker connection in the writer process (GIL hand-offs, ~0.4 ms of
+CPU per signature); a writer thread inside every worker (2-2.5x slower than its own CPU time);
+loose objects (0.15-0.3 ms each, ~11 per commit); git lookups and a pending-index refresh in
+every worker after every ref move; werkzeug's header lookup (it walks the whole environ per
+name); inotify wake-ups for every ref read; the pure-Python indented JSON encoder. {note}
 
 A pending lookup right after a commit catches up with the tip through `store.diff_trees`, which
 skips equal subtrees by id (see bench_store), so it no longer grows with the mirror; the first
