@@ -42,7 +42,6 @@ from asfaload.rules import (
     required_signers,
     who_may_sign,
 )
-from asfaload.rules.queries import vouch_for_signature
 from tests.test_rules_support import (
     ACTIVE_SF,
     INDEX,
@@ -347,21 +346,6 @@ def test_invalid_signature_is_400_and_leaks_no_path() -> None:
         apply(tree, bad, T0)
     assert info.value.http_status == 400
     assert str(info.value) == f"Invalid signature for {INDEX}"
-
-
-def test_a_vouch_counts_only_for_the_bytes_it_names() -> None:
-    """The writer takes a signature its worker checked (vouch_for_signature) as checked, but
-    only over the digest the worker read: a vouch for other bytes is never consulted."""
-    tree, (a, b, *_r) = released()
-    forged = sig(a, b"other bytes")
-    vouch_for_signature(pk(a), sha512(b"other bytes, not the index"), forged)
-    with pytest.raises(RuleViolation, match="Invalid signature"):
-        apply(tree, AddSignatures(INDEX, pk(a), {INDEX: forged}), T0)
-    # Over the bytes it names, a vouch is taken as it is (so the writer does not check again):
-    # why only the writer's private socket carries them.
-    other = sig(b, b"yet other bytes")
-    vouch_for_signature(pk(b), sha512(tree.read(INDEX)), other)
-    assert apply(tree, AddSignatures(INDEX, pk(b), {INDEX: other}), T0).writes
 
 
 def test_signatures_only_for_server_created_requests() -> None:

@@ -172,9 +172,9 @@ class _ExampleWrite:
 
 
 def _pickled_write(path: str, data: bytes) -> bytes:
-    from asfaload.store.remote import encode
+    from asfaload.store.remote import dumps
 
-    return encode(_ExampleWrite(path, data))
+    return dumps(_ExampleWrite(path, data))
 
 
 def _state(pid: int) -> str:

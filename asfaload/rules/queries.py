@@ -96,36 +96,15 @@ def parse_signatures(raw: bytes) -> SignaturesFile:
     return SignaturesFile.from_bytes(raw)
 
 
-_ValidityKey = tuple[PublicKey, bytes, Signature, object]
-_VALIDITY: dict[_ValidityKey, bool] = {}
-_VALIDITY_LIMIT = 1 << 14
-
-
 def signature_is_valid(key: PublicKey, digest: bytes, sig: Signature) -> bool:
     """``key.is_valid(digest, sig)``, memoised. The minisign box is part of the memo key (it
     is excluded from Signature equality, and its global signature is checked too)."""
-    memo = (key, digest, sig, sig.box)
-    valid = _VALIDITY.get(memo)
-    if valid is None:
-        valid = key.is_valid(digest, sig)
-        _remember_validity(memo, valid)
-    return valid
+    return _signature_is_valid(key, digest, sig, sig.box)
 
 
-def vouch_for_signature(key: PublicKey, digest: bytes, sig: Signature) -> None:
-    """Record that ``sig`` by ``key`` verifies over ``digest``, checked by a trusted peer: the
-    server's worker that sends an operation to the writer process checks its signatures there
-    (in parallel, on the file as it read it), so that the writer's serial section does not.
-    Only the writer's own socket, which only the server's user can reach, carries these. A
-    vouch for other bytes than the writer then reads is never consulted: the digest is part of
-    the key."""
-    _remember_validity((key, digest, sig, sig.box), True)
-
-
-def _remember_validity(memo: _ValidityKey, valid: bool) -> None:
-    if len(_VALIDITY) >= _VALIDITY_LIMIT:
-        _VALIDITY.clear()
-    _VALIDITY[memo] = valid
+@lru_cache(maxsize=1 << 14)
+def _signature_is_valid(key: PublicKey, digest: bytes, sig: Signature, box: object) -> bool:
+    return key.is_valid(digest, sig)
 
 
 def valid_signers(sigs: SignaturesFile, digest: bytes) -> frozenset[PublicKey]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
-from ..crypto import PublicKey, Signature, sha512
+from ..crypto import PublicKey, Signature
 from ..errors import (
     AsfaloadError,
     AuthenticationError,
@@ -233,27 +233,8 @@ class Backend:
             if self.mirror.view().read(p) is None:
                 raise RuleViolation(f"File not found: {p}") from None
             raise
-        result = self.mirror.submit(op, vouched=self._checked_signatures(caller, parsed))
+        result = self.mirror.submit(op)
         return layout.pending_signatures_path(p) in result.change.deletes
-
-    def _checked_signatures(
-        self, key: PublicKey, signatures: Mapping[str, Signature]
-    ) -> list[tuple[PublicKey, bytes, Signature]]:
-        """Those of ``signatures`` that verify over the files as this worker reads them.
-
-        Checked here, where the workers run in parallel, and vouched for to the writer, so that
-        its serial section does not check them again (the writer still checks any signature
-        whose file it reads with other bytes: the digest is part of what is vouched for).
-        """
-        view = self.mirror.view()
-        checked = []
-        for path, sig in signatures.items():
-            data = view.read(path)
-            if data is not None:
-                digest = sha512(data)
-                if queries.signature_is_valid(key, digest, sig):
-                    checked.append((key, digest, sig))
-        return checked
 
     def revoke(
         self, file_path: str, revocation_json: str, signature: str, caller: PublicKey

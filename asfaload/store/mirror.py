@@ -25,7 +25,6 @@ from types import TracebackType
 import pygit2
 
 from ..errors import StoreError
-from ..rules.queries import vouch_for_signature
 from ..rules.tree import Operation
 from . import remote
 from .durable import lock_path_for
@@ -203,20 +202,17 @@ class Mirror:
     def submit_async(self, op: Operation) -> Future[CommitResult]:
         return self._writer.submit(op)
 
-    def submit(
-        self, op: Operation, timeout: float | None = None, *, vouched: remote.Vouched = ()
-    ) -> CommitResult:
+    def submit(self, op: Operation, timeout: float | None = None) -> CommitResult:
         """Apply ``op`` as one commit on main; returns once the commit is published and durable.
 
         Exceptions raised by ``op`` reach this caller and nothing is committed for it. With a
         writer process, an operation that pickles is applied there; one that does not (a
         closure), or any operation while that process cannot be reached, by this process's own
-        writer. ``vouched``: signatures the caller checked (``(key, digest, signature)``),
-        which the writer then takes as checked (:func:`.rules.queries.vouch_for_signature`).
+        writer.
         """
         if self._remote is not None:
             try:
-                payload = remote.encode(op, vouched)
+                payload = remote.dumps(op)
             except (pickle.PicklingError, TypeError, AttributeError):
                 pass
             else:
@@ -224,8 +220,6 @@ class Mirror:
                     return self._remote.submit_pickled(payload)
                 except remote.WriterUnreachable:
                     log.warning("the mirror writer process is unreachable; writing in-process")
-        for key, digest, sig in vouched:
-            vouch_for_signature(key, digest, sig)
         return self._writer.submit(op).result(timeout)
 
     def write_batch(self, ops: Sequence[Operation]) -> list[CommitResult | Exception]:

@@ -8,9 +8,7 @@ held only its own worker's operations. ``asfaload serve`` therefore starts this 
 gunicorn: workers send each operation over a Unix socket and wait for its commit, and one
 :class:`~asfaload.store.writer.BatchWriter` batches them all.
 
-Operations travel pickled, one length-prefixed frame per request and per reply; a request also
-carries the signatures its worker already checked, so the writer's serial section does not check
-them again. The socket lives
+Operations travel pickled, one length-prefixed frame per request and per reply. The socket lives
 in a directory only the server's user can enter, so the only peers are the server's own workers:
 the same trust as two threads of one process. An operation that cannot be pickled (the TUF
 service's closures), or a worker that cannot reach this process, still writes through the
@@ -33,13 +31,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ..crypto import PublicKey, Signature
 from ..errors import StoreError
-from ..rules.queries import vouch_for_signature
 from .writer import CommitResult
 
 if TYPE_CHECKING:  # mirror imports this module
@@ -78,23 +73,6 @@ def _recv_frame(sock: socket.socket) -> bytes:
 
 def dumps(obj: object) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-Vouched = Sequence[tuple[PublicKey, bytes, Signature]]
-
-
-def encode(op: object, vouched: Vouched = ()) -> bytes:
-    """One request: the operation, and the signatures the worker checked for it (``(key,
-    digest, signature)``, see :func:`~asfaload.rules.queries.vouch_for_signature`)."""
-    return dumps((op, tuple(vouched)))
-
-
-def _decode(frame: bytes) -> object:
-    op, vouched = pickle.loads(frame)
-    for key, digest, sig in vouched:
-        if isinstance(key, PublicKey) and isinstance(digest, bytes) and isinstance(sig, Signature):
-            vouch_for_signature(key, digest, sig)
-    return op
 
 
 class RemoteWriter:
@@ -294,7 +272,7 @@ class WriterService:
         ops: list[object] = []
         for peer, frame in arrived:
             try:
-                ops.append(_decode(frame))
+                ops.append(pickle.loads(frame))
             except Exception as e:
                 self._reply(peer, (False, _portable(e)))
             else:
