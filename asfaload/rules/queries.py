@@ -144,7 +144,10 @@ def governing_signers(view: TreeView, path: str) -> SignersFile:
     Only the signers file at the ROOT of the path's project counts: a signers dir planted
     deeper in the tree changes nothing (reference §10.17, §3.3).
     """
-    project = find_project(view, path)
+    return _signers_of(view, find_project(view, path), path)
+
+
+def _signers_of(view: TreeView, project: str | None, path: str) -> SignersFile:
     signers = None if project is None else active_signers(view, project)
     if signers is None:
         raise NotFoundError(
@@ -250,7 +253,8 @@ def request_signers(view: TreeView, req: PendingRequest) -> tuple[SignersFile, S
         if old is None:
             raise RuleViolation(f"Signers update for {req.project} has no active signers file")
         return old, new
-    return governing_signers(view, req.subject), None
+    # req.project is find_project(view, req.subject), found by pending_request.
+    return _signers_of(view, req.project, req.subject), None
 
 
 def authorised_keys(
