@@ -38,6 +38,7 @@ from ..errors import StoreError
 from .writer import CommitResult
 
 if TYPE_CHECKING:  # mirror imports this module
+    from ..rules.tree import Operation
     from .mirror import Mirror
 
 log = logging.getLogger(__name__)
@@ -269,27 +270,28 @@ class WriterService:
 
     def _answer(self, arrived: list[tuple[_Peer, bytes]]) -> None:
         peers: list[_Peer] = []
-        ops: list[object] = []
+        ops: list[Operation] = []
         for peer, frame in arrived:
             try:
-                ops.append(pickle.loads(frame))
+                op = pickle.loads(frame)
             except Exception as e:
                 self._reply(peer, (False, _portable(e)))
-            else:
-                peers.append(peer)
+                continue
+            # Anything that is not an operation fails in the writer, for its caller only.
+            ops.append(op)
+            peers.append(peer)
         if not ops:
             return
+        results: list[CommitResult | Exception]
         try:
-            results: list[object] = list(self._mirror.write_batch(ops))  # type: ignore[arg-type]
-        except Exception as e:  # write_batch answers per op; this is a bug, not a reply
+            results = self._mirror.write_batch(ops)
+        except Exception:  # write_batch answers each operation: this is a bug, not an answer
             log.exception("the writer loop failed")
             results = [StoreError("The mirror could not be written")] * len(ops)
-            del e
         for peer, result in zip(peers, results, strict=True):
             if isinstance(result, CommitResult):
                 self._reply(peer, (True, result))
             else:
-                assert isinstance(result, BaseException)
                 self._reply(peer, (False, _portable(result)))
 
     def _reply(self, peer: _Peer, reply: tuple[bool, object]) -> None:
