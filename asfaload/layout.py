@@ -24,7 +24,6 @@ builders refuse empty, ``.`` and ``..`` segments and dot-prefixed names, so noth
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Collection, Sequence
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -43,14 +42,15 @@ def check_path(path: str) -> str:
     return path
 
 
-# The rules check the same few paths dozens of times per operation, inside the writer.
-@functools.lru_cache(maxsize=16384)
+# Unclean: an empty segment (leading, trailing or doubled "/", or an empty path), a segment that
+# starts with "." ("." and ".." included), a backslash or a NUL. One regex search: the rules check
+# paths dozens of times per operation, inside the writer, over more distinct paths than a cache
+# could hold.
+_UNCLEAN = re.compile(r"(?:^|/)(?:[./]|$)|[\\\x00]")
+
+
 def _is_clean(path: str) -> bool:
-    if not path or path.startswith("/") or path.endswith("/"):
-        return False
-    if "\\" in path or "\x00" in path:
-        return False
-    return not any(seg in ("", ".", "..") or seg.startswith(".") for seg in path.split("/"))
+    return _UNCLEAN.search(path) is None
 
 
 # --- names --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asfaload import layout as L
@@ -336,3 +336,25 @@ def test_pending_signatures_round_trip(segs: list[str]) -> None:
     assert L.subject_of_signatures(L.signatures_path(path)) == path
     assert L.subject_of_pending_revocation(L.pending_revocation_path(path)) == path
     assert L.subject_of_revocation(L.revocation_path(path)) == path
+
+
+def _clean_by_definition(path: str) -> bool:
+    if not path or path.startswith("/") or path.endswith("/"):
+        return False
+    if "\\" in path or "\x00" in path:
+        return False
+    return not any(seg in ("", ".", "..") or seg.startswith(".") for seg in path.split("/"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "é", ".", "/", "\\", "\x00", "b."]), max_size=10).map("".join)
+)
+def test_check_path_regex_is_the_definition(path: str) -> None:
+    """check_path's one-regex test accepts exactly the paths its docstring defines as clean."""
+    try:
+        L.check_path(path)
+        clean = True
+    except FormatError:
+        clean = False
+    assert clean == _clean_by_definition(path)
