@@ -42,15 +42,20 @@ def check_path(path: str) -> str:
     return path
 
 
-# Unclean: an empty segment (leading, trailing or doubled "/", or an empty path), a segment that
-# starts with "." ("." and ".." included), a backslash or a NUL. One regex search: the rules check
-# paths dozens of times per operation, inside the writer, over more distinct paths than a cache
-# could hold.
-_UNCLEAN = re.compile(r"(?:^|/)(?:[./]|$)|[\\\x00]")
-
-
 def _is_clean(path: str) -> bool:
-    return _UNCLEAN.search(path) is None
+    # No empty segment (leading, trailing or doubled "/", or an empty path), no segment that
+    # starts with "." ("." and ".." included), no backslash, no NUL: six substring tests in C.
+    # The rules check paths dozens of times per operation, inside the writer, over more
+    # distinct paths than a memo could hold.
+    return (
+        bool(path)
+        and path[0] not in "./"
+        and path[-1] != "/"
+        and "/." not in path
+        and "//" not in path
+        and "\\" not in path
+        and "\x00" not in path
+    )
 
 
 # --- names --------------------------------------------------------------------------------------
