@@ -51,13 +51,23 @@ def outcome(fn, *args) -> pygit2.Oid | str:
         return f"refused ({type(e).__name__})"
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+def fresh(tmp_path_factory) -> tuple[pygit2.Repository, TreeEditor]:
+    repo = pygit2.init_repository(str(tmp_path_factory.mktemp("r") / "r.git"), bare=True)
+    return repo, editor_for(repo)
+
+
+def properties(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+
+
+@properties(300)
 @given(steps=st.lists(changes, min_size=1, max_size=6))
 def test_the_editor_and_libgit2_agree(tmp_path_factory, steps):
-    repo = pygit2.init_repository(str(tmp_path_factory.mktemp("r") / "r.git"), bare=True)
-    editor = editor_for(repo)
+    repo, editor = fresh(tmp_path_factory)
     tree: pygit2.Tree | None = None
     for writes, deletes in steps:
         try:
@@ -90,13 +100,10 @@ def test_the_editor_refuses_inexact_changes(tmp_path):
     assert empty == repo.TreeBuilder().write() == apply_change(repo, repo[base], prune)
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@properties(150)
 @given(steps=st.lists(changes, min_size=1, max_size=5))
 def test_the_editor_view_reads_like_the_git_view(tmp_path_factory, steps):
-    repo = pygit2.init_repository(str(tmp_path_factory.mktemp("r") / "r.git"), bare=True)
-    editor = editor_for(repo)
+    repo, editor = fresh(tmp_path_factory)
     tree: pygit2.Oid | None = None
     probes = ["", *NAMES, *(f"{a}/{b}" for a in NAMES for b in NAMES), "a/a/a", "a.b/z/é"]
     for writes, deletes in steps:
