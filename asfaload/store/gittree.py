@@ -210,7 +210,8 @@ class TreeEditor:
         new = self._rebuild(tree, _group(change), "")
         return self._store([], []) if new is None else new
 
-    def _parsed(self, oid: pygit2.Oid) -> _Parsed:
+    def parsed(self, oid: pygit2.Oid) -> _Parsed:
+        """Tree ``oid`` as its sort keys and raw entries (kept by id: trees never change)."""
         hit = self._cache.get(oid.raw)
         if hit is not None:
             return hit
@@ -244,7 +245,7 @@ class TreeEditor:
             keys: list[bytes] = []
             entries: list[bytes] = []
         else:
-            old_keys, old_entries = self._parsed(tree)
+            old_keys, old_entries = self.parsed(tree)
             keys, entries = list(old_keys), list(old_entries)
         for name, value in node.items():
             path = prefix + name
@@ -307,7 +308,7 @@ class EditorTreeView:
     def __init__(self, editor: TreeEditor, tree: pygit2.Oid | None) -> None:
         self._editor = editor
         self._reads: dict[str, bytes | None] = {}
-        self._dirs: dict[str, _Parsed | None] = {"": None if tree is None else editor._parsed(tree)}
+        self._dirs: dict[str, _Parsed | None] = {"": None if tree is None else editor.parsed(tree)}
 
     def _dir(self, path: str) -> _Parsed | None:
         try:
@@ -317,7 +318,7 @@ class EditorTreeView:
         parent, _, name = path.rpartition("/")
         up = self._dir(parent)
         entry = None if up is None or not name else _find(up, name, True)
-        parsed = None if entry is None else self._editor._parsed(pygit2.Oid(raw=entry[-20:]))
+        parsed = None if entry is None else self._editor.parsed(pygit2.Oid(raw=entry[-20:]))
         self._dirs[path] = parsed
         return parsed
 

@@ -2,10 +2,11 @@
 
 libgit2 writes every new object as its own loose file (a temp file, a write, a rename into a
 fan-out directory): 0.15-0.3 ms per object on the disks measured, and one signature's commit
-holds ~11 new objects (the blob, the trees along its path, the commit). The writer instead lets
-libgit2 build trees and commits into :class:`BatchObjects`, an in-memory object-database
-backend, and :func:`write_pack` then stores the whole batch as one pack with its index before
-the ref moves (BENCHMARKS.md, bench_store/bench_server).
+holds ~11 new objects (the blob, the trees along its path, the commit). The writer instead
+builds them itself (:class:`.gittree.TreeEditor`, :func:`.writer.commit_bytes`) into
+:class:`BatchObjects`, an in-memory object-database backend that libgit2 also reads through,
+and :func:`write_pack` then stores the whole batch as one pack with its index before the ref
+moves (BENCHMARKS.md, bench_store/bench_server).
 
 One pack per batch means many small packs; :class:`Consolidator` folds them in the background
 with ``git repack --geometric`` (which also packs objects that pushes left loose), so object
@@ -47,28 +48,17 @@ class BatchObjects(pygit2.OdbBackend):
     """The writer's object database: the batch being built, in memory, over the mirror's packs
     and loose objects on disk.
 
-    Reads fall through to the disk backends, rescanning the pack list once when an object that
-    must exist is missing (another process's pack, a push). Existence is answered from memory
-    only, never from disk: libgit2 asks before writing each new object (a miss, the normal
-    answer, cost two disk probes and a rescan of ``objects/pack`` per object — more than the
-    loose write it replaced), and, with strict object creation, for each object a new tree or
-    commit links to. Those links are, by construction of :func:`.gittree.apply_change`, either
-    objects of this batch or the tip commit and its tree, which :meth:`begin` declares. So an
-    object is reported present when it is in the batch or has been read or declared since
-    :meth:`begin`; an object on disk but unknown here is written again, a harmless duplicate
-    that the next repack drops.
+    New objects arrive through :meth:`write_raw` (built by the writer, not by libgit2, which
+    used to probe the disk before writing each object). Reads fall through to the disk
+    backends, rescanning the pack list once when an object that must exist is missing (another
+    process's pack, a push).
     """
 
     def __init__(self, objects_dir: str) -> None:
         super().__init__()
         self._new: dict[pygit2.Oid, tuple[int, bytes]] = {}
-        self._known: set[pygit2.Oid] = set()
         self._packs = pygit2.OdbBackendPack(objects_dir)
         self._disk = (self._packs, pygit2.OdbBackendLoose(objects_dir, 1, False))
-
-    def begin(self, *on_disk: pygit2.Oid) -> None:
-        """Start a batch on a tip: ``on_disk`` are the objects it links to that exist."""
-        self._known = set(on_disk)
 
     def take(self) -> dict[pygit2.Oid, tuple[int, bytes]]:
         """The objects written since the last call; they are no longer readable from here."""
@@ -87,7 +77,6 @@ class BatchObjects(pygit2.OdbBackend):
                     kind, data = backend.read(oid)
                 except KeyError:
                     continue
-                self._known.add(oid)
                 return int(kind), data
         raise KeyError(oid)
 
@@ -118,7 +107,7 @@ class BatchObjects(pygit2.OdbBackend):
         self._new[oid] = (kind, bytes(data))
 
     def exists_cb(self, oid: pygit2.Oid) -> bool:
-        return oid in self._new or oid in self._known
+        return oid in self._new or any(backend.exists(oid) for backend in self._disk)
 
     def exists_prefix_cb(self, oid: pygit2.Oid) -> pygit2.Oid:
         if self.exists_cb(oid):
@@ -143,10 +132,6 @@ class WriterObjects:
         odb.add_backend(self._objects, 1)
         self.repo.set_odb(odb)
         self.trees = TreeEditor(self._objects.read_cb, self._objects.write_raw)
-
-    def begin(self, tip: pygit2.Commit) -> None:
-        """Start building on ``tip`` (a batch links to it and to its tree)."""
-        self._objects.begin(tip.id, tip.tree_id)
 
     def write(self, kind: int, data: bytes) -> pygit2.Oid:
         """Add an object built outside libgit2 to the batch; its id."""

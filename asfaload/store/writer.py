@@ -130,7 +130,6 @@ class BatchWriter:
         repack_every: int = 32,
     ) -> None:
         self._repo_path = repo_path
-        self._lock_path = lock_path
         self._clock = clock
         self._durable = durable
         self._server_info = server_info
@@ -303,7 +302,6 @@ class BatchWriter:
                 if ref is None:
                     raise StoreError("The mirror has no main branch")
                 tip = repo[ref.target].peel(pygit2.Commit)
-                objects.begin(tip)
                 # Monotonic committer times keep history ordered even if the clock steps back.
                 now = max(self._clock(), tip.commit_time)
                 done: list[tuple[_Job, pygit2.Oid, Change]] = []
