@@ -14,16 +14,18 @@ from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
 from asfaload.store.packs import (
     Consolidator,
+    choose_fold,
+    fold_packs,
     pack_names,
+    pack_objects,
     write_info_packs,
     write_pack,
 )
 
 
-def git(repo: str, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout
+def git(repo: str, *args: str, input: bytes | None = None) -> str:
+    out = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, input=input)
+    return out.stdout.decode()
 
 
 def loose_count(repo: str) -> int:
@@ -115,7 +117,7 @@ def test_consolidation_folds_the_batch_packs(tmp_path):
             m.submit(counter_op(f"s{i}"))
         assert len(pack_names(path)) >= 12
         refreshed = []
-        c = Consolidator(path, lambda: (refreshed.append(1), write_info_packs(path)), every=3)
+        c = Consolidator(path, lambda: (refreshed.append(1), write_info_packs(path)), fan_in=3)
         c.packed()
         c.packed()
         c.wait()
@@ -145,10 +147,123 @@ def test_rollups_copy_objects_and_keep_those_no_ref_reaches_yet(tmp_path):
     pack_dir = os.path.join(path, "objects", "pack")
     write_pack({oid: (int(pygit2.enums.ObjectType.BLOB), in_flight)}, pack_dir)
     assert len(pack_names(path)) >= 9
-    assert Consolidator(path, lambda: None).run()
+    assert Consolidator(path, lambda: None, fan_in=4).run()
     assert len(pack_names(path)) < 9
     assert pygit2.Repository(path)[oid].read_raw() == in_flight
     (pack,) = [n for n in pack_names(path) if os.path.getsize(os.path.join(pack_dir, n)) > 2000]
     listing = git(path, "verify-pack", "-v", os.path.join(pack_dir, pack[: -len(".pack")] + ".idx"))
     assert "chain length" not in listing  # no deltas
+    git(path, "fsck", "--strict")
+
+
+def test_a_fold_takes_the_lowest_full_level_and_everything_below_it():
+    # levels with fan-in 4: 1-3 objects, 4-15, 16-63, 64-255 ...
+    sizes = {"a": 5, "b": 6, "c": 7, "d": 20, "e": 70, "f": 2}
+    assert choose_fold(sizes, 4) == []  # no level holds 4 packs
+    sizes["g"] = 9
+    assert choose_fold(sizes, 4) == ["a", "b", "c", "f", "g"]  # level 1 is full; f is below
+    # the fold lands a level up; the levels above wait for their own fan-in
+    assert choose_fold({"x": 27, "d": 20, "e": 70, "h": 16}, 4) == []
+    assert choose_fold({"x": 27, "d": 20, "e": 70, "h": 16, "i": 63}, 4) == ["d", "h", "i", "x"]
+
+
+def test_folds_cascade_up_the_levels(tmp_path):
+    """With fan-in 4: four 1-op packs fold into one pack a level up; when that makes four
+    packs at the next level, they fold too, in the same run. Every object stays readable."""
+    path = str(tmp_path / "m.git")
+    pack_dir = os.path.join(path, "objects", "pack")
+    c = Consolidator(path, lambda: None, fan_in=4)
+    with Mirror.init(path) as m:
+        for round in range(4):
+            before = set(pack_names(path))
+            for i in range(4):
+                m.submit(counter_op(f"r{round}s{i}"))
+            assert c.run()
+            sizes = sorted(pack_objects(pack_dir, n) for n in pack_names(path))
+            if round < 3:
+                assert len(sizes) == round + 1 and all(16 <= n < 64 for n in sizes), sizes
+            else:  # the fourth level-2 pack folds the four into one
+                assert len(sizes) == 1 and sizes[0] >= 64, sizes
+                assert not set(pack_names(path)) & before
+        assert not c.run()  # nothing left to fold
+        assert m.view().read("counter") == b"16"
+    git(path, "fsck", "--strict", "--no-dangling")
+    assert git(path, "rev-list", "--count", "main").strip() == "17"
+
+
+def test_a_fold_packs_loose_objects_and_removes_them(tmp_path):
+    """Pushes can leave loose objects (receive-pack unpacks small pushes): a fold packs them."""
+    path = str(tmp_path / "m.git")
+    with Mirror.init(path) as m:
+        for i in range(4):
+            m.submit(counter_op(f"s{i}"))
+    loose = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"],
+            cwd=path,
+            input=b"pushed loose\n",
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    assert loose_count(path) >= 1
+    assert Consolidator(path, lambda: None, fan_in=4).run()
+    assert loose_count(path) == 0
+    assert pygit2.Repository(path)[loose].read_raw() == b"pushed loose\n"
+
+
+def test_fold_packs_keeps_every_object_once_and_moves_offset_deltas(tmp_path):
+    """fold_packs against git: a pack git deltified, after a pack of ours holding its delta
+    bases again (so every delta there must be pointed at the copy already taken) and before
+    one repeating an object of the first, folds into a pack git verifies, each object once and
+    every object's content unchanged."""
+    path = str(tmp_path / "r.git")
+    git(str(tmp_path), "init", "-q", "--bare", path)
+    pack_dir = os.path.join(path, "objects", "pack")
+    text = "".join(f"line {i} of a file that changes a little\n" for i in range(400))
+    versions = {}
+    for v in range(6):
+        data = (text + f"edit {v}\n").encode()
+        versions[git(path, "hash-object", "-w", "--stdin", input=data).strip()] = data
+    ids = "\n".join(versions).encode()
+    made = git(
+        path,
+        "pack-objects",
+        "-q",
+        "--window=10",
+        "--delta-base-offset",
+        "objects/pack/pack",
+        input=ids,
+    )
+    deltified = f"pack-{made.strip()}.pack"
+    listing = git(path, "verify-pack", "-v", os.path.join(pack_dir, deltified[:-5] + ".idx"))
+    rows = [line.split() for line in listing.splitlines() if line[:40] in versions]
+    bases = [row[0] for row in rows if len(row) == 5]
+    assert len(bases) < len(rows)  # the premise: git did write deltas
+    blob = int(pygit2.enums.ObjectType.BLOB)
+    again = {pygit2.Oid(hex=h): (blob, versions[h]) for h in bases}
+    again[pygit2.hash(b"only here\n")] = (blob, b"only here\n")
+    first = write_pack(again, pack_dir) + ".pack"
+    last = write_pack(
+        {
+            pygit2.hash(b"only here\n"): (blob, b"only here\n"),
+            pygit2.hash(b"new\n"): (blob, b"new\n"),
+        },
+        pack_dir,
+    )
+    names = [first, deltified, last + ".pack"]
+    new = fold_packs(pack_dir, names)
+    assert new is not None
+    assert pack_objects(pack_dir, new + ".pack") == len(versions) + 2
+    for name in names:  # only the fold left, as the Consolidator leaves it
+        for ext in (".idx", ".pack"):
+            os.unlink(os.path.join(pack_dir, name[:-5] + ext))
+    listing = git(path, "verify-pack", "-v", os.path.join(pack_dir, new + ".idx"))
+    assert "chain length" in listing  # the deltas stayed deltas, on the bases taken first
+    repo = pygit2.Repository(path)
+    for oid, data in versions.items():
+        assert repo[oid].read_raw() == data
+    assert repo[pygit2.hash(b"new\n")].read_raw() == b"new\n"
     git(path, "fsck", "--strict")

@@ -190,21 +190,44 @@ class TreeEditor:
         write: Callable[[int, bytes], pygit2.Oid],
         *,
         cache_limit: int = 1 << 14,
+        blob_cache_bytes: int = 16 << 20,
     ) -> None:
         self._read = read
         self._write = write
         self._cache: dict[bytes, _Parsed] = {}
         self._cache_limit = cache_limit
+        # Blobs by id, those written and those read: the next operations read what the ones
+        # before them wrote (a signatures file gaining its next signature) and the same few
+        # files again (a project's signers file), and a read from the packs costs ~0.1 ms once
+        # they have piled up between rollups. Bounded in bytes, cleared when full, as trees.
+        self._blobs: dict[bytes, bytes] = {}
+        self._blob_bytes = 0
+        self._blob_limit = blob_cache_bytes
 
     def view(self, tree: pygit2.Oid | None) -> EditorTreeView:
         """The rules' view of ``tree``, read through the parsed trees (no libgit2 objects)."""
         return EditorTreeView(self, tree)
 
     def read_blob(self, entry: bytes) -> bytes:
-        kind, data = self._read(pygit2.Oid(raw=entry[-20:]))
+        raw = entry[-20:]
+        hit = self._blobs.get(raw)
+        if hit is not None:
+            return hit
+        kind, data = self._read(pygit2.Oid(raw=raw))
         if kind != _OBJ_BLOB:
             raise StoreError("A tree names a blob that is not one")
+        self._keep_blob(raw, data)
         return data
+
+    def _keep_blob(self, raw: bytes, data: bytes) -> None:
+        if len(data) > self._blob_limit // 16:
+            return
+        if self._blob_bytes + len(data) > self._blob_limit:
+            self._blobs.clear()
+            self._blob_bytes = 0
+        if raw not in self._blobs:
+            self._blobs[raw] = data
+            self._blob_bytes += len(data)
 
     def apply(self, tree: pygit2.Oid | None, change: Change) -> pygit2.Oid:
         new = self._rebuild(tree, _group(change), "")
@@ -280,7 +303,9 @@ class TreeEditor:
             else:
                 if is_dir or (has_file and not is_blob):
                     raise StoreError(f"Cannot write the file {path!r} over a directory")
-                entry = _BLOB_MODE + b" " + nb + b"\0" + self._write(_OBJ_BLOB, value).raw
+                blob = self._write(_OBJ_BLOB, value).raw
+                self._keep_blob(blob, value)
+                entry = _BLOB_MODE + b" " + nb + b"\0" + blob
                 if has_file:
                     entries[f] = entry
                 else:

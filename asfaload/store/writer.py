@@ -127,7 +127,7 @@ class BatchWriter:
         max_batch: int = 256,
         stale_lock_seconds: float = 10.0,
         on_publish: Callable[[str], None] | None = None,
-        repack_every: int = 32,
+        repack_fan_in: int = 16,
     ) -> None:
         self._repo_path = repo_path
         self._clock = clock
@@ -146,7 +146,7 @@ class BatchWriter:
         self._lock = WriterLock(lock_path, keep_open=True)
         self._info_lock = WriterLock(self._info_lock_path, keep_open=True)
         self._info_pending = False  # write_batch published; its dumb-HTTP files wait
-        self._consolidator = Consolidator(repo_path, self._refresh_pack_list, every=repack_every)
+        self._consolidator = Consolidator(repo_path, self._refresh_pack_list, fan_in=repack_fan_in)
         self._caller_objects: WriterObjects | None = None  # write_batch's, made in its thread
 
     def submit(self, op: Operation) -> Future[CommitResult]:
