@@ -85,7 +85,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 
 def process_tree(root: int) -> dict[int, tuple[str, float]]:
     """``root`` and its descendants as ``pid -> (command line, CPU seconds so far)``, from
-    /proc (a server's master, its workers, its writer process, git)."""
+    /proc (a server's master, its workers, its writer process, git). A process's CPU includes
+    that of its children it has reaped (a git it ran), so the tree's sum counts every second
+    once, whether the child is still running or not."""
     tick = os.sysconf("SC_CLK_TCK")
     procs: dict[int, tuple[int, str, float]] = {}
     for name in os.listdir("/proc"):
@@ -96,7 +98,8 @@ def process_tree(root: int) -> dict[int, tuple[str, float]]:
             cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, UnicodeDecodeError):
             continue
-        procs[int(name)] = (int(fields[1]), cmd, (int(fields[11]) + int(fields[12])) / tick)
+        cpu = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        procs[int(name)] = (int(fields[1]), cmd, cpu)
     tree = {root}
     grew = True
     while grew:
