@@ -18,6 +18,7 @@ worker's own writer, under the same cross-process lock and compare-and-swap.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -392,6 +393,10 @@ def main(argv: list[str]) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s writer %(levelname)s %(message)s")
     repo_path, socket_path = argv
+    # The writer keeps tens of thousands of parsed trees and blobs, which every full cyclic
+    # collection walks: at Python's default thresholds that was ~0.13 ms of its CPU per
+    # operation (in ~45 ms pauses of its one thread), ~0.04 at these. Cycles are rare here.
+    gc.set_threshold(50_000, 20, 100)
     service = WriterService(Mirror.open(repo_path), socket_path)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     # Ctrl-C reaches the whole foreground group: gunicorn drains its workers first, then
