@@ -27,6 +27,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from itertools import accumulate
+from operator import itemgetter
 from typing import BinaryIO
 
 import pygit2
@@ -312,7 +313,7 @@ def fold_packs(pack_dir: str, names: list[str]) -> str | None:
         entries = _read_index(base + ".idx")
         if entries is None:
             return None
-        entries.sort(key=lambda e: e[1])
+        entries.sort(key=itemgetter(1))
         sources.append((base + ".pack", entries))
     count = len({raw for _, entries in sources for raw, _, _ in entries})
     taken: dict[bytes, int] = {}  # raw id -> offset in the new pack
