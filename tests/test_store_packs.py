@@ -274,3 +274,22 @@ def test_fold_packs_keeps_every_object_once_and_moves_offset_deltas(tmp_path):
         assert repo[oid].read_raw() == data
     assert repo[pygit2.hash(b"new\n")].read_raw() == b"new\n"
     git(path, "fsck", "--strict")
+
+
+def test_a_fold_that_fails_leaves_the_packs_as_they_were(tmp_path, caplog):
+    path = str(tmp_path / "r.git")
+    git(str(tmp_path), "init", "-q", "--bare", path)
+    pack_dir = os.path.join(path, "objects", "pack")
+    blob = int(pygit2.enums.ObjectType.BLOB)
+    for i in range(4):
+        data = f"object {i}\n".encode()
+        write_pack({pygit2.hash(data): (blob, data)}, pack_dir)
+    before = pack_names(path)
+    victim = os.path.join(pack_dir, before[0])
+    os.chmod(victim, 0o644)
+    with open(victim, "r+b") as f:
+        f.write(b"JUNK")  # no longer a pack
+    assert not Consolidator(path, lambda: None, fan_in=4).run()
+    assert pack_names(path) == before
+    assert not [n for n in os.listdir(pack_dir) if n.startswith("tmp_")]
+    assert "folding the mirror's packs failed" in caplog.text

@@ -557,8 +557,11 @@ class Consolidator:
             except BlockingIOError:
                 return False
             folded = False
-            while self._fold_once(fd):
-                folded = True
+            try:
+                while self._fold_once(fd):
+                    folded = True
+            except Exception:  # a pack it cannot read, a full disk: the packs stay as they are
+                log.exception("folding the mirror's packs failed")
             if folded:
                 try:
                     self._refresh_info()
