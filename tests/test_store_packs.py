@@ -33,6 +33,13 @@ def loose_count(repo: str) -> int:
     return int(line.split()[1])
 
 
+def bare_repo(tmp_path: Path) -> tuple[str, str]:
+    """A new bare repository without objects: its path and its pack directory."""
+    path = str(tmp_path / "r.git")
+    git(str(tmp_path), "init", "-q", "--bare", path)
+    return path, os.path.join(path, "objects", "pack")
+
+
 def counter_op(tag: str):
     def op(view: TreeView, now: int) -> Change:
         n = int(view.read("counter") or b"0")
@@ -170,9 +177,7 @@ def test_a_fold_takes_the_lowest_full_level_and_everything_below_it():
 def test_folds_cascade_up_the_levels(tmp_path):
     """With fan-in 4: four packs of 5 objects fold into one pack a level up; when that makes
     four packs at the next level, they fold too, in the same run. Every object stays."""
-    path = str(tmp_path / "r.git")
-    git(str(tmp_path), "init", "-q", "--bare", path)
-    pack_dir = os.path.join(path, "objects", "pack")
+    path, pack_dir = bare_repo(tmp_path)
     blob = int(pygit2.enums.ObjectType.BLOB)
     written: dict[pygit2.Oid, bytes] = {}
     c = Consolidator(path, lambda: None, fan_in=4)
@@ -226,9 +231,7 @@ def test_fold_packs_keeps_every_object_once_and_moves_offset_deltas(tmp_path):
     bases again (so every delta there must be pointed at the copy already taken) and before
     one repeating an object of the first, folds into a pack git verifies, each object once and
     every object's content unchanged."""
-    path = str(tmp_path / "r.git")
-    git(str(tmp_path), "init", "-q", "--bare", path)
-    pack_dir = os.path.join(path, "objects", "pack")
+    path, pack_dir = bare_repo(tmp_path)
     text = "".join(f"line {i} of a file that changes a little\n" for i in range(400))
     versions = {}
     for v in range(6):
@@ -277,9 +280,7 @@ def test_fold_packs_keeps_every_object_once_and_moves_offset_deltas(tmp_path):
 
 
 def test_a_fold_that_fails_leaves_the_packs_as_they_were(tmp_path, caplog):
-    path = str(tmp_path / "r.git")
-    git(str(tmp_path), "init", "-q", "--bare", path)
-    pack_dir = os.path.join(path, "objects", "pack")
+    path, pack_dir = bare_repo(tmp_path)
     blob = int(pygit2.enums.ObjectType.BLOB)
     for i in range(4):
         data = f"object {i}\n".encode()
