@@ -16,6 +16,7 @@ from asfaload.store.packs import (
     Consolidator,
     choose_fold,
     fold_packs,
+    pack_file,
     pack_names,
     pack_objects,
     write_info_packs,
@@ -158,7 +159,7 @@ def test_rollups_copy_objects_and_keep_those_no_ref_reaches_yet(tmp_path):
     assert len(pack_names(path)) < 9
     assert pygit2.Repository(path)[oid].read_raw() == in_flight
     (pack,) = [n for n in pack_names(path) if os.path.getsize(os.path.join(pack_dir, n)) > 2000]
-    listing = git(path, "verify-pack", "-v", os.path.join(pack_dir, pack[: -len(".pack")] + ".idx"))
+    listing = git(path, "verify-pack", "-v", pack_file(pack_dir, pack, ".idx"))
     assert "chain length" not in listing  # no deltas
     git(path, "fsck", "--strict")
 
@@ -248,7 +249,7 @@ def test_fold_packs_keeps_every_object_once_and_moves_offset_deltas(tmp_path):
         input=ids,
     )
     deltified = f"pack-{made.strip()}.pack"
-    listing = git(path, "verify-pack", "-v", os.path.join(pack_dir, deltified[:-5] + ".idx"))
+    listing = git(path, "verify-pack", "-v", pack_file(pack_dir, deltified, ".idx"))
     rows = [line.split() for line in listing.splitlines() if line[:40] in versions]
     bases = [row[0] for row in rows if len(row) == 5]
     assert len(bases) < len(rows)  # the premise: git did write deltas
@@ -269,7 +270,7 @@ def test_fold_packs_keeps_every_object_once_and_moves_offset_deltas(tmp_path):
     assert pack_objects(pack_dir, new + ".pack") == len(versions) + 2
     for name in names:  # only the fold left, as the Consolidator leaves it
         for ext in (".idx", ".pack"):
-            os.unlink(os.path.join(pack_dir, name[:-5] + ext))
+            os.unlink(pack_file(pack_dir, name, ext))
     listing = git(path, "verify-pack", "-v", os.path.join(pack_dir, new + ".idx"))
     assert "chain length" in listing  # the deltas stayed deltas, on the bases taken first
     repo = pygit2.Repository(path)

@@ -115,52 +115,25 @@ def _group(change: Change) -> _Node:
     return root
 
 
-def _rebuild(
-    repo: pygit2.Repository, tree: pygit2.Tree | None, node: _Node, prefix: str
-) -> pygit2.Oid | None:
-    """Write the tree ``tree`` + ``node``; None when the result is empty (so parents prune it)."""
-    tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
-    for name, value in node.items():
-        path = prefix + name
-        existing = tb.get(name)
-        if isinstance(value, dict):
-            sub: pygit2.Tree | None = None
-            if existing is not None:
-                if existing.filemode != _TREE or not isinstance(existing, pygit2.Tree):
-                    raise StoreError(f"Cannot create a directory over the file {path!r}")
-                sub = existing
-            new = _rebuild(repo, sub, value, path + "/")
-            if new is None:
-                if existing is not None:
-                    tb.remove(name)
-            else:
-                tb.insert(name, new, _TREE)
-        elif value is None:
-            if existing is None or existing.filemode != _BLOB:
-                raise StoreError(f"Cannot delete {path!r}: no such file")
-            tb.remove(name)
-        else:
-            if existing is not None and existing.filemode != _BLOB:
-                raise StoreError(f"Cannot write the file {path!r} over a directory")
-            tb.insert(name, repo.create_blob(value), _BLOB)
-    if len(tb) == 0:
-        return None
-    return tb.write()
-
-
 def empty_tree(repo: pygit2.Repository) -> pygit2.Oid:
     return repo.TreeBuilder().write()
 
 
 def apply_change(repo: pygit2.Repository, tree: pygit2.Tree | None, change: Change) -> pygit2.Oid:
-    """Write the objects of ``tree`` after ``change`` and return the new root tree id.
+    """Write the objects of ``tree`` after ``change`` into ``repo`` and return the new root tree
+    id: :meth:`TreeEditor.apply` over the repository's object database.
 
     Only the trees along changed paths are rewritten; directories left empty by deletions are
     pruned (git cannot hold them anyway). A delete of a missing file, or a write that would turn a
     file into a directory or back, is an inexact change and raises StoreError.
     """
-    new = _rebuild(repo, tree, _group(change), "")
-    return empty_tree(repo) if new is None else new
+    odb = repo.odb
+
+    def read(oid: pygit2.Oid) -> tuple[int, bytes]:
+        kind, data = odb.read(oid)
+        return int(kind), bytes(data)
+
+    return TreeEditor(read, odb.write).apply(None if tree is None else tree.id, change)
 
 
 _TREE_MODE = b"40000"
@@ -173,8 +146,9 @@ _Parsed = tuple[list[bytes], list[bytes]]
 
 
 class TreeEditor:
-    """:func:`apply_change` on raw tree objects, for the writer: the same trees, the same
-    errors (a property test holds the two together), a third of the cost.
+    """A change turned into new trees along its paths, on raw tree objects: the trees and the
+    refusals of libgit2's TreeBuilder (a property test holds the two together), a third of the
+    cost. The writer's (with a cache kept across batches) and :func:`apply_change`'s.
 
     libgit2's TreeBuilder loads, re-sorts and re-serialises a whole tree for each level of each
     change, and hands every object it writes to the writer's Python object backend through a

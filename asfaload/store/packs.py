@@ -115,9 +115,6 @@ class BatchObjects(pygit2.OdbBackend):
         self._new[oid] = (kind, data)
         return oid
 
-    def write_cb(self, oid: pygit2.Oid, data: bytes, kind: int) -> None:
-        self._new[oid] = (kind, bytes(data))
-
     def exists_cb(self, oid: pygit2.Oid) -> bool:
         return oid in self._new or oid in self._recent or any(b.exists(oid) for b in self._disk)
 
@@ -180,8 +177,8 @@ def _stored_zlib(data: bytes) -> bytes:
     """``data`` as a zlib stream of stored (uncompressed) deflate blocks.
 
     Not ``zlib.compress``: each call costs ~150 µs on the 2-core VMs this runs on (against ~4 µs
-    here), a third of a signature's budget. Rollups copy these entries as they are; the
-    compaction that eventually folds them deltifies and compresses.
+    here), a third of a signature's budget. Folds copy these entries as they are; only an
+    operator's offline ``git repack -A -d -F`` deltifies and compresses them.
     """
     n = len(data)
     if n <= _MAX_STORED_BLOCK:  # nearly every object: one final block
@@ -309,12 +306,11 @@ def fold_packs(pack_dir: str, names: list[str]) -> str | None:
     """
     sources: list[tuple[str, list[tuple[bytes, int, int]]]] = []
     for name in names:
-        base = os.path.join(pack_dir, name[: -len(".pack")])
-        entries = _read_index(base + ".idx")
+        entries = _read_index(pack_file(pack_dir, name, ".idx"))
         if entries is None:
             return None
         entries.sort(key=itemgetter(1))
-        sources.append((base + ".pack", entries))
+        sources.append((os.path.join(pack_dir, name), entries))
     count = len({raw for _, entries in sources for raw, _, _ in entries})
     taken: dict[bytes, int] = {}  # raw id -> offset in the new pack
     index: list[tuple[bytes, int, int]] = []
@@ -425,6 +421,11 @@ def _moved_delta(entry: bytes, off: int, pos: int, moved: dict[int, int]) -> byt
     return entry[:start] + bytes(reversed(encoded)) + entry[i:]
 
 
+def pack_file(pack_dir: str, pack: str, ext: str) -> str:
+    """The ``ext`` file (``.idx``, ``.keep`` ...) of pack ``pack`` (``pack-<sha>.pack``)."""
+    return os.path.join(pack_dir, pack[: -len(".pack")] + ext)
+
+
 def pack_names(repo_path: str) -> list[str]:
     """The packs a reader can use (those with an index), sorted."""
     pack_dir = os.path.join(repo_path, "objects", "pack")
@@ -452,10 +453,9 @@ def write_info_packs(repo_path: str) -> None:
     os.replace(tmp, os.path.join(info, "packs"))
 
 
-# Rollups without delta search or recompression: folding packs costs little more than copying
-# them. With git's defaults the rollups were the largest single cost of a signature in
-# bench_server (0.4-0.6 ms of CPU each, in the background but on the same cores), for ~30% less
-# disk: the signatures and digests that make up most of the mirror do not compress.
+# git's fold, for when pushes left loose objects: no delta search and no recompression, so it
+# copies like fold_packs does (with git's defaults, rollups cost 0.4-0.6 ms of CPU per signature
+# in bench_server, for ~30% less disk: signatures and digests do not compress).
 _ROLLUP = (
     *("-c", "pack.window=0", "-c", "pack.compression=0", "pack-objects"),
     *("--stdin-packs", "--unpacked", "--delta-base-offset", "--non-empty", "--quiet"),
@@ -503,13 +503,13 @@ def choose_fold(sizes: dict[str, int], fan_in: int) -> list[str]:
 class Consolidator:
     """Folds the writer's small packs, checking every ``fan_in`` packs written.
 
-    A fold (:func:`choose_fold`) is one ``git pack-objects --stdin-packs`` of the chosen packs
-    and the loose objects pushes left, excluding what the other packs hold; the new pack is
-    made durable, then the folded packs are removed, index first. It takes every object of the
-    packs it folds, referenced or not, so a batch whose ref update is still in flight keeps its
-    objects. No delta search and no recompression (see ``_ROLLUP``); ``git repack -A -d -F``
-    compacts a mirror's storage offline (docs/architecture.md). A crash between the new pack
-    and the removals leaves objects twice, which the next fold drops.
+    A fold copies the packs :func:`choose_fold` picks into one (:func:`fold_packs`; git's
+    ``pack-objects`` when pushes left loose objects, which it packs too); the new pack is made
+    durable, then the folded packs are removed, index first. It takes every object of the packs
+    it folds, referenced or not, so a batch whose ref update is still in flight keeps its
+    objects. Nothing is deltified or recompressed; ``git repack -A -d -F`` compacts a mirror's
+    storage offline (docs/architecture.md). A crash between the new pack and the removals
+    leaves objects twice, which the next fold drops.
 
     It runs in a background thread, outside the writer lock (writers keep going), one at a time
     across processes (a try-lock beside the repository, which git holds too while it writes).
@@ -573,7 +573,7 @@ class Consolidator:
 
     def _fold_once(self, lock_fd: int) -> bool:
         names = pack_names(self._repo_path)
-        kept = {n for n in names if os.path.exists(self._path(n, ".keep"))}
+        kept = {n for n in names if os.path.exists(pack_file(self._pack_dir, n, ".keep"))}
         sizes = {n: pack_objects(self._pack_dir, n) for n in names if n not in kept}
         fold = choose_fold(sizes, self._fan_in)
         if not fold:
@@ -591,7 +591,7 @@ class Consolidator:
                 continue
             for ext in _PACK_FILES:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._path(name, ext))
+                    os.unlink(pack_file(self._pack_dir, name, ext))
         if loose:
             subprocess.run(["git", "prune-packed", "-q"], cwd=self._repo_path, check=False)
         return True
@@ -613,9 +613,6 @@ class Consolidator:
             log.warning("git pack-objects failed: %s", res.stderr.decode(errors="replace").strip())
             return None
         return "pack-" + res.stdout.decode().strip()
-
-    def _path(self, pack: str, ext: str) -> str:
-        return os.path.join(self._pack_dir, pack[: -len(".pack")] + ext)
 
 
 def _has_loose(repo_path: str) -> bool:
