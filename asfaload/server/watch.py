@@ -28,16 +28,25 @@ log = logging.getLogger("asfaload.server")
 
 class PendingRefresher:
     def __init__(
-        self, repo_path: str, index: PendingIndex, *, quiet: float = 0.2, max_delay: float = 60.0
+        self,
+        repo_path: str,
+        index: PendingIndex,
+        *,
+        poll: float = 0.2,
+        quiet: float = 0.5,
+        max_delay: float = 60.0,
     ) -> None:
+        # The watcher looks every ``poll`` seconds, so a busy ref pokes at most that often:
+        # "quiet" must span more than one look, or every look would seem to end a burst.
+        if quiet <= poll:
+            raise ValueError("quiet must be longer than the watcher's poll interval")
         self._index = index
         self._quiet = quiet
         self._max_delay = max_delay
         self._poked = threading.Event()
         self._stopping = False
-        # Several events arrive for one ref update (lock file, rename): they collapse into one
-        # pending poke, and the thread refreshes once per wake-up.
-        self._watcher = RefWatcher(repo_path, self._poked.set)
+        # Pokes collapse into one pending poke, and the thread refreshes once per wake-up.
+        self._watcher = RefWatcher(repo_path, self._poked.set, interval=poll)
         self._thread = threading.Thread(target=self._run, name="pending-refresh", daemon=True)
 
     def start(self) -> PendingRefresher:
