@@ -19,6 +19,7 @@ from typing import Protocol
 
 from .crypto import PublicKey, SecretKey, Signature, sha512
 from .errors import AsfaloadError, AuthenticationError
+from .store.nonces import NonceClaim, replay_error
 
 HEADER_TIMESTAMP = "X-asfld-timestamp"
 HEADER_NONCE = "X-asfld-nonce"
@@ -47,11 +48,19 @@ class NonceStore(Protocol):
 
 @dataclass(frozen=True)
 class AuthenticatedRequest:
-    """What verification proves: this key signed this exact request at ``timestamp``."""
+    """What verification proves: this key signed this exact request at ``timestamp``
+    (verified at ``checked_at``)."""
 
     public_key: PublicKey
     timestamp: int
     nonce: str
+    checked_at: int
+
+    @property
+    def nonce_claim(self) -> NonceClaim:
+        """The nonce to record: kept one second past the last instant its timestamp is
+        accepted."""
+        return NonceClaim(self.nonce, self.timestamp + MAX_AGE_SECONDS + 1, self.checked_at)
 
 
 def canonical_bytes(timestamp: str, nonce: str, method: str, target: str, body: bytes) -> bytes:
@@ -119,12 +128,30 @@ def verify_request(
     nonces: NonceStore,
     now: int | None = None,
 ) -> AuthenticatedRequest:
-    """Verify the signed headers of a request; raise AuthenticationError (401) otherwise.
+    """Verify the signed headers of a request and record its nonce; raise AuthenticationError
+    (401) otherwise.
 
     ``headers`` must look names up case-insensitively, or be keyed by the exact ``HEADER_*``
-    names. The nonce is
-    recorded only after the signature verifies, so nobody can burn another client's nonces.
+    names. The nonce is recorded only after the signature verifies, so nobody can burn another
+    client's nonces.
     """
+    auth = verify_request_signature(headers, method, target, body, now)
+    claim = auth.nonce_claim
+    if not nonces.remember(claim.nonce, claim.expires_at, claim.now):
+        raise replay_error()
+    return auth
+
+
+def verify_request_signature(
+    headers: Mapping[str, str],
+    method: str,
+    target: str,
+    body: bytes,
+    now: int | None = None,
+) -> AuthenticatedRequest:
+    """:func:`verify_request` without recording the nonce: the caller must record
+    ``nonce_claim`` before acting on the request (the server's writer process does, for a
+    write, in the transaction of its batch)."""
     ts_raw = _header(headers, HEADER_TIMESTAMP)
     nonce = _header(headers, HEADER_NONCE)
     pk_raw = _header(headers, HEADER_PK)
@@ -150,7 +177,4 @@ def verify_request(
         public_key.verify(request_digest(ts_raw, nonce, method, target, body), signature)
     except AsfaloadError as exc:
         raise AuthenticationError("Authentication failed: Signature verification failed") from exc
-    # Keep the nonce one second past the last instant its timestamp is accepted.
-    if not nonces.remember(nonce, ts + MAX_AGE_SECONDS + 1, t_now):
-        raise AuthenticationError("Replay attack detected: nonce already used")
-    return AuthenticatedRequest(public_key=public_key, timestamp=ts, nonce=nonce)
+    return AuthenticatedRequest(public_key=public_key, timestamp=ts, nonce=nonce, checked_at=t_now)

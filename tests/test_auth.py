@@ -26,7 +26,7 @@ from asfaload.auth import (
 )
 from asfaload.crypto import SecretKey
 from asfaload.errors import AsfaloadError, AuthenticationError
-from asfaload.server.nonces import SqliteNonceStore
+from asfaload.store.nonces import SqliteNonceStore
 
 NOW = 1_712_860_800
 BODY = b'{"signers_file_url":"https://github.com/acme/repo/blob/main/s.json","public_key":"k"}'

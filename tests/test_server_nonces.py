@@ -12,7 +12,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
-from asfaload.server.nonces import SqliteNonceStore
+from asfaload.store.nonces import SqliteNonceStore
 
 NOW = 1_700_000_000
 
@@ -21,7 +21,7 @@ _WORKER = textwrap.dedent(
     """
     import json, random, sys, threading
     from pathlib import Path
-    from asfaload.server.nonces import SqliteNonceStore
+    from asfaload.store.nonces import SqliteNonceStore
 
     store = SqliteNonceStore(Path(sys.argv[1]))
     nonces = json.loads(sys.argv[2])
@@ -72,7 +72,7 @@ def test_nonces_survive_a_killed_process(tmp_path: Path) -> None:
         """
         import os, signal, sys
         from pathlib import Path
-        from asfaload.server.nonces import SqliteNonceStore
+        from asfaload.store.nonces import SqliteNonceStore
         store = SqliteNonceStore(Path(sys.argv[1]))
         assert store.remember(sys.argv[2], 1_700_000_300, 1_700_000_000)
         print("remembered", flush=True)

@@ -172,9 +172,9 @@ class _ExampleWrite:
 
 
 def _pickled_write(path: str, data: bytes) -> bytes:
-    from asfaload.store.remote import dumps
+    from asfaload.store.remote import request_payload
 
-    return dumps(_ExampleWrite(path, data))
+    return request_payload(_ExampleWrite(path, data))
 
 
 def _state(pid: int) -> str:

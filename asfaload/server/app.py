@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from flask import Flask, Response, g, request
 from werkzeug.routing import PathConverter
 
-from ..auth import HEADERS, AuthenticatedRequest, verify_request
+from ..auth import HEADERS, AuthenticatedRequest, verify_request_signature
 from ..errors import ConfigError, ReadOnlyError
 from ..service import Backend
 from ..store import Mirror
+from ..store.nonces import NonceClaim, SqliteNonceStore, replay_error
 from .config import ServerConfig
-from .errors import install_error_handlers
-from .nonces import SqliteNonceStore
+from .errors import error_response, install_error_handlers
 from .watch import PendingRefresher
 
 access_log = logging.getLogger("asfaload.access")
@@ -45,12 +45,16 @@ class AnyPathConverter(PathConverter):
     part_isolating = False  # Werkzeug would infer True from a regex without '/'
 
 
-def prepare_data_dir(config: ServerConfig, writer_socket: str | None = None) -> Mirror:
+def prepare_data_dir(
+    config: ServerConfig,
+    writer_socket: str | None = None,
+    nonces: SqliteNonceStore | None = None,
+) -> Mirror:
     """Create the data dir on first start (``mirror.git`` with its hooks, ``private/``)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.private_dir.mkdir(mode=0o700, exist_ok=True)
     if config.mirror_path.exists():
-        return Mirror.open(str(config.mirror_path), writer_socket=writer_socket)
+        return Mirror.open(str(config.mirror_path), writer_socket=writer_socket, nonces=nonces)
     if config.read_only:
         raise ConfigError(
             "A read-only server needs an existing mirror: run `asfaload mirror sync` first"
@@ -61,8 +65,9 @@ def prepare_data_dir(config: ServerConfig, writer_socket: str | None = None) -> 
 def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Flask:
     """The app of one server process; ``writer_socket``: the server's writer process
     (asfaload.store.remote), else this process writes through its own writer."""
-    mirror = prepare_data_dir(config, writer_socket)
+    config.private_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     nonces = SqliteNonceStore(config.nonce_db_path)
+    mirror = prepare_data_dir(config, writer_socket, nonces)
     backend = Backend.create(mirror, config.private_dir, config.forge_config())
 
     app = Flask("asfaload.server")
@@ -76,6 +81,8 @@ def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Fla
 
     install_error_handlers(app)
     _install_access_log(app)
+    # Registered after the access log's hook, so it runs before it (Flask runs them in reverse).
+    app.after_request(_settle_unused_nonce)
     if config.read_only:
         app.before_request(_refuse_writes)
 
@@ -118,8 +125,16 @@ def request_target() -> str:
 _HEADER_KEYS = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in HEADERS)
 
 
-def authenticate() -> AuthenticatedRequest:
-    """Verify the request's X-asfld-* headers (401 otherwise); cached for the request."""
+def authenticate(*, nonce_with_write: bool = False) -> AuthenticatedRequest:
+    """Verify the request's X-asfld-* headers (401 otherwise) and record its nonce; cached for
+    the request.
+
+    ``nonce_with_write``: the handler will pass :func:`nonce_for_write` to the one write it
+    makes, which records the nonce in the same batch (a replay is refused there, 401). A request
+    answered without that write (refused before it) has its nonce recorded on the way out, and
+    is answered 401 instead if the nonce was already used: the same answers as recording it
+    here, at the cost of a lookup only for those.
+    """
     cached: AuthenticatedRequest | None = g.get("auth")
     if cached is not None:
         return cached
@@ -128,9 +143,32 @@ def authenticate() -> AuthenticatedRequest:
     environ = request.environ
     headers = {name: environ[key] for name, key in _HEADER_KEYS if key in environ}
     body = request.get_data(cache=True)
-    auth = verify_request(headers, request.method, request_target(), body, state().nonces)
+    auth = verify_request_signature(headers, request.method, request_target(), body)
+    st = state()
+    if nonce_with_write and st.mirror.claims_nonces:
+        g.pending_nonce = auth.nonce_claim
+    else:
+        _record(st.nonces, auth.nonce_claim)
     g.auth = auth
     return auth
+
+
+def nonce_for_write() -> NonceClaim | None:
+    """The nonce :func:`authenticate` left to the request's write; the write now owns it."""
+    claim: NonceClaim | None = g.pop("pending_nonce", None)
+    return claim
+
+
+def _record(nonces: SqliteNonceStore, claim: NonceClaim) -> None:
+    if not nonces.remember(claim.nonce, claim.expires_at, claim.now):
+        raise replay_error()
+
+
+def _settle_unused_nonce(resp: Response) -> Response:
+    claim: NonceClaim | None = g.pop("pending_nonce", None)
+    if claim is None or state().nonces.remember(claim.nonce, claim.expires_at, claim.now):
+        return resp
+    return error_response(401, str(replay_error()))
 
 
 def _install_access_log(app: Flask) -> None:

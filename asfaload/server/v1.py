@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 from ..errors import FormatError
 from ..service import RegistrationResult
 from ..service.backend import check_submitter
-from .app import authenticate, state
+from .app import authenticate, nonce_for_write, state
 from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
 from .errors import json_response as _json
 from .openapi import openapi_document
@@ -76,11 +76,13 @@ def update_signers() -> Response:
 # --- signatures ----------------------------------------------------------------------------------
 @v1.post("/signatures")
 def submit_signatures() -> Response:
-    caller = authenticate()
+    caller = authenticate(nonce_with_write=True)
     body = SignaturesBody.parse(_body())
     check_submitter(body.public_key, caller.public_key)
     backend = state().backend
-    complete = backend.add_signatures(body.file_path, caller.public_key, body.signatures)
+    complete = backend.add_signatures(
+        body.file_path, caller.public_key, body.signatures, nonce=nonce_for_write()
+    )
     return _json({"is_complete": complete})
 
 

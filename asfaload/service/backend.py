@@ -40,6 +40,7 @@ from ..rules.engine import (
 from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
 from ..rules.tree import TreeView
 from ..store import Mirror
+from ..store.nonces import NonceClaim
 from ..store.pending import PendingIndex
 from .pending import RulesPendingPolicy
 
@@ -212,7 +213,12 @@ class Backend:
 
     # --- writes -------------------------------------------------------------------------------
     def add_signatures(
-        self, file_path: str, caller: PublicKey, signatures: Mapping[str, str]
+        self,
+        file_path: str,
+        caller: PublicKey,
+        signatures: Mapping[str, str],
+        *,
+        nonce: NonceClaim | None = None,
     ) -> bool:
         """Add ``caller``'s signatures to the pending request of ``file_path``; True when the
         request completed (the completion transition is part of the same commit).
@@ -221,7 +227,8 @@ class Backend:
         missing file is refused there first, with the same message. The mirror is read here
         only when the request itself is malformed, so that a malformed request for a missing
         file is still answered "File not found", as the manual orders the errors; a well-formed
-        signature costs this worker no git lookups at all.
+        signature costs this worker no git lookups at all. ``nonce``: the request's, recorded
+        with the write (see :meth:`.Mirror.submit`).
         """
         p = clean_path(file_path)
         try:
@@ -233,7 +240,7 @@ class Backend:
             if self.mirror.view().read(p) is None:
                 raise RuleViolation(f"File not found: {p}") from None
             raise
-        result = self.mirror.submit(op)
+        result = self.mirror.submit(op, nonce=nonce)
         return layout.pending_signatures_path(p) in result.change.deletes
 
     def revoke(

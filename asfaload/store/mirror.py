@@ -29,6 +29,7 @@ from ..rules.tree import Operation
 from . import remote
 from .durable import lock_path_for
 from .gittree import MAIN, GitTreeView, empty_tree
+from .nonces import NonceClaim, SqliteNonceStore, replay_error
 from .remote import RemoteWriter
 from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
 
@@ -90,6 +91,7 @@ class Mirror:
         server_info: bool = True,
         stale_lock_seconds: float = 10.0,
         writer_socket: str | None = None,
+        nonces: SqliteNonceStore | None = None,
     ) -> None:
         self.path = os.path.abspath(path)
         try:
@@ -102,6 +104,8 @@ class Mirror:
         self._listeners: list[Callable[[str], None]] = []
         # A server's workers write through its writer process (asfaload.store.remote).
         self._remote = RemoteWriter(writer_socket) if writer_socket else None
+        # Where submit() records a nonce claim when it writes in this process.
+        self._nonces = nonces
         self._writer = BatchWriter(
             self.path,
             self.lock_path,
@@ -150,6 +154,7 @@ class Mirror:
         server_info: bool = True,
         stale_lock_seconds: float = 10.0,
         writer_socket: str | None = None,
+        nonces: SqliteNonceStore | None = None,
     ) -> Mirror:
         return cls(
             path,
@@ -158,6 +163,7 @@ class Mirror:
             server_info=server_info,
             stale_lock_seconds=stale_lock_seconds,
             writer_socket=writer_socket,
+            nonces=nonces,
         )
 
     @property
@@ -202,17 +208,30 @@ class Mirror:
     def submit_async(self, op: Operation) -> Future[CommitResult]:
         return self._writer.submit(op)
 
-    def submit(self, op: Operation, timeout: float | None = None) -> CommitResult:
+    @property
+    def claims_nonces(self) -> bool:
+        """:meth:`submit` can record a request's nonce with its operation."""
+        return self._nonces is not None
+
+    def submit(
+        self, op: Operation, timeout: float | None = None, *, nonce: NonceClaim | None = None
+    ) -> CommitResult:
         """Apply ``op`` as one commit on main; returns once the commit is published and durable.
 
         Exceptions raised by ``op`` reach this caller and nothing is committed for it. With a
         writer process, an operation that pickles is applied there; one that does not (a
         closure), or any operation while that process cannot be reached, by this process's own
         writer.
+
+        ``nonce``: the authenticated request's nonce, recorded before ``op`` is applied (by the
+        writer process with the rest of its batch, or here); a nonce already recorded refuses
+        the operation with a 401 replay error. Needs :attr:`claims_nonces`.
         """
+        if nonce is not None and self._nonces is None:
+            raise StoreError("This mirror has no nonce store to record the request in")
         if self._remote is not None:
             try:
-                payload = remote.dumps(op)
+                payload = remote.request_payload(op, nonce)
             except (pickle.PicklingError, TypeError, AttributeError):
                 pass
             else:
@@ -220,6 +239,10 @@ class Mirror:
                     return self._remote.submit_pickled(payload)
                 except remote.WriterUnreachable:
                     log.warning("the mirror writer process is unreachable; writing in-process")
+        if nonce is not None:
+            assert self._nonces is not None
+            if not self._nonces.remember(nonce.nonce, nonce.expires_at, nonce.now):
+                raise replay_error()
         return self._writer.submit(op).result(timeout)
 
     def write_batch(self, ops: Sequence[Operation]) -> list[CommitResult | Exception]:

@@ -8,7 +8,9 @@ held only its own worker's operations. ``asfaload serve`` therefore starts this 
 gunicorn: workers send each operation over a Unix socket and wait for its commit, and one
 :class:`~asfaload.store.writer.BatchWriter` batches them all.
 
-Operations travel pickled, one length-prefixed frame per request and per reply. The socket lives
+Operations travel pickled, one length-prefixed frame per request and per reply: a request is
+``(nonce claim or None, operation)``, and the claims of a batch are recorded in the server's
+nonce store in one transaction before the batch is applied. The socket lives
 in a directory only the server's user can enter, so the only peers are the server's own workers:
 the same trust as two threads of one process. An operation that cannot be pickled (the TUF
 service's closures), or a worker that cannot reach this process, still writes through the
@@ -32,10 +34,12 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
+from .nonces import NonceClaim, SqliteNonceStore, replay_error
 from .writer import CommitResult
 
 if TYPE_CHECKING:  # mirror imports this module
@@ -75,6 +79,11 @@ def _recv_frame(sock: socket.socket) -> bytes:
 
 def dumps(obj: object) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def request_payload(op: Operation, nonce: NonceClaim | None = None) -> bytes:
+    """What a worker sends for ``op``; raises what pickle raises for an op that cannot be sent."""
+    return dumps((nonce, op))
 
 
 class RemoteWriter:
@@ -175,8 +184,11 @@ class WriterService:
     signature against 1.6 for the same batches written directly.
     """
 
-    def __init__(self, mirror: Mirror, socket_path: str) -> None:
+    def __init__(
+        self, mirror: Mirror, socket_path: str, nonces: SqliteNonceStore | None = None
+    ) -> None:
         self._mirror = mirror
+        self._nonces = nonces
         self._sel = selectors.DefaultSelector()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(socket_path)
@@ -272,15 +284,21 @@ class WriterService:
     def _answer(self, arrived: list[tuple[_Peer, bytes]]) -> None:
         peers: list[_Peer] = []
         ops: list[Operation] = []
+        claims: list[NonceClaim | None] = []
         for peer, frame in arrived:
             try:
-                op = pickle.loads(frame)
+                claim, op = pickle.loads(frame)
+                if claim is not None and not isinstance(claim, NonceClaim):
+                    raise StoreError("The mirror writer process received nonsense")
             except Exception as e:
                 self._reply(peer, (False, _portable(e)))
                 continue
             # Anything that is not an operation fails in the writer, for its caller only.
             ops.append(op)
+            claims.append(claim)
             peers.append(peer)
+        if any(claims):
+            peers, ops = self._claim(peers, ops, claims)
         if not ops:
             return
         results: list[CommitResult | Exception]
@@ -294,6 +312,35 @@ class WriterService:
                 self._reply(peer, (True, result))
             else:
                 self._reply(peer, (False, _portable(result)))
+
+    def _claim(
+        self, peers: list[_Peer], ops: list[Operation], claims: list[NonceClaim | None]
+    ) -> tuple[list[_Peer], list[Operation]]:
+        """Record the batch's nonces (one transaction); refuse the operations whose nonce was
+        already used, or all that carry one if they cannot be recorded."""
+        wanted = [c for c in claims if c is not None]
+        try:
+            if self._nonces is None:
+                raise StoreError("The mirror writer process has no nonce store")
+            won = iter(self._nonces.remember_all(wanted))
+        except Exception as e:
+            if not isinstance(e, StoreError):
+                log.exception("recording the batch's nonces failed")
+            refusal: BaseException = (
+                e if isinstance(e, StoreError) else StoreError("The request could not be recorded")
+            )
+            won = iter([False] * len(wanted))
+        else:
+            refusal = replay_error()
+        kept_peers: list[_Peer] = []
+        kept_ops: list[Operation] = []
+        for peer, op, claim in zip(peers, ops, claims, strict=True):
+            if claim is None or next(won):
+                kept_peers.append(peer)
+                kept_ops.append(op)
+            else:
+                self._reply(peer, (False, refusal))
+        return kept_peers, kept_ops
 
     def _reply(self, peer: _Peer, reply: tuple[bool, object]) -> None:
         payload = dumps(reply)
@@ -329,12 +376,14 @@ class WriterService:
         os.close(self._wake_r)
         os.close(self._wake_w)
         self._mirror.close()
+        if self._nonces is not None:
+            self._nonces.close()
 
 
 class WriterProcess:
     """``python -m asfaload.store.remote`` for one mirror, started and stopped by the server."""
 
-    def __init__(self, repo_path: str) -> None:
+    def __init__(self, repo_path: str, nonce_db: str | None = None) -> None:
         # 0700: only this user enters. Under /tmp when $TMPDIR is long: a Unix socket's path
         # must fit in 108 bytes.
         base = tempfile.gettempdir()
@@ -348,7 +397,14 @@ class WriterProcess:
         # stdin stays a pipe from us: the process ends when we do, even if we are killed.
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "asfaload.store.remote", repo_path, self.socket_path],
+                [
+                    sys.executable,
+                    "-m",
+                    "asfaload.store.remote",
+                    repo_path,
+                    self.socket_path,
+                    *([nonce_db] if nonce_db else []),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -392,12 +448,13 @@ def main(argv: list[str]) -> int:
     from .mirror import Mirror
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s writer %(levelname)s %(message)s")
-    repo_path, socket_path = argv
+    repo_path, socket_path, *rest = argv
+    nonces = SqliteNonceStore(Path(rest[0])) if rest else None
     # The writer keeps tens of thousands of parsed trees and blobs, which every full cyclic
     # collection walks: at Python's default thresholds that was ~0.13 ms of its CPU per
     # operation (in ~45 ms pauses of its one thread), ~0.04 at these. Cycles are rare here.
     gc.set_threshold(50_000, 20, 100)
-    service = WriterService(Mirror.open(repo_path), socket_path)
+    service = WriterService(Mirror.open(repo_path), socket_path, nonces)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     # Ctrl-C reaches the whole foreground group: gunicorn drains its workers first, then
     # stops us (stdin EOF or SIGTERM).

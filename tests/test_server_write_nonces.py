@@ -1,0 +1,176 @@
+"""A signature submission's nonce is recorded by the server's writer process, in the batch that
+applies it: replays are still refused with 401 and never applied, whichever process sees them,
+across restarts, and also when the first request was refused before reaching the writer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+
+from asfaload import layout
+from asfaload.auth import sign_request
+from asfaload.crypto import SecretKey, sha512
+from asfaload.errors import AuthenticationError, StoreError
+from asfaload.model import SignaturesFile
+from asfaload.model.index import PublishedFile, ReleaseIndex
+from asfaload.rules import pending_request
+from asfaload.rules.ops import AddSignatures, Register, RegisterRelease
+from asfaload.rules.tree import Change
+from asfaload.store import Mirror
+from asfaload.store.nonces import NonceClaim, SqliteNonceStore
+from tests.conftest_server import ServerProcess
+from tests.http_util import Reply, raw_request
+from tests.test_rules_support import metadata_bytes, signers_bytes
+
+P = "https/github.com/443/acme/tool"
+NOW = 1_700_000_000
+
+
+@pytest.fixture
+def world(tmp_path):
+    keys = [SecretKey.generate("ed25519") for _ in range(3)]
+    signers = signers_bytes(artifact=[(keys, 3)], admin=[([keys[0]], 1)])
+    server = ServerProcess(tmp_path / "data").start()
+    mirror = Mirror.open(str(server.data_dir / "mirror.git"))
+    mirror.submit(Register(P, signers, metadata_bytes(signers), keys[0].public_key))
+    subject = layout.signers_file_path(P, pending=True)
+    for k in keys:  # activation: every signer of the new file signs it and its metadata
+        view = mirror.view()
+        files = pending_request(view, subject).files
+        sigs = {f: k.sign(sha512(view.read(f) or b"")) for f in files}
+        mirror.submit(AddSignatures(subject, k.public_key, sigs))
+    try:
+        yield server, mirror, keys
+    finally:
+        mirror.close()
+        server.stop()
+
+
+def _release(mirror: Mirror, key: SecretKey, tag: str) -> tuple[str, bytes]:
+    index = layout.github_release_index_path(P, tag)
+    url = f"https://github.com/acme/tool/releases/download/{tag}/tool.tgz"
+    raw = ReleaseIndex.create(
+        [PublishedFile("tool.tgz", "Sha256", url, "ab" * 32)], mirrored_on=NOW
+    ).to_bytes()
+    mirror.submit(RegisterRelease(index, raw, key.public_key))
+    return index, raw
+
+
+def _signed_submission(key: SecretKey, index: str, raw: bytes, **override: object):
+    doc = {
+        "file_path": index,
+        "public_key": str(key.public_key),
+        "signatures": {index: key.sign(sha512(raw)).to_wire()},
+        **override,
+    }
+    body = json.dumps(doc).encode()
+    return body, sign_request(key, "POST", "/v1/signatures", body)
+
+
+def _post(server: ServerProcess, body: bytes, headers: dict[str, str]) -> Reply:
+    return raw_request(server.base_url, "POST", "/v1/signatures", body, headers)
+
+
+def _signers_of(mirror: Mirror, index: str) -> set[str]:
+    raw = mirror.view().read(layout.pending_signatures_path(index))
+    assert raw is not None
+    return {str(k) for k in SignaturesFile.from_bytes(raw).entries}
+
+
+def _replay_refused(reply: Reply) -> None:
+    assert reply.status == 401, (reply.status, reply.body)
+    assert "Replay" in reply.json()["error"]
+
+
+def test_a_replayed_submission_is_refused_and_not_applied(world):
+    server, mirror, keys = world
+    index, raw = _release(mirror, keys[0], "v1")
+    body, headers = _signed_submission(keys[1], index, raw)
+    first = _post(server, body, headers)
+    assert first.status == 200, first.body
+    head = mirror.head()
+    _replay_refused(_post(server, body, headers))
+    assert mirror.head() == head
+    assert _signers_of(mirror, index) == {str(keys[1].public_key)}
+
+
+def test_the_same_submission_twice_at_once_is_applied_once(world):
+    server, mirror, keys = world
+    index, raw = _release(mirror, keys[0], "v2")
+    body, headers = _signed_submission(keys[2], index, raw)
+    start = threading.Barrier(4)
+    replies: list[Reply] = []
+
+    def send() -> None:
+        start.wait()
+        replies.append(_post(server, body, headers))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in replies) == [200, 401, 401, 401]
+    for r in replies:
+        if r.status == 401:
+            _replay_refused(r)
+    assert _signers_of(mirror, index) == {str(keys[2].public_key)}
+
+
+def test_a_submission_refused_before_its_write_still_uses_up_its_nonce(world):
+    server, mirror, keys = world
+    index, raw = _release(mirror, keys[0], "v3")
+    # Well signed, but a body the handler refuses before anything is written.
+    body, headers = _signed_submission(keys[1], index, raw, signatures="not a map")
+    refused = _post(server, body, headers)
+    assert refused.status == 400, refused.body
+    assert "Replay" not in refused.json()["error"]
+    _replay_refused(_post(server, body, headers))
+
+
+def test_a_replayed_submission_is_refused_after_a_restart(world):
+    server, mirror, keys = world
+    index, raw = _release(mirror, keys[0], "v4")
+    body, headers = _signed_submission(keys[0], index, raw)
+    assert _post(server, body, headers).status == 200
+    server.restart()
+    _replay_refused(_post(server, body, headers))
+    assert _signers_of(mirror, index) == {str(keys[0].public_key)}
+
+
+# --- the pieces -----------------------------------------------------------------------------------
+def test_remember_all_accepts_each_nonce_once(tmp_path):
+    store = SqliteNonceStore(tmp_path / "n.sqlite3")
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    assert store.remember(a, NOW + 301, NOW)
+    assert store.remember(c, NOW - 1, NOW - 400)  # an old row, expired by now
+    claims = [NonceClaim(x, NOW + 301, NOW) for x in (a, b, b, c)]
+    assert store.remember_all(claims) == [False, True, False, True]
+    assert store.remember_all([]) == []
+    assert store.count() == 3
+    # Committed: another connection (another process) sees them.
+    assert not SqliteNonceStore(tmp_path / "n.sqlite3").remember(b, NOW + 301, NOW)
+
+
+def _write(path: str) -> object:
+    return lambda view, now: Change(f"write {path}", {path: b"1"})
+
+
+def test_a_mirror_writing_in_process_records_the_nonce_first(tmp_path):
+    mirror = Mirror.init(str(tmp_path / "m.git"), durable=False)
+    store = SqliteNonceStore(tmp_path / "n.sqlite3")
+    claim = NonceClaim(str(uuid.uuid4()), NOW + 301, NOW)
+    with Mirror.open(mirror.path, nonces=store) as m:
+        assert m.claims_nonces
+        m.submit(_write("a"), nonce=claim)  # type: ignore[arg-type]
+        head = m.head()
+        with pytest.raises(AuthenticationError, match="Replay"):
+            m.submit(_write("b"), nonce=claim)  # type: ignore[arg-type]
+        assert m.head() == head
+    assert not mirror.claims_nonces
+    with pytest.raises(StoreError, match="nonce store"):
+        mirror.submit(_write("c"), nonce=claim)  # type: ignore[arg-type]
+    mirror.close()
