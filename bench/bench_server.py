@@ -3,7 +3,7 @@
 1. Acknowledged ``POST /v1/signatures`` per second with 32 concurrent clients, against
    ``GET /v1/ping`` on the same server in the same run (the framework's ceiling: gunicorn +
    Flask + our middleware, no work), with p50/p99 latency for both. Every signature is real: 32
-   ed25519 signers in 16 projects (2 of 2 each), each POST adds one verified signature to a
+   ed25519 signers in 48 projects (2 of 2 each), each POST adds one verified signature to a
    pending release index and half of them complete their release (the completion transition is
    in the same commit). A 200 is only sent once the commit is published and fsynced.
 2. ``GET /v1/pending_signatures`` latency on a mirror of 1k files against one of 100k files
@@ -47,9 +47,13 @@ from asfaload.store import Mirror  # noqa: E402
 from tests.conftest_server import ServerProcess, process_tree  # noqa: E402
 
 CLIENTS = 32
-RELEASES_PER_PROJECT = 40  # per round: 16 projects x 40 releases x 2 signers = 1280 signatures
+# Per round: 48 projects x 40 releases x 2 signers = 3,840 signatures (~10 s). Rounds of ~3 s
+# moved by +-25% with the host's moods; the releases per project (200 in all) set the size of
+# the tree rewritten along each signature's path, kept as before.
+PROJECTS_PER_PAIR = 3
+RELEASES_PER_PROJECT = 40
 ROUNDS = 5  # ping and signature runs alternate; medians, so that noise falls on both alike
-PING_PER_CLIENT = 120
+PING_PER_CLIENT = 360
 WORKERS = 2  # gunicorn processes: one per core of the machine this is written for
 PENDING_SIZES = (1_000, 100_000)
 PENDING_RELEASES = 20
@@ -167,25 +171,27 @@ def _activate(mirror: Mirror, pid: str, keys: list[SecretKey]) -> None:
 
 
 def seed_signing_world(data_dir: Path, keys: list[SecretKey]) -> list[list[dict[str, Any]]]:
-    """16 active projects (2 signers each) with pending releases; one request list per client."""
+    """Active projects (2 signers each, every pair of keys signs PROJECTS_PER_PAIR of them) with
+    pending releases; one request list per client, ordered release by release."""
     mirror_path = data_dir / "mirror.git"
     data_dir.mkdir(parents=True)
     Mirror.init(str(mirror_path)).close()
     mirror = Mirror.open(str(mirror_path), durable=False, server_info=False)
     per_client: list[list[dict[str, Any]]] = [[] for _ in keys]
+    pairs = len(keys) // 2
+    projects = [f"https/github.com/443/bench{p:02d}/tool" for p in range(pairs * PROJECTS_PER_PAIR)]
     try:
+        for p, pid in enumerate(projects):
+            _activate(mirror, pid, keys[2 * (p % pairs) : 2 * (p % pairs) + 2])
         futures = []
         releases: list[tuple[int, str, bytes]] = []
-        for p in range(len(keys) // 2):
-            pid = f"https/github.com/443/bench{p:02d}/tool"
-            _activate(mirror, pid, keys[2 * p : 2 * p + 2])
-            for r in range(RELEASES_PER_PROJECT * ROUNDS):
+        for r in range(RELEASES_PER_PROJECT * ROUNDS):
+            for p, pid in enumerate(projects):
                 x = layout.github_release_index_path(pid, f"v{r}")
                 data = _index(pid, f"v{r}")
-                futures.append(
-                    mirror.submit_async(RegisterRelease(x, data, keys[2 * p].public_key))
-                )
-                releases.append((p, x, data))
+                signer = keys[2 * (p % pairs)]
+                futures.append(mirror.submit_async(RegisterRelease(x, data, signer.public_key)))
+                releases.append((p % pairs, x, data))
         for f in futures:
             f.result()
     finally:
@@ -425,14 +431,15 @@ def main() -> int:
 **What.** A real `asfaload serve` (gunicorn, {WORKERS} worker processes × 16 threads, and its
 writer process) on loopback, load from a separate process: {CLIENTS} concurrent clients, one keep-alive
 connection each, requests signed before the clock starts. Each `POST /v1/signatures` is a
-real ed25519 signature on a pending release index (16 projects, 2-of-2 signers; every second
+real ed25519 signature on a pending release index ({CLIENTS // 2 * PROJECTS_PER_PAIR} projects of {RELEASES_PER_PROJECT * ROUNDS} releases,
+2-of-2 signers; every second
 signature completes its release in the same commit), acknowledged (200) only once its commit
 is published and fsynced. Then `GET /v1/pending_signatures` by one signer with
 {PENDING_RELEASES + 1} pending files, on mirrors of valid projects sharded as the layout places
 them ({small["files"]:,} vs {big["files"]:,} files), with the tip unchanged and right after a
 commit landed (a new release, so the server's pending index first catches up with the tip).
 
-**Baseline (same run, same server).** `GET /v1/ping` for throughput, in {ROUNDS} rounds that
+**Baseline (same run, same server).** `GET /v1/ping` for throughput, in {ROUNDS} rounds of ~10 s that
 alternate with the signature runs (medians below, so that the machine's noise falls on both);
 the 1k-file mirror for the pending latency. Server CPU per request is that of the server's whole
 process tree (workers, writer process, git) over the run, divided by the requests. CPU the
@@ -473,14 +480,21 @@ on the tip it lands on); trees are edited as raw sorted entries and commits form
 with no libgit2 object or Python callback per object (property tests hold both to libgit2's
 output); blobs it wrote or read are kept by id; the dumb-HTTP files are rewritten when the writer
 is idle or 50 ms late. Packs are folded by size tier (fan-in 16), copied entry for entry by
-`packs.fold_packs`. Removed before that, each
-measured here: `git repack --geometric=2` rollups (~5 copies of each object, 0.6-0.7 ms of CPU
+`packs.fold_packs`. A submission's request nonce travels with its operation and the writer
+records a batch's nonces in one SQLite transaction (an insert per request in the workers cost
+them ~0.3 ms of CPU per signature). The CPU left is spread thin: per signature, ~1.5-1.9 ms in
+the writer (rules lookups, tree edits, the pack, the ref update) and ~2.1-2.5 ms in the workers
+(~1 ms of it Flask and gunicorn, as for a ping; one Ed25519 verification each side). The writer's
+one thread is the serial stage: it also waits ~6 ms per batch for a core the workers hold.
+Removed before that, each measured here: `git repack --geometric=2` rollups (~5 copies of each object, 0.6-0.7 ms of CPU
 per signature, uncounted here before the server CPU included reaped children); a thread per
 worker connection in the writer process (GIL hand-offs, ~0.4 ms of
 CPU per signature); a writer thread inside every worker (2-2.5x slower than its own CPU time);
 loose objects (0.15-0.3 ms each, ~11 per commit); git lookups and a pending-index refresh in
 every worker after every ref move; werkzeug's header lookup (it walks the whole environ per
-name); inotify wake-ups for every ref read; the pure-Python indented JSON encoder. {note}
+name); inotify wake-ups for every ref read, then for every ref update (three watchdog threads per
+event in each worker, ~0.2 ms of CPU per signature: the refs are polled now); the pure-Python
+indented JSON encoder. {note}
 
 A pending lookup right after a commit catches up with the tip through `store.diff_trees`, which
 skips equal subtrees by id (see bench_store), so it no longer grows with the mirror; the first
