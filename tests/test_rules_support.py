@@ -10,8 +10,9 @@ from asfaload.model import SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.metadata import SignersMetadata
 from asfaload.rules import AddSignatures, Change, DictTree, apply, pending_request
-from asfaload.rules.ops import Op
+from asfaload.rules.ops import Op, Register
 from asfaload.rules.tree import TreeView
+from asfaload.store import Mirror
 
 P = "https/github.com/443/acme/tool"
 URL = "https://github.com/acme/tool/blob/main/asfaload.signers.json"
@@ -89,6 +90,17 @@ def sign_op(tree: TreeView, subject: str, sk: SecretKey) -> AddSignatures:
         assert data is not None
         sigs[f] = sig(sk, data)
     return AddSignatures(subject, sk.public_key, sigs)
+
+
+def register_and_activate(
+    mirror: Mirror, project: str, signers: bytes, sks: Sequence[SecretKey]
+) -> None:
+    """Register ``signers`` for ``project`` (submitted by the first key), then have every key
+    sign it and its metadata: the project is active afterwards."""
+    mirror.submit(Register(project, signers, metadata_bytes(signers), sks[0].public_key))
+    subject = layout.signers_file_path(project, pending=True)
+    for sk in sks:
+        mirror.submit(sign_op(mirror.view(), subject, sk))
 
 
 def pk(sk: SecretKey) -> PublicKey:

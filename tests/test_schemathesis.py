@@ -38,11 +38,10 @@ from asfaload import layout
 from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey, sha512
 from asfaload.model.index import PublishedFile, ReleaseIndex
-from asfaload.rules import pending_request
-from asfaload.rules.ops import AddSignatures, Register, RegisterRelease
+from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
 from tests.conftest_server import ServerProcess
-from tests.test_rules_support import metadata_bytes, signers_bytes
+from tests.test_rules_support import register_and_activate, signers_bytes
 
 # Bounded so that the file stays near a minute on two shared cores: generation, not the
 # server, is the cost (about 70 ms a case here against 1-8 ms of server time).
@@ -115,13 +114,7 @@ class World:
 def _seed(mirror: Mirror, keys: list[SecretKey]) -> dict[str, bytes]:
     """An active project (all three keys signed its signers file) with one pending release."""
     signers = signers_bytes(artifact=[(keys, 2)], admin=[([keys[0]], 1)])
-    mirror.submit(Register(P, signers, metadata_bytes(signers), keys[0].public_key))
-    subject = layout.signers_file_path(P, pending=True)
-    for k in keys:
-        view = mirror.view()
-        req = pending_request(view, subject)
-        sigs = {f: k.sign(sha512(view.read(f) or b"")) for f in req.files}
-        mirror.submit(AddSignatures(subject=subject, submitter=k.public_key, signatures=sigs))
+    register_and_activate(mirror, P, signers, keys)
     index = ReleaseIndex.create(
         [PublishedFile("tool.tar.gz", "Sha256", "https://example.org/t", "ab" * 32)],
         mirrored_on=1_700_000_000,

@@ -15,11 +15,10 @@ from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey, sha512
 from asfaload.model import SignaturesFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
-from asfaload.rules import AddSignatures, pending_request
-from asfaload.rules.ops import Register, RegisterRelease
+from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
 from tests.conftest_server import ServerProcess
-from tests.test_rules_support import metadata_bytes, signers_bytes
+from tests.test_rules_support import register_and_activate, signers_bytes
 
 P = "https/github.com/443/acme/busy"
 N = 10
@@ -35,13 +34,7 @@ def world(tmp_path_factory):
     signers = signers_bytes(artifact=[(keys, N)], admin=[([keys[0]], 1)])
     server = ServerProcess(tmp_path_factory.mktemp("srv") / "data", workers=2).start()
     mirror = Mirror.open(str(server.data_dir / "mirror.git"))
-    mirror.submit(Register(P, signers, metadata_bytes(signers), keys[0].public_key))
-    subject = layout.signers_file_path(P, pending=True)
-    for k in keys:
-        view = mirror.view()
-        req = pending_request(view, subject)
-        sigs = {f: k.sign(sha512(view.read(f) or b"")) for f in req.files}
-        mirror.submit(AddSignatures(subject, k.public_key, sigs))
+    register_and_activate(mirror, P, signers, keys)
     try:
         yield server, mirror, keys
     finally:

@@ -16,14 +16,13 @@ from asfaload.crypto import SecretKey, sha512
 from asfaload.errors import AuthenticationError, StoreError
 from asfaload.model import SignaturesFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
-from asfaload.rules import pending_request
-from asfaload.rules.ops import AddSignatures, Register, RegisterRelease
+from asfaload.rules.ops import RegisterRelease
 from asfaload.rules.tree import Change
 from asfaload.store import Mirror
 from asfaload.store.nonces import NonceClaim, SqliteNonceStore
 from tests.conftest_server import ServerProcess
 from tests.http_util import Reply, raw_request
-from tests.test_rules_support import metadata_bytes, signers_bytes
+from tests.test_rules_support import register_and_activate, signers_bytes
 
 P = "https/github.com/443/acme/tool"
 NOW = 1_700_000_000
@@ -35,13 +34,7 @@ def world(tmp_path):
     signers = signers_bytes(artifact=[(keys, 3)], admin=[([keys[0]], 1)])
     server = ServerProcess(tmp_path / "data").start()
     mirror = Mirror.open(str(server.data_dir / "mirror.git"))
-    mirror.submit(Register(P, signers, metadata_bytes(signers), keys[0].public_key))
-    subject = layout.signers_file_path(P, pending=True)
-    for k in keys:  # activation: every signer of the new file signs it and its metadata
-        view = mirror.view()
-        files = pending_request(view, subject).files
-        sigs = {f: k.sign(sha512(view.read(f) or b"")) for f in files}
-        mirror.submit(AddSignatures(subject, k.public_key, sigs))
+    register_and_activate(mirror, P, signers, keys)
     try:
         yield server, mirror, keys
     finally:
