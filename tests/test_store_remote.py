@@ -182,3 +182,34 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_a_writer_process_records_nonces_and_refuses_them_without_a_store(tmp_path: Path) -> None:
+    import uuid
+
+    from asfaload.errors import AuthenticationError, StoreError
+    from asfaload.store.nonces import NonceClaim, SqliteNonceStore
+
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    db = tmp_path / "nonces.sqlite3"
+    claim = NonceClaim(str(uuid.uuid4()), 1_700_000_301, 1_700_000_000)
+
+    # Started without the server's nonce store: an operation that carries a nonce is refused,
+    # never applied unrecorded.
+    def through(writer: WriterProcess) -> Mirror:
+        return Mirror.open(path, writer_socket=writer.socket_path, nonces=SqliteNonceStore(db))
+
+    with WriterProcess(path) as writer, through(writer) as m:
+        head = m.head()
+        with pytest.raises(StoreError, match="no nonce store"):
+            m.submit(_ExampleWrite("a", b"1"), nonce=claim)
+        assert m.head() == head
+    with WriterProcess(path, str(db)) as writer, through(writer) as m:
+        m.submit(_ExampleWrite("a", b"1"), nonce=claim)
+        head = m.head()
+        with pytest.raises(AuthenticationError, match="Replay"):
+            m.submit(_ExampleWrite("b", b"2"), nonce=claim)
+        assert m.head() == head
+    # The claim is in the server's store, where a worker would look for it.
+    assert not SqliteNonceStore(db).remember(claim.nonce, claim.expires_at, claim.now)
