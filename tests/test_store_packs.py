@@ -14,6 +14,7 @@ from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
 from asfaload.store.packs import (
     Consolidator,
+    FoldChild,
     choose_fold,
     fold_packs,
     pack_file,
@@ -141,6 +142,31 @@ def test_consolidation_folds_the_batch_packs(tmp_path):
         assert m.view().read("counter") == b"13"
     git(path, "fsck", "--strict", "--no-dangling")
     assert git(path, "rev-list", "--count", "main").strip() == "14"
+
+
+def test_a_fold_child_folds_on_each_poke_and_ends_with_its_writer(tmp_path):
+    path = str(tmp_path / "m.git")
+    with Mirror.init(path) as m:
+        for i in range(12):
+            m.submit(counter_op(f"s{i}"))
+        assert len(pack_names(path)) >= 12
+        child = FoldChild(path, 3, server_info=True)
+        c = Consolidator(path, lambda: None, fan_in=3, child=child)
+        c.packed()
+        c.packed()
+        assert child._proc is None  # not yet: every 3 packs
+        c.packed()
+        proc = child._proc
+        assert proc is not None
+        c.wait()  # end of file: the child finishes its folds and exits
+        assert proc.returncode == 0
+        assert len(pack_names(path)) < 12
+        # The child rewrote the dumb-HTTP pack list itself.
+        listed = Path(path, "objects", "info", "packs").read_text().split()
+        assert set(listed[1::2]) == set(pack_names(path))
+        m.submit(counter_op("after"))
+        assert m.view().read("counter") == b"13"
+    git(path, "fsck", "--strict", "--no-dangling")
 
 
 def test_rollups_copy_objects_and_keep_those_no_ref_reaches_yet(tmp_path):

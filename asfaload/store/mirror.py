@@ -92,6 +92,7 @@ class Mirror:
         stale_lock_seconds: float = 10.0,
         writer_socket: str | None = None,
         nonces: SqliteNonceStore | None = None,
+        fold_in_child: bool = False,
     ) -> None:
         self.path = os.path.abspath(path)
         try:
@@ -114,6 +115,7 @@ class Mirror:
             server_info=server_info,
             stale_lock_seconds=stale_lock_seconds,
             on_publish=self._notify,
+            fold_in_child=fold_in_child,
         )
 
     # --- creation -----------------------------------------------------------------------------
@@ -155,6 +157,7 @@ class Mirror:
         stale_lock_seconds: float = 10.0,
         writer_socket: str | None = None,
         nonces: SqliteNonceStore | None = None,
+        fold_in_child: bool = False,
     ) -> Mirror:
         return cls(
             path,
@@ -164,6 +167,7 @@ class Mirror:
             stale_lock_seconds=stale_lock_seconds,
             writer_socket=writer_socket,
             nonces=nonces,
+            fold_in_child=fold_in_child,
         )
 
     @property

@@ -454,7 +454,8 @@ def main(argv: list[str]) -> int:
     # collection walks: at Python's default thresholds that was ~0.13 ms of its CPU per
     # operation (in ~45 ms pauses of its one thread), ~0.04 at these. Cycles are rare here.
     gc.set_threshold(50_000, 20, 100)
-    service = WriterService(Mirror.open(repo_path), socket_path, nonces)
+    # Folds run in a child process: in a thread here they held the GIL against this one.
+    service = WriterService(Mirror.open(repo_path, fold_in_child=True), socket_path, nonces)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     # Ctrl-C reaches the whole foreground group: gunicorn drains its workers first, then
     # stops us (stdin EOF or SIGTERM).

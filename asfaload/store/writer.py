@@ -29,7 +29,7 @@ from ..errors import ConcurrentUpdateError, StoreError
 from ..rules.tree import Change, Operation
 from .durable import WriterLock, fsync_path, lock_path_for, sync_filesystem
 from .gittree import MAIN
-from .packs import Consolidator, WriterObjects, write_info_packs
+from .packs import Consolidator, FoldChild, WriterObjects, write_info_packs
 
 AUTHOR_NAME = "asfaload"
 AUTHOR_EMAIL = "asfaload@localhost"
@@ -128,6 +128,7 @@ class BatchWriter:
         stale_lock_seconds: float = 10.0,
         on_publish: Callable[[str], None] | None = None,
         repack_fan_in: int = 16,
+        fold_in_child: bool = False,
     ) -> None:
         self._repo_path = repo_path
         self._clock = clock
@@ -146,7 +147,13 @@ class BatchWriter:
         self._lock = WriterLock(lock_path, keep_open=True)
         self._info_lock = WriterLock(self._info_lock_path, keep_open=True)
         self._info_pending = False  # write_batch published; its dumb-HTTP files wait
-        self._consolidator = Consolidator(repo_path, self._refresh_pack_list, fan_in=repack_fan_in)
+        # fold_in_child: for a process whose one thread writes (asfaload.store.remote).
+        child = (
+            FoldChild(repo_path, repack_fan_in, server_info=server_info) if fold_in_child else None
+        )
+        self._consolidator = Consolidator(
+            repo_path, self._refresh_pack_list, fan_in=repack_fan_in, child=child
+        )
         self._caller_objects: WriterObjects | None = None  # write_batch's, made in its thread
 
     def submit(self, op: Operation) -> Future[CommitResult]:
