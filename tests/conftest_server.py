@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from asfaload.crypto import SecretKey
+from asfaload.store import Mirror
 from examples.serverproc import ASFALOAD, free_port, read_log, start_server, stop_server
 
-__all__ = ["ASFALOAD", "ServerProcess", "free_port", "live_server"]
+__all__ = ["ASFALOAD", "ServerProcess", "free_port", "live_server", "server_with_project"]
 
 
 class ServerProcess:
@@ -81,6 +85,26 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def server_with_project(
+    data_dir: Path, project: str, keys: Sequence[SecretKey], **server: Any
+) -> Iterator[tuple[ServerProcess, Mirror]]:
+    """A started server whose mirror holds ``project``, active: every key an artifact signer
+    (all of them needed), the first its admin. Yields the server and the mirror opened from
+    this process (to seed releases)."""
+    from tests.test_rules_support import register_and_activate, signers_bytes
+
+    signers = signers_bytes(artifact=[(list(keys), len(keys))], admin=[([keys[0]], 1)])
+    proc = ServerProcess(data_dir, **server).start()
+    mirror = Mirror.open(str(proc.data_dir / "mirror.git"))
+    try:
+        register_and_activate(mirror, project, signers, keys)
+        yield proc, mirror
+    finally:
+        mirror.close()
+        proc.stop()
 
 
 def process_tree(root: int) -> dict[int, tuple[str, float]]:

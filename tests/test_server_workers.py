@@ -17,8 +17,7 @@ from asfaload.model import SignaturesFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess
-from tests.test_rules_support import register_and_activate, signers_bytes
+from tests.conftest_server import ServerProcess, server_with_project
 
 P = "https/github.com/443/acme/busy"
 N = 10
@@ -31,15 +30,9 @@ def _release_path(tag: str) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     keys = [SecretKey.generate("ed25519") for _ in range(N)]
-    signers = signers_bytes(artifact=[(keys, N)], admin=[([keys[0]], 1)])
-    server = ServerProcess(tmp_path_factory.mktemp("srv") / "data", workers=2).start()
-    mirror = Mirror.open(str(server.data_dir / "mirror.git"))
-    register_and_activate(mirror, P, signers, keys)
-    try:
+    data = tmp_path_factory.mktemp("srv") / "data"
+    with server_with_project(data, P, keys, workers=2) as (server, mirror):
         yield server, mirror, keys
-    finally:
-        mirror.close()
-        server.stop()
 
 
 def _new_release(mirror: Mirror, key: SecretKey, tag: str) -> tuple[str, bytes]:

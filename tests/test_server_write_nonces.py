@@ -20,9 +20,8 @@ from asfaload.rules.ops import RegisterRelease
 from asfaload.rules.tree import Change
 from asfaload.store import Mirror
 from asfaload.store.nonces import NonceClaim, SqliteNonceStore
-from tests.conftest_server import ServerProcess
+from tests.conftest_server import ServerProcess, server_with_project
 from tests.http_util import Reply, raw_request
-from tests.test_rules_support import register_and_activate, signers_bytes
 
 P = "https/github.com/443/acme/tool"
 NOW = 1_700_000_000
@@ -31,15 +30,8 @@ NOW = 1_700_000_000
 @pytest.fixture
 def world(tmp_path):
     keys = [SecretKey.generate("ed25519") for _ in range(3)]
-    signers = signers_bytes(artifact=[(keys, 3)], admin=[([keys[0]], 1)])
-    server = ServerProcess(tmp_path / "data").start()
-    mirror = Mirror.open(str(server.data_dir / "mirror.git"))
-    register_and_activate(mirror, P, signers, keys)
-    try:
+    with server_with_project(tmp_path / "data", P, keys) as (server, mirror):
         yield server, mirror, keys
-    finally:
-        mirror.close()
-        server.stop()
 
 
 def _release(mirror: Mirror, key: SecretKey, tag: str) -> tuple[str, bytes]:

@@ -119,21 +119,32 @@ def test_an_object_already_on_disk_can_be_written_again(tmp_path):
     git(path, "fsck", "--strict")
 
 
-def test_consolidation_folds_the_batch_packs(tmp_path):
+@pytest.mark.parametrize("in_child", [False, True], ids=["thread", "child"])
+def test_consolidation_folds_the_batch_packs(tmp_path, in_child):
+    """Every fan_in packs, a fold: in a thread, or in the child the writer process pokes (which
+    rewrites the dumb-HTTP pack list itself and ends with its writer)."""
     path = str(tmp_path / "m.git")
     with Mirror.init(path) as m:
         for i in range(12):
             m.submit(counter_op(f"s{i}"))
         assert len(pack_names(path)) >= 12
         refreshed = []
-        c = Consolidator(path, lambda: (refreshed.append(1), write_info_packs(path)), fan_in=3)
+        child = FoldChild(path, 3, server_info=True) if in_child else None
+        c = Consolidator(
+            path, lambda: (refreshed.append(1), write_info_packs(path)), fan_in=3, child=child
+        )
         c.packed()
         c.packed()
         c.wait()
         assert len(pack_names(path)) >= 12 and not refreshed  # not yet: every 3 packs
+        assert child is None or child._proc is None
         c.packed()
-        c.wait()
-        assert refreshed == [1]
+        proc = None if child is None else child._proc
+        c.wait()  # a child gets end of file: it finishes its folds and exits
+        if proc is None:
+            assert refreshed == [1]
+        else:
+            assert proc.returncode == 0 and not refreshed
         assert len(pack_names(path)) < 12
         listed = Path(path, "objects", "info", "packs").read_text().split()
         assert set(listed[1::2]) == set(pack_names(path))
@@ -142,31 +153,6 @@ def test_consolidation_folds_the_batch_packs(tmp_path):
         assert m.view().read("counter") == b"13"
     git(path, "fsck", "--strict", "--no-dangling")
     assert git(path, "rev-list", "--count", "main").strip() == "14"
-
-
-def test_a_fold_child_folds_on_each_poke_and_ends_with_its_writer(tmp_path):
-    path = str(tmp_path / "m.git")
-    with Mirror.init(path) as m:
-        for i in range(12):
-            m.submit(counter_op(f"s{i}"))
-        assert len(pack_names(path)) >= 12
-        child = FoldChild(path, 3, server_info=True)
-        c = Consolidator(path, lambda: None, fan_in=3, child=child)
-        c.packed()
-        c.packed()
-        assert child._proc is None  # not yet: every 3 packs
-        c.packed()
-        proc = child._proc
-        assert proc is not None
-        c.wait()  # end of file: the child finishes its folds and exits
-        assert proc.returncode == 0
-        assert len(pack_names(path)) < 12
-        # The child rewrote the dumb-HTTP pack list itself.
-        listed = Path(path, "objects", "info", "packs").read_text().split()
-        assert set(listed[1::2]) == set(pack_names(path))
-        m.submit(counter_op("after"))
-        assert m.view().read("counter") == b"13"
-    git(path, "fsck", "--strict", "--no-dangling")
 
 
 def test_rollups_copy_objects_and_keep_those_no_ref_reaches_yet(tmp_path):

@@ -14,10 +14,10 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import PathConverter
 
 from ..auth import HEADERS, AuthenticatedRequest, verify_request_signature
-from ..errors import ConfigError, ReadOnlyError
+from ..errors import AuthenticationError, ConfigError, ReadOnlyError
 from ..service import Backend
 from ..store import Mirror
-from ..store.nonces import NonceClaim, SqliteNonceStore, replay_error
+from ..store.nonces import NonceClaim, SqliteNonceStore
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
 from .watch import PendingRefresher
@@ -148,7 +148,7 @@ def authenticate(*, nonce_with_write: bool = False) -> AuthenticatedRequest:
     if nonce_with_write and st.mirror.claims_nonces:
         g.pending_nonce = auth.nonce_claim
     else:
-        _record(st.nonces, auth.nonce_claim)
+        st.nonces.claim(auth.nonce_claim)
     g.auth = auth
     return auth
 
@@ -159,16 +159,14 @@ def nonce_for_write() -> NonceClaim | None:
     return claim
 
 
-def _record(nonces: SqliteNonceStore, claim: NonceClaim) -> None:
-    if not nonces.remember(claim.nonce, claim.expires_at, claim.now):
-        raise replay_error()
-
-
 def _settle_unused_nonce(resp: Response) -> Response:
     claim: NonceClaim | None = g.pop("pending_nonce", None)
-    if claim is None or state().nonces.remember(claim.nonce, claim.expires_at, claim.now):
-        return resp
-    return error_response(401, str(replay_error()))
+    if claim is not None:
+        try:
+            state().nonces.claim(claim)
+        except AuthenticationError as err:
+            return error_response(err.http_status, str(err))
+    return resp
 
 
 def _install_access_log(app: Flask) -> None:

@@ -29,7 +29,7 @@ from ..rules.tree import Operation
 from . import remote
 from .durable import lock_path_for
 from .gittree import MAIN, GitTreeView, empty_tree
-from .nonces import NonceClaim, SqliteNonceStore, replay_error
+from .nonces import NonceClaim, SqliteNonceStore
 from .remote import RemoteWriter
 from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
 
@@ -245,8 +245,7 @@ class Mirror:
                     log.warning("the mirror writer process is unreachable; writing in-process")
         if nonce is not None:
             assert self._nonces is not None
-            if not self._nonces.remember(nonce.nonce, nonce.expires_at, nonce.now):
-                raise replay_error()
+            self._nonces.claim(nonce)
         return self._writer.submit(op).result(timeout)
 
     def write_batch(self, ops: Sequence[Operation]) -> list[CommitResult | Exception]:

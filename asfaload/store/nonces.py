@@ -83,6 +83,11 @@ class SqliteNonceStore:
             self._purge_now_and_then(now, 1)
             return self._insert(nonce, expires_at, now)
 
+    def claim(self, claim: NonceClaim) -> None:
+        """Record ``claim``'s nonce; the 401 replay error when it is already recorded."""
+        if not self.remember(claim.nonce, claim.expires_at, claim.now):
+            raise replay_error()
+
     def remember_all(self, claims: Sequence[NonceClaim]) -> list[bool]:
         """:meth:`remember` for each claim, in one transaction: True for each one accepted (a
         nonce claimed twice in ``claims`` is accepted the first time only)."""

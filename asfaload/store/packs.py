@@ -442,6 +442,13 @@ def pack_names(repo_path: str) -> list[str]:
     )
 
 
+def refresh_pack_list(repo_path: str) -> None:
+    """:func:`write_info_packs` under the dumb-HTTP files' lock (after a fold changed the
+    packs, in whichever process folded)."""
+    with WriterLock(lock_path_for(repo_path, "info")):
+        write_info_packs(repo_path)
+
+
 def write_info_packs(repo_path: str) -> None:
     """Rewrite ``objects/info/packs`` (the dumb-HTTP pack list) as ``git update-server-info``
     would, without a subprocess."""
@@ -704,8 +711,7 @@ def _fold_main(argv: list[str]) -> int:
 
     def refresh_info() -> None:
         if server_info:
-            with WriterLock(lock_path_for(repo_path, "info")):
-                write_info_packs(repo_path)
+            refresh_pack_list(repo_path)
 
     consolidator = Consolidator(repo_path, refresh_info, fan_in=fan_in)
     stdin = sys.stdin.fileno()

@@ -319,19 +319,17 @@ class WriterService:
         """Record the batch's nonces (one transaction); refuse the operations whose nonce was
         already used, or all that carry one if they cannot be recorded."""
         wanted = [c for c in claims if c is not None]
-        try:
-            if self._nonces is None:
-                raise StoreError("The mirror writer process has no nonce store")
-            won = iter(self._nonces.remember_all(wanted))
-        except Exception as e:
-            if not isinstance(e, StoreError):
-                log.exception("recording the batch's nonces failed")
-            refusal: BaseException = (
-                e if isinstance(e, StoreError) else StoreError("The request could not be recorded")
-            )
+        refusal: BaseException = replay_error()
+        if self._nonces is None:
+            refusal = StoreError("The mirror writer process has no nonce store")
             won = iter([False] * len(wanted))
         else:
-            refusal = replay_error()
+            try:
+                won = iter(self._nonces.remember_all(wanted))
+            except Exception:
+                log.exception("recording the batch's nonces failed")
+                refusal = StoreError("The request could not be recorded")
+                won = iter([False] * len(wanted))
         kept_peers: list[_Peer] = []
         kept_ops: list[Operation] = []
         for peer, op, claim in zip(peers, ops, claims, strict=True):

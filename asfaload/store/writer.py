@@ -29,7 +29,7 @@ from ..errors import ConcurrentUpdateError, StoreError
 from ..rules.tree import Change, Operation
 from .durable import WriterLock, fsync_path, lock_path_for, sync_filesystem
 from .gittree import MAIN
-from .packs import Consolidator, FoldChild, WriterObjects, write_info_packs
+from .packs import Consolidator, FoldChild, WriterObjects, refresh_pack_list, write_info_packs
 
 AUTHOR_NAME = "asfaload"
 AUTHOR_EMAIL = "asfaload@localhost"
@@ -185,8 +185,7 @@ class BatchWriter:
 
     def _refresh_pack_list(self) -> None:
         if self._server_info:
-            with WriterLock(self._info_lock_path):
-                write_info_packs(self._repo_path)
+            refresh_pack_list(self._repo_path)
 
     def _write_server_info(self, repo: pygit2.Repository) -> None:
         """Rewrite the dumb-HTTP files (``info/refs``, ``objects/info/packs``) after a publish.
