@@ -320,9 +320,9 @@ def fold_packs(pack_dir: str, names: list[str]) -> str | None:
     with ``--stdin-packs`` it also walks the trees of every commit it packs.
 
     The packs the writer folds hold no deltas and few repeats, so each is copied in a few
-    pieces and its index entries are moved as whole lists, with no Python step per object
-    beyond list building: ~1 µs an object, against ~17 with a tuple per entry sorted twice
-    (a fold child's CPU was ~0.4 ms a signature under the bench_server load).
+    pieces and its index entries are moved as whole lists: folding four packs of 48.7 MB
+    (83k objects) took 0.52 s of CPU, against 1.39 s with a tuple per entry sorted twice;
+    what is left is mostly hashing and copying bytes.
     """
     sources: list[tuple[str, _PackIndex]] = []
     for name in names:
