@@ -248,9 +248,10 @@ def process_tree_cpu(root: int) -> float:
 def measured(
     server: ServerProcess, clients: list[list[dict[str, Any]]], workdir: str
 ) -> dict[str, float]:
-    before = process_tree_cpu(server.pid)
+    before, stolen = process_tree_cpu(server.pid), steal_seconds()
     result = summary(run_load(server.base_url, clients, workdir))
     result["cpu_ms"] = (process_tree_cpu(server.pid) - before) * 1000 / max(result["n"], 1)
+    result["steal"] = steal_seconds() - stolen
     return result
 
 
@@ -274,16 +275,33 @@ def throughput(workdir: str) -> tuple[list[dict[str, float]], list[dict[str, flo
         wait_for_index(server, WORKERS)
         warm = [[request("GET", "/v1/ping")] * 20 for _ in range(CLIENTS)]
         run_load(server.base_url, warm, workdir)
+        wait_for_idle(server)
         ping_load = [[request("GET", "/v1/ping")] * PING_PER_CLIENT for _ in range(CLIENTS)]
         for round_clients in per_round:
             pings.append(measured(server, ping_load, workdir))
             sigs.append(measured(server, round_clients, workdir))
-            # The workers' pending index catches up once the writes stop; let it, so that
-            # its work lands in neither the next ping run nor the next signature run.
+            # The workers' pending index catches up once the writes stop, and the writer's
+            # fold child may still be folding the round's packs; let both finish, so that
+            # their work lands in neither the next ping run nor the next signature run.
             wait_for_index(server, WORKERS * (len(sigs) + 1))
+            wait_for_idle(server)
     finally:
         server.stop()
     return pings, sigs
+
+
+def wait_for_idle(server: ServerProcess, quiet: float = 0.5, timeout: float = 120.0) -> None:
+    """Until the server's process tree has used under 2% of a core for ``quiet`` seconds (a
+    fold of the last round's packs, a pending-index catch-up)."""
+    deadline = time.monotonic() + timeout
+    last = process_tree_cpu(server.pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = process_tree_cpu(server.pid)
+        if now - last < 0.02 * quiet:
+            return
+        last = now
+    raise RuntimeError("the server did not go idle between rounds")
 
 
 def wait_for_index(server: ServerProcess, count: int) -> None:
@@ -415,7 +433,8 @@ def main() -> int:
     ping, sigs = median_run(pings), median_run(sig_runs)
     ratio = sigs["rps"] / ping["rps"]
     rounds_table = "\n".join(
-        f"| {i + 1} | {p['rps']:.0f} | {q['rps']:.0f} | {q['rps'] / p['rps']:.2f} |"
+        f"| {i + 1} | {p['rps']:.0f} | {q['rps']:.0f} | {q['rps'] / p['rps']:.2f} "
+        f"| {p['cpu_ms']:.2f} ms | {q['cpu_ms']:.2f} ms | {p['steal']:.1f} s | {q['steal']:.1f} s |"
         for i, (p, q) in enumerate(zip(pings, sig_runs, strict=True))
     )
     note = (
@@ -441,8 +460,11 @@ commit landed (a new release, so the server's pending index first catches up wit
 
 **Baseline (same run, same server).** `GET /v1/ping` for throughput, in {ROUNDS} rounds of ~10 s that
 alternate with the signature runs (medians below, so that the machine's noise falls on both);
+before each round the server is let go idle (its pending index caught up, the last round's
+packs folded), so no round pays for another's background work;
 the 1k-file mirror for the pending latency. Server CPU per request is that of the server's whole
-process tree (workers, writer process, git) over the run, divided by the requests. CPU the
+process tree (workers, writer process and its fold child, git) over the run, divided by the
+requests. CPU the
 hypervisor took from this VM during the throughput rounds (`steal` in /proc/stat): {stolen:.1f} s
 (a quiet run: under a few seconds).
 
@@ -451,8 +473,8 @@ hypervisor took from this VM during the throughput rounds (`steal` in /proc/stat
 | `GET /v1/ping` (baseline) | {ping["n"]:,} | {ping["rps"]:.0f} | {ms(ping["p50"])} | {ms(ping["p99"])} | {ping["cpu_ms"]:.2f} ms | {sum(r["errors"] for r in pings)} |
 | `POST /v1/signatures` | {sigs["n"]:,} | {sigs["rps"]:.0f} | {ms(sigs["p50"])} | {ms(sigs["p99"])} | {sigs["cpu_ms"]:.2f} ms | {sum(r["errors"] for r in sig_runs)} |
 
-| round | ping/s | signatures/s | ratio |
-|---:|---:|---:|---:|
+| round | ping/s | signatures/s | ratio | server CPU per ping | per signature | steal, ping | steal, signatures |
+|---:|---:|---:|---:|---:|---:|---:|---:|
 {rounds_table}
 
 | `GET /v1/pending_signatures` (one client) | 1k mirror | 100k mirror | ratio |
