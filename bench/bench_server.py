@@ -408,7 +408,7 @@ def _get(base_url: str, target: str, headers: dict[str, str]) -> tuple[int, byte
         conn.close()
 
 
-SIGNATURE_NOTE = """**The signature target is missed in this run.** Both cores are shared by
+SIGNATURE_NOTE = """ **The signature target is missed in this run.** Both cores are shared by
 the gunicorn workers, the writer process and the load generator, and the writer's serial section
 bounds the rate: a signature costs the server {sig_cpu:.1f} ms of CPU against {ping_cpu:.1f} ms
 for a ping. This machine's speed also varies from round to round (its hypervisor takes up to a
@@ -520,7 +520,7 @@ loose objects (0.15-0.3 ms each, ~11 per commit); git lookups and a pending-inde
 every worker after every ref move; werkzeug's header lookup (it walks the whole environ per
 name); inotify wake-ups for every ref read, then for every ref update (three watchdog threads per
 event in each worker, ~0.2 ms of CPU per signature: the refs are polled now); the pure-Python
-indented JSON encoder. {note}
+indented JSON encoder.{note}
 
 A pending lookup right after a commit catches up with the tip through `store.diff_trees`, which
 skips equal subtrees by id (see bench_store), so it no longer grows with the mirror; the first

@@ -242,7 +242,7 @@ def _index_bytes(
     n = len(raws)
     # Where each leading byte's ids end, by bisection of the sorted ids: 256 C-level searches
     # instead of a Python step per object.
-    fanout = [bisect_left(raws, bytes((i,)), lo=0) for i in range(1, 256)] + [n]
+    fanout = [bisect_left(raws, bytes((i,))) for i in range(1, 256)] + [n]
     small = list(offsets)
     large: list[int] = []
     if max(offsets, default=0) >= 0x80000000:
