@@ -77,6 +77,10 @@ class DigestMismatchError(VerificationError):
     """Downloaded or stored content does not match the expected digest."""
 
 
+class CommitRefused(VerificationError):
+    """A commit of the mirror (pushed, replayed or synced) is not what the rules derive."""
+
+
 # --- rules and state ----------------------------------------------------------------------------
 class RuleViolation(AsfaloadError):
     """The rules engine rejects an operation (generic 400)."""

@@ -34,6 +34,7 @@ from asfaload.service.pending import RulesPendingPolicy
 from asfaload.store import MAIN, Mirror, apply_change
 from asfaload.store.pending import PendingIndex
 from asfaload.verify import verify_repository
+from tests.git_support import plant_empty_tree
 from tests.test_rules_support import (
     ACTIVE_SF,
     INDEX,
@@ -217,7 +218,7 @@ def test_edits_not_derived_by_the_rules_are_rejected_and_discarded(world):
     view = clone.view()
     change = apply(view, sign_op(view, PENDING_SF, k["a"]), int(time.time()))
     clone.commit_change(change.then(Change("x", {f"{P}/extra.txt": b"x"}), change.message))
-    assert f"differs from what the rules derive (first difference: {P}/extra.txt)" in (
+    assert f"{P}/extra.txt differs from what the rules derive (the commit changes it" in (
         rejected_line(clone.push())
     )
     # a valid signature with a rewritten envelope (someone else's entry dropped is not derivable)
@@ -230,13 +231,58 @@ def test_edits_not_derived_by_the_rules_are_rejected_and_discarded(world):
     writes[sf_sigs] = b'{"entries": {}}'
     clone.commit_change(Change(change.message, writes, change.deletes))
     assert "exactly one new signature expected" in rejected_line(clone.push())
-    # the right change under another message
+    # the right change under any message: the message is not state
     clone.reset()
     view = clone.view()
     change = apply(view, sign_op(view, PENDING_SF, k["b"]), int(time.time()))
     clone.commit_change(change, message="hello")
-    assert "commit message must be" in rejected_line(clone.push())
+    assert clone.push().returncode == 0
+    assert m.head() == str(clone.tip().id)
     assert git(m.path, "fsck", "--strict").stdout == ""
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "https/github.com/443/acme/other",  # an unregistered project's id
+        f"{P}/asfaload.signers/x/y/z",  # nested empty trees
+        layout.revocation_path(INDEX),  # a revocation path
+        "tuf",
+    ],
+)
+def test_valid_signature_with_a_planted_empty_directory_is_rejected(world, planted):
+    m, clone, k = world
+    head = m.head()
+    view = clone.view()
+    change = apply(view, sign_op(view, PENDING_SF, k["a"]), int(time.time()))
+    tip = clone.tip()
+    tree = plant_empty_tree(clone.repo, apply_change(clone.repo, tip.tree, change), planted)
+    clone.commit_tree(tree, "sign")
+    line = rejected_line(clone.push())
+    assert "is not the tree the rules derive" in line and "empty directories" in line, line
+    assert repr(planted) in line
+    assert m.head() == head
+    # The same signature without the planted directory is accepted.
+    clone.reset()
+    clone.commit_change(change)
+    assert clone.push().returncode == 0
+
+
+def test_planted_pending_signers_directory_is_rejected_after_activation(world):
+    m, clone, k = world
+    activate_by_push(m, clone, k)
+    m.submit(RegisterRelease(INDEX, index_bytes(), pk(k["a"])))
+    clone.repo.remotes["origin"].fetch()
+    clone.reset()
+    head = m.head()
+    pending_dir = layout.signers_dir(P, pending=True)
+    view = clone.view()
+    change = apply(view, sign_op(view, INDEX, k["a"]), int(time.time()))
+    tip = clone.tip()
+    tree = plant_empty_tree(clone.repo, apply_change(clone.repo, tip.tree, change), pending_dir)
+    clone.commit_tree(tree, "sign")
+    assert repr(pending_dir) in rejected_line(clone.push())
+    assert m.head() == head
 
 
 def test_registration_and_release_by_push_are_rejected(world):

@@ -1,7 +1,10 @@
 """The minisign formats, byte for byte as the ``minisign`` tool reads and writes them.
 
-Layouts: reference notes §1.2 (public key), §1.3 (secret key, scrypt + BLAKE2b-256 checksum),
-§1.4 (signature box). This module only encodes and decodes; Ed25519 itself lives in ``_ed25519``.
+Layouts as minisign documents them (https://jedisct1.github.io/minisign/): a public key is
+``"Ed" || keynum (8) || Ed25519 key (32)``; a secret key is encrypted with scrypt and carries a
+BLAKE2b-256 checksum; a signature box is ``"ED"`` (prehashed) or ``"Ed"`` || keynum || the
+Ed25519 signature, then a trusted comment and its global signature. This module only encodes
+and decodes; Ed25519 itself lives in ``_ed25519``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ CHK_BLAKE2B = b"B2"
 # The parameters rust-minisign (the reference) writes: scrypt N=2^15, r=8, p=1, ~0.1 s.
 OPSLIMIT = 1_048_576
 MEMLIMIT = 33_554_432
-# Limits from reference notes §1.3; minisign's own -G keys sit exactly at them (N=2^20, 1 GiB).
+# Upper bounds of the scrypt parameters we accept; minisign's own keys sit exactly at them
+# (N=2^20, 1 GiB).
 MAX_MEMLIMIT = 1 << 30
 MAX_N_LOG2 = 20
 # minisign derives p from opslimit; keys it writes have p=1. A larger p only makes a hostile key
@@ -61,12 +65,16 @@ def public_key_file_text(pk_blob: bytes) -> str:
 def decode_public_key(text: str) -> bytes:
     """Decode the 56-character base64 form to the 42-byte blob.
 
-    Like the reference, the algorithm bytes are not checked here: keys with other algorithm
-    bytes parse (and then simply never verify anything).
+    The algorithm bytes must be ``Ed``, the only ones minisign writes in a public key: a key's
+    identity is its Ed25519 bytes, and other algorithm bytes would only give one key a second
+    spelling.
     """
     if len(text) != 56:
         raise KeyFormatError("A minisign public key must be 56 base64 characters")
-    return b64decode(text, error=KeyFormatError, what="Minisign public key")
+    blob = b64decode(text, error=KeyFormatError, what="Minisign public key")
+    if blob[:2] != SIG_ALG:
+        raise KeyFormatError("Unsupported minisign public key algorithm (expected Ed)")
+    return blob
 
 
 def _scrypt_params(opslimit: int, memlimit: int) -> tuple[int, int, int]:

@@ -1,8 +1,10 @@
 """Public keys, secret keys and signatures for both algorithms, parsed and printed in one place.
 
 Key strings: ``minisign:<56 base64>`` (a bare ``RW…`` is accepted on input) and
-``ed25519:<base64 of 32 bytes>`` (padded on output; unpadded accepted). Equality is by algorithm
-and decoded bytes, so the two spellings of a key are the same key.
+``ed25519:<base64 of 32 bytes>`` (padded on output; unpadded accepted). A key's identity is its
+32 Ed25519 public-key bytes: keys compare and hash by them alone, so one key written under two
+minisign key ids (or as both a minisign and an ed25519 string) is one signer everywhere: in
+duplicate checks, thresholds, the master keys' exclusivity and authentication.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def read_small_file(path: str | os.PathLike[str], what: str, error: type[FormatE
         raise error(f"{what} is not UTF-8 text: {p}") from exc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PublicKey:
-    """A public key. ``raw`` is the 42-byte minisign blob or the 32-byte Ed25519 key."""
+    """A public key. ``raw`` is the 42-byte minisign blob or the 32-byte Ed25519 key; equality
+    and hash are by :attr:`key_bytes` only (see the module docstring)."""
 
     algorithm: str
     raw: bytes
@@ -72,6 +75,16 @@ class PublicKey:
         want = _minisign.PUBLIC_KEY_LEN if self.algorithm == MINISIGN else 32
         if len(self.raw) != want:
             raise KeyFormatError(f"A {self.algorithm} public key must be {want} bytes")
+        if self.algorithm == MINISIGN and self.raw[:2] != _minisign.SIG_ALG:
+            raise KeyFormatError("Unsupported minisign public key algorithm (expected Ed)")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PublicKey):
+            return NotImplemented
+        return self.key_bytes == other.key_bytes
+
+    def __hash__(self) -> int:
+        return hash(self.key_bytes)
 
     @property
     def key_bytes(self) -> bytes:

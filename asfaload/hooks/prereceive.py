@@ -1,19 +1,19 @@
 """The pre-receive hook: a push lands only if the rules engine derives every pushed commit.
 
-Signers may push two kinds of commits to ``main`` (DESIGN "Shape"):
+Signers may push two kinds of commits to ``main``:
 
 - their signatures for one pending request (signers file + metadata, release index, pending
   revocation), together with the completion transition those signatures trigger;
 - the initiation of a revocation: a signed revocation document (finalised in the same commit
   when the revocation threshold is 1).
 
-For each new commit, in order, the operation is inferred from the diff against its parent, the
-rules engine computes ``apply(parent_tree, op, committer_time)``, and the pushed tree must be
-EXACTLY that change (:func:`asfaload.rules.push.check_push`), with the change's message. Before
-that, this module refuses what git could carry but the mirror never holds: other refs, deletions,
-rewrites, merges, symlinks, submodules, executables, oversized files, odd paths and committer
-times that run backwards or ahead of this server's clock. Registrations, releases and anything
-else the rules do not derive come only through the server.
+This module refuses what git could carry but the mirror never holds: other refs, deletions,
+rewrites, merges, and committer times ahead of this server's clock. Each new commit, oldest
+first, then goes through the one commit check shared with ``mirror verify`` and ``mirror sync``
+(:class:`asfaload.replication.commits.CommitChecker`): plain files at valid paths under the size
+cap, an operation inferred from them, and a tree whose id is the tree the rules derive. Any
+commit message is accepted (it is not state). Registrations, releases and anything else the
+rules do not derive come only through the server.
 """
 
 from __future__ import annotations
@@ -24,14 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pygit2
-from pygit2.enums import FileMode
 
-from .. import layout
-from ..errors import AsfaloadError, FormatError
-from ..rules import push as rules_push
-from ..rules.engine import apply
-from ..rules.tree import Change, TreeView
-from ..store.gittree import MAIN, GitTreeView, PathChange, diff_trees
+from ..errors import AsfaloadError, CommitRefused
+from ..replication.commits import CommitChecker, Door
+from ..rules.tree import Change
+from ..store.gittree import MAIN
 
 ZERO = "0" * 40
 DEFAULT_MAX_FILE_SIZE = 1 << 20
@@ -97,9 +94,10 @@ def check_push(
         if u.old == ZERO:
             raise PushRejected(f"creating {MAIN} by push is not allowed")
     now = (wall_clock or time.time)()
+    checker = _checker(repo, size_cap, int(now) + CLOCK_SKEW)
     for u in updates:
         for commit in new_commits(repo, u.old, u.new):
-            check_commit(repo, commit, size_cap=size_cap, latest=int(now) + CLOCK_SKEW)
+            checker.check_one(commit)
 
 
 def new_commits(repo: pygit2.Repository, old: str, new: str) -> list[pygit2.Commit]:
@@ -127,76 +125,33 @@ def new_commits(repo: pygit2.Repository, old: str, new: str) -> list[pygit2.Comm
 def check_commit(
     repo: pygit2.Repository, commit: pygit2.Commit, *, size_cap: int, latest: int | None = None
 ) -> Change:
-    """The change ``commit`` makes, if the rules derive it exactly; else PushRejected."""
-    where = f"commit {commit.short_id}"
-    try:
-        return _check_commit(repo, commit, size_cap=size_cap, latest=latest)
-    except PushRejected as e:
-        raise PushRejected(f"{where}: {e}") from e
-    except AsfaloadError as e:
-        raise PushRejected(f"{where}: refused by the rules: {_one_line(str(e))}") from e
+    """The change ``commit`` makes, if the rules derive exactly its tree; else PushRejected."""
+    return _checker(repo, size_cap, latest).check_one(commit)
+
+
+class _PushChecker:
+    """The one commit check (:class:`CommitChecker`, shared with replay and sync) at the push
+    door, its refusals as the one line the pusher sees."""
+
+    def __init__(self, checker: CommitChecker) -> None:
+        self._checker = checker
+
+    def check_one(self, commit: pygit2.Commit) -> Change:
+        where = f"commit {commit.short_id}"
+        try:
+            return self._checker.check(commit).change
+        except CommitRefused as e:
+            raise PushRejected(f"{where}: {e}") from e
+        except AsfaloadError as e:
+            raise PushRejected(f"{where}: refused by the rules: {_one_line(str(e))}") from e
+
+
+def _checker(repo: pygit2.Repository, size_cap: int, latest: int | None) -> _PushChecker:
+    return _PushChecker(CommitChecker(repo, Door.PUSH, size_cap=size_cap, latest=latest))
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _check_commit(
-    repo: pygit2.Repository, commit: pygit2.Commit, *, size_cap: int, latest: int | None
-) -> Change:
-    parent = commit.parents[0]
-    when = commit.commit_time
-    if when < parent.commit_time:
-        raise PushRejected("committer time is earlier than its parent's")
-    if latest is not None and when > latest:
-        raise PushRejected("committer time is in the future")
-    changes = list(diff_trees(repo, parent.tree, commit.tree))
-    if not changes:
-        raise PushRejected("the commit changes nothing")
-    for c in changes:
-        _check_entry(repo, c, size_cap)
-    before = GitTreeView(repo, parent.tree)
-    after = GitTreeView(repo, commit.tree)
-    pushed = _pushed_change(after, changes)
-    # The inference and the exact comparison live in the rules (shared with `mirror verify`).
-    op = rules_push.check_push(before, pushed, when)
-    expected = apply(before, op, when)
-    message = commit.message.rstrip("\n")
-    if message != expected.message:
-        raise PushRejected(f"commit message must be {expected.message!r}")
-    return expected
-
-
-def _check_entry(repo: pygit2.Repository, c: PathChange, size_cap: int) -> None:
-    try:
-        layout.check_path(c.path)
-    except FormatError as e:
-        raise PushRejected(f"invalid path {c.path!r}") from e
-    if c.new is None:
-        return
-    if c.mode == FileMode.LINK:
-        raise PushRejected(f"symlinks are not allowed: {c.path}")
-    if c.mode == FileMode.COMMIT:
-        raise PushRejected(f"submodules are not allowed: {c.path}")
-    if c.mode != FileMode.BLOB:
-        raise PushRejected(f"only regular non-executable files are allowed: {c.path}")
-    size = repo[c.new].peel(pygit2.Blob).size
-    if size > size_cap:
-        raise PushRejected(f"{c.path} is {size} bytes, over the {size_cap}-byte limit")
-
-
-def _pushed_change(after: TreeView, changes: list[PathChange]) -> Change:
-    writes: dict[str, bytes] = {}
-    deletes: set[str] = set()
-    for c in changes:
-        if c.new is None:
-            deletes.add(c.path)
-        else:
-            data = after.read(c.path)
-            if data is None:  # a path that is both deleted and re-added as a directory entry
-                raise PushRejected(f"{c.path} is not a regular file")
-            writes[c.path] = data
-    return Change("pushed", writes, frozenset(deletes - set(writes)))
 
 
 # --- entry point ------------------------------------------------------------------------------

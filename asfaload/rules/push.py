@@ -9,8 +9,10 @@ A signer may push only what the rules derive from (parent tree, operation, commi
 
 :func:`infer_operation` reads the operation out of the diff (which envelope gained which key, or
 which revocation document appeared); :func:`check_push` then requires ``apply(parent, op, now)``
-to equal the pushed diff EXACTLY (same writes, same deletes). Anything else is refused with a
-one-line :class:`~asfaload.errors.RuleViolation` (or the engine's own error).
+to write and delete exactly the pushed files (:func:`compare_change`). Anything else is refused
+with a one-line :class:`~asfaload.errors.RuleViolation` (or the engine's own error). The
+commit check of :mod:`asfaload.replication.commits` adds what a file comparison cannot see: the
+pushed tree's id must be the derived tree's.
 """
 
 from __future__ import annotations
@@ -122,17 +124,19 @@ def infer_operation(view: TreeView, change: Change) -> AddSignatures | Revoke:
 
 
 def check_push(view: TreeView, change: Change, now: int) -> AddSignatures | Revoke:
-    """Infer the operation of a pushed ``change`` and require the rules to derive exactly it.
+    """Infer the operation of a pushed ``change`` and require the rules to derive exactly its
+    files (``view`` is the parent commit's tree, ``now`` the pushed commit's committer time).
 
-    ``view`` is the parent commit's tree, ``now`` the pushed commit's committer time. Returns
-    the operation; raises an :class:`~asfaload.errors.AsfaloadError` with a one-line reason.
+    Returns the operation; raises an :class:`~asfaload.errors.AsfaloadError` with a one-line
+    reason. This is the pure half of the commit check
+    (:class:`asfaload.replication.commits.CommitChecker`), which also compares tree ids.
     """
     return derive_push(view, change, now)[0]
 
 
 def derive_push(view: TreeView, change: Change, now: int) -> tuple[AddSignatures | Revoke, Change]:
-    """:func:`check_push` that also returns the change the rules derive (its ``message`` is the
-    commit message the push must carry), so callers need not apply the operation again."""
+    """:func:`check_push` that also returns the change the rules derive (with the canonical
+    commit message the server would write), so callers need not apply the operation again."""
     try:
         op = infer_operation(view, change)
     except AsfaloadError:
@@ -140,16 +144,30 @@ def derive_push(view: TreeView, change: Change, now: int) -> tuple[AddSignatures
     except (ValueError, KeyError) as exc:  # defensive: never a traceback to the pusher
         raise RuleViolation(f"{_NOT_DERIVED}: {exc}") from None
     expected = apply(view, op, now)
-    if dict(expected.writes) != dict(change.writes) or expected.deletes != change.deletes:
-        differing = sorted(
-            {
-                p
-                for p in expected.writes.keys() | change.writes.keys()
-                if expected.writes.get(p) != change.writes.get(p)
-            }
-            | (expected.deletes ^ change.deletes)
-        )
-        raise RuleViolation(
-            f"Pushed change differs from what the rules derive (first difference: {differing[0]})"
-        )
+    compare_change(expected, change)
     return op, expected
+
+
+def compare_change(expected: Change, actual: Change) -> None:
+    """Refuse ``actual`` unless it writes and deletes exactly the files ``expected`` does; the
+    reason names the first differing path."""
+    differing = sorted(
+        {
+            p
+            for p in expected.writes.keys() | actual.writes.keys()
+            if expected.writes.get(p) != actual.writes.get(p)
+        }
+        | (expected.deletes ^ actual.deletes)
+    )
+    if not differing:
+        return
+    p = differing[0]
+    if p in actual.writes or p in actual.deletes:
+        if p in expected.writes or p in expected.deletes:
+            raise RuleViolation(f"{p} differs from what the rules derive")
+        raise RuleViolation(
+            f"{p} differs from what the rules derive (the commit changes it, the rules do not)"
+        )
+    raise RuleViolation(
+        f"{p} differs from what the rules derive (the rules change it, the commit does not)"
+    )

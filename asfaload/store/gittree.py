@@ -82,15 +82,39 @@ class GitTreeView:
         return data
 
     def is_dir(self, path: str) -> bool:
+        """True when ``path`` is a directory holding at least one file beneath it.
+
+        A tree with no file beneath it (which a push made before the mirror compared tree ids
+        could plant) is no directory for the rules: it must not block a registration, an
+        update or a revocation at its path.
+        """
         if path == "":
             return True
-        return self._dir(path) is not None
+        tree = self._dir(path)
+        return tree is not None and _tree_holds_file(
+            tree, lambda oid: self._repo[oid].peel(pygit2.Tree)
+        )
 
     def listdir(self, path: str) -> list[str]:
         tree = self._dir(path)
         if tree is None:
             return []
         return sorted(str(entry.name) for entry in tree)
+
+
+def _tree_holds_file(tree: pygit2.Tree, subtree: Callable[[pygit2.Oid], pygit2.Tree]) -> bool:
+    """Whether any non-tree entry lies beneath ``tree`` (depth first, iterative: a hostile tree
+    may be deep; it stops at the first file, so a real directory answers at once)."""
+    pending = [tree]
+    while pending:
+        cur = pending.pop()
+        subtrees = []
+        for entry in cur:
+            if entry.filemode != _TREE:
+                return True
+            subtrees.append(entry.id)
+        pending.extend(subtree(oid) for oid in reversed(subtrees))
+    return False
 
 
 # A node of the change, grouped by directory: bytes = write, None = delete, dict = subdirectory.
@@ -227,6 +251,19 @@ class TreeEditor:
         self._remember(oid, (keys, entries))
         return keys, entries
 
+    def holds_file(self, oid: pygit2.Oid) -> bool:
+        """Whether any file lies beneath tree ``oid`` (:meth:`GitTreeView.is_dir`'s meaning)."""
+        pending = [oid]
+        while pending:
+            _, entries = self.parsed(pending.pop())
+            subtrees = []
+            for entry in entries:
+                if not entry.startswith(_TREE_MODE + b" "):
+                    return True
+                subtrees.append(pygit2.Oid(raw=entry[-20:]))
+            pending.extend(reversed(subtrees))
+        return False
+
     def _remember(self, oid: pygit2.Oid, parsed: _Parsed) -> None:
         if len(self._cache) >= self._cache_limit:
             self._cache.clear()
@@ -275,8 +312,15 @@ class TreeEditor:
                     raise StoreError(f"Cannot delete {path!r}: no such file")
                 del keys[f], entries[f]
             else:
-                if is_dir or (has_file and not is_blob):
+                if is_dir and self.holds_file(pygit2.Oid(raw=entries[d][-20:])):
                     raise StoreError(f"Cannot write the file {path!r} over a directory")
+                if has_file and not is_blob:
+                    raise StoreError(f"Cannot write the file {path!r} over a directory")
+                if is_dir:
+                    # A directory with no file beneath it is nothing the rules see (see
+                    # GitTreeView.is_dir): the file takes its place.
+                    del keys[d], entries[d]
+                    f = bisect_left(keys, nb)
                 blob = self._write(_OBJ_BLOB, value).raw
                 self._keep_blob(blob, value)
                 entry = _BLOB_MODE + b" " + nb + b"\0" + blob
@@ -336,7 +380,14 @@ class EditorTreeView:
         return data
 
     def is_dir(self, path: str) -> bool:
-        return path == "" or self._dir(path) is not None
+        if path == "":
+            return True
+        if self._dir(path) is None:
+            return False
+        parent, _, name = path.rpartition("/")
+        up = self._dir(parent)
+        entry = None if up is None else _find(up, name, True)
+        return entry is not None and self._editor.holds_file(pygit2.Oid(raw=entry[-20:]))
 
     def listdir(self, path: str) -> list[str]:
         parsed = self._dir(path)
