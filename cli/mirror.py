@@ -51,6 +51,46 @@ def init_command(directory: Path) -> None:
     click.echo(f"Initialised mirror in {directory}")
 
 
+@mirror_group.command("install-hooks")
+@click.argument("repo", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--python",
+    "python",
+    default=None,
+    metavar="PATH",
+    help="Interpreter the hooks run (default: this one, which has asfaload installed).",
+)
+@click.option("--json", "json_output", is_flag=True, help="Emit the outcome as one JSON object.")
+def install_hooks_command(repo: Path, python: str | None, json_output: bool) -> None:
+    """Install or refresh asfaload's hooks in an existing bare repository REPO.
+
+    The hooks record the interpreter's absolute path, so they run under any git server's
+    environment (git daemon, ssh, a forge's hook runner). Where the host keeps per-kind hook
+    directories (Gitea/Forgejo hooks/pre-receive.d, GitLab custom_hooks/pre-receive.d), the
+    hook goes in them beside the host's own.
+
+    \b
+    Examples:
+      asfaload mirror install-hooks /srv/git/mirror.git
+      asfaload mirror install-hooks /var/lib/gitea/repos/acme/mirror.git --json
+    """
+    import pygit2
+
+    from asfaload.store import install_hooks
+
+    try:
+        if not pygit2.Repository(str(repo)).is_bare:
+            raise click.ClickException(f"Not a bare repository: {repo}")
+    except pygit2.GitError as exc:
+        raise click.ClickException(f"Not a git repository: {repo}") from exc
+    written = install_hooks(str(repo), python)
+    if json_output:
+        click.echo(json.dumps({"repo": str(repo), "hooks": written}))
+    else:
+        for rel in written:
+            click.echo(f"Installed {rel}")
+
+
 @mirror_group.command("verify")
 @click.argument(
     "target", required=False, type=click.Path(file_okay=False, exists=True, path_type=Path)

@@ -35,6 +35,13 @@ from ._common import handle_errors
     help="Serve a read-only mirror (kept by `asfaload mirror sync`): reads only, writes get 405. "
     "Env ASFALOAD_READ_ONLY.",
 )
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The mirror repository, when a git host keeps it elsewhere than DATA_DIR/mirror.git "
+    "(env ASFALOAD_REPO); private/ stays in the data dir.",
+)
 @handle_errors
 def serve_command(
     data_dir: Path | None,
@@ -43,6 +50,7 @@ def serve_command(
     workers: int | None,
     config_file: Path | None,
     read_only: bool | None,
+    repo: Path | None,
 ) -> None:
     """Run the REST API server (creates the data dir and mirror on first start)."""
     from asfaload.server.config import ServerConfig
@@ -55,6 +63,7 @@ def serve_command(
             "port": port,
             "workers": workers,
             "read_only": read_only,
+            "repo": repo,
         },
         toml_path=config_file,
     )

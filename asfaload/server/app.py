@@ -87,16 +87,21 @@ def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Fla
         app.before_request(_refuse_writes)
 
     # Imported here: both blueprints import this module's helpers.
+    from .git_http import git_blueprint
     from .tuf_api import tuf_blueprint
     from .v1 import openapi_bp, v1
 
     app.register_blueprint(v1)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(tuf_blueprint)
+    app.register_blueprint(git_blueprint)
     return app
 
 
 def _refuse_writes() -> None:
+    # Git's fetches are POSTs too; /mirror.git refuses pushes itself, in git's own words.
+    if request.blueprint == "git":
+        return
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         raise ReadOnlyError("This server is a read-only mirror; send writes to the primary")
 

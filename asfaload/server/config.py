@@ -14,7 +14,9 @@ from .. import layout
 from ..errors import ConfigError
 from ..forge import ForgeConfig, HttpConfig, parse_rewrites
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the reference's limit (notes §5.1)
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the upstream Asfaload server's limit
+# The mirror's receive.maxInputSize, and the push body a server accepts on /mirror.git.
+DEFAULT_GIT_MAX_PUSH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,25 @@ class ServerConfig:
     # A read-only mirror (kept up to date by `asfaload mirror sync`) serves the public reads and
     # refuses every write: a local commit would fork it from the primary it follows.
     read_only: bool = False
+    # A mirror repository that lives elsewhere than ``<data_dir>/mirror.git`` (where a git host
+    # keeps it); ``private/`` stays under the data dir.
+    repo: Path | None = None
+    # Git over HTTP (/mirror.git): the largest push body, the seconds one git program may run,
+    # and how many may run at once in one worker.
+    git_max_push_bytes: int = DEFAULT_GIT_MAX_PUSH_BYTES
+    git_timeout: int = 600
+    git_max_concurrent: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.repo is not None:
+            object.__setattr__(self, "repo", Path(self.repo))
+        if self.git_max_push_bytes < 1024:
+            raise ConfigError(f"Invalid git_max_push_bytes: {self.git_max_push_bytes}")
+        if self.git_timeout < 1:
+            raise ConfigError(f"Invalid git_timeout: {self.git_timeout}")
+        if not 1 <= self.git_max_concurrent <= 256:
+            raise ConfigError(f"Invalid git_max_concurrent: {self.git_max_concurrent}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"Invalid port: {self.port}")
         if not 1 <= self.workers <= 64:
@@ -54,7 +72,7 @@ class ServerConfig:
 
     @property
     def mirror_path(self) -> Path:
-        return self.data_dir / layout.MIRROR_REPO_DIR
+        return self.repo if self.repo is not None else self.data_dir / layout.MIRROR_REPO_DIR
 
     @property
     def private_dir(self) -> Path:
@@ -105,13 +123,21 @@ class ServerConfig:
         return replace(cls(), **coerced)
 
 
-_INT_FIELDS = {"port", "workers", "max_body_bytes", "graceful_timeout"}
+_INT_FIELDS = {
+    "port",
+    "workers",
+    "max_body_bytes",
+    "graceful_timeout",
+    "git_max_push_bytes",
+    "git_timeout",
+    "git_max_concurrent",
+}
 
 
 def _coerce(name: str, value: Any) -> Any:
     try:
-        if name == "data_dir":
-            return Path(str(value))
+        if name in ("data_dir", "repo"):
+            return None if value is None else Path(str(value))
         if name in _INT_FIELDS:
             if isinstance(value, bool):
                 raise ValueError(value)
@@ -142,7 +168,7 @@ _ENV = {
     "ASFALOAD_DATA_DIR": "data_dir",
     "ASFALOAD_HOST": "host",
     "ASFALOAD_PORT": "port",
-    "ASFALOAD_SERVER_PORT": "port",  # the reference's name (notes §5.1)
+    "ASFALOAD_SERVER_PORT": "port",  # the upstream Asfaload server's name
     "ASFALOAD_WORKERS": "workers",
     "ASFALOAD_GITLAB_HOSTS": "gitlab_hosts",
     "ASFALOAD_GITHUB_API_KEY": "github_token",
@@ -153,6 +179,10 @@ _ENV = {
     "ASFALOAD_LOG_LEVEL": "log_level",
     "ASFALOAD_GRACEFUL_TIMEOUT": "graceful_timeout",
     "ASFALOAD_READ_ONLY": "read_only",
+    "ASFALOAD_REPO": "repo",
+    "ASFALOAD_GIT_MAX_PUSH_BYTES": "git_max_push_bytes",
+    "ASFALOAD_GIT_TIMEOUT": "git_timeout",
+    "ASFALOAD_GIT_MAX_CONCURRENT": "git_max_concurrent",
 }
 
 

@@ -62,21 +62,39 @@ MIRROR_CONFIG = {
 
 
 def hook_script(name: str, python: str) -> str:
-    """The hook installed into a mirror: runs our hook code with the given interpreter (the venv
-    that created the mirror), whatever PATH the pushing `git` process has."""
+    """The hook installed into a mirror: runs our hook code with the interpreter recorded at
+    install time, so it works under whatever environment the git server gives its hooks (an
+    empty one, ``git daemon``, a forge's hook runner): no PATH or variable is needed."""
     return f'#!/bin/sh\nexec {shlex.quote(python)} -m asfaload.hooks {shlex.quote(name)} "$@"\n'
 
 
-def install_hooks(repo_path: str, python: str | None = None) -> None:
-    hooks_dir = os.path.join(repo_path, "hooks")
-    os.makedirs(hooks_dir, exist_ok=True)
+# Where git hosts look for extra hooks of one kind (Gitea/Forgejo: hooks/<name>.d; GitLab server
+# hooks: custom_hooks/<name>.d); when such a directory exists, our hook goes in it, beside the
+# host's own, instead of replacing the host's hooks/<name>.
+_HOOK_DIRS = ("hooks/{name}.d", "custom_hooks/{name}.d")
+HOOK_FILE_IN_DIR = "asfaload"
+
+
+def install_hooks(repo_path: str, python: str | None = None) -> list[str]:
+    """Install (or refresh) our hooks in the bare repository ``repo_path``; returns the paths
+    written, relative to it. Each file is replaced atomically."""
+    written: list[str] = []
     for name in HOOK_NAMES:
-        path = os.path.join(hooks_dir, name)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(hook_script(name, python or sys.executable))
-        os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-        os.replace(tmp, path)
+        targets = [
+            os.path.join(d.format(name=name), HOOK_FILE_IN_DIR)
+            for d in _HOOK_DIRS
+            if os.path.isdir(os.path.join(repo_path, d.format(name=name)))
+        ] or [os.path.join("hooks", name)]
+        for rel in targets:
+            path = os.path.join(repo_path, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(hook_script(name, python or sys.executable))
+            os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+            os.replace(tmp, path)
+            written.append(rel)
+    return written
 
 
 class Mirror:

@@ -1,0 +1,300 @@
+"""Git over HTTP at ``/mirror.git``: git's own ``git http-backend``, run as a CGI program.
+
+Every server serves its mirror this way: smart HTTP (clone, fetch, shallow and partial clones,
+protocol v2) and the dumb-HTTP files, for everyone and without an account. On the primary a
+``git push`` needs no credentials either: the pre-receive hook the mirror carries is the only
+gate (the signature is the credential). A read-only mirror refuses pushes with a message that
+names the primary it follows.
+
+What must hold:
+
+- Nothing is held whole in memory: the request body is fed to git as it arrives, the response
+  streams out as git writes it.
+- Git traffic cannot starve the REST API: each worker runs at most ``git_max_concurrent`` git
+  programs at once (others wait a little, then get 503), each program is killed after
+  ``git_timeout`` seconds, and a push body is capped at ``git_max_push_bytes`` (besides
+  ``receive.maxInputSize`` in the mirror's own config).
+- The program sees a small fixed environment: no server secrets, and none of the host's git
+  configuration (``GIT_CONFIG_NOSYSTEM``, ``GIT_CONFIG_GLOBAL``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, cast
+
+from flask import Blueprint, Response, request, stream_with_context
+
+from ..errors import AsfaloadError
+
+log = logging.getLogger("asfaload.server.git")
+
+git_blueprint = Blueprint("git", __name__)
+
+MOUNT = "/mirror.git"
+_CHUNK = 64 * 1024
+_RECEIVE_PACK = "git-receive-pack"
+
+
+class GitBusyError(AsfaloadError):
+    """Too many git requests at once in this worker."""
+
+    http_status = 503
+
+
+class PushTooLargeError(AsfaloadError):
+    """A push body over the server's cap."""
+
+    http_status = 413
+
+
+class _Slots:
+    """The per-worker bound on concurrent git programs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sem: threading.BoundedSemaphore | None = None
+
+    def semaphore(self, size: int) -> threading.BoundedSemaphore:
+        with self._lock:
+            if self._sem is None:
+                self._sem = threading.BoundedSemaphore(size)
+            return self._sem
+
+
+_slots = _Slots()
+
+
+def _pkt(line: str) -> bytes:
+    data = line.encode()
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+def refuse_push_response(message: str) -> Response:
+    """The answer to a push's ref discovery on a server that takes no pushes.
+
+    git shows an ``ERR`` packet of the advertisement as ``fatal: remote error: <message>``,
+    where an HTTP error status would only show the status line.
+    """
+    body = _pkt(f"# service={_RECEIVE_PACK}\n") + b"0000" + _pkt(f"ERR {message}")
+    return Response(
+        body,
+        status=200,
+        content_type=f"application/x-{_RECEIVE_PACK}-advertisement",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def _is_push(rest: str) -> bool:
+    return rest == _RECEIVE_PACK or (
+        rest == "info/refs" and request.args.get("service") == _RECEIVE_PACK
+    )
+
+
+def _cgi_environ(repo: Path, rest: str, *, allow_push: bool) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C",
+        "HOME": str(repo),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_PROJECT_ROOT": str(repo.parent),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": f"/{repo.name}/{rest}" if rest else f"/{repo.name}",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.query_string.decode("latin-1"),
+        "REMOTE_ADDR": request.remote_addr or "",
+        "SERVER_PROTOCOL": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+        # Per-invocation configuration (git >= 2.31): the service switches and partial clone.
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "http.receivepack",
+        "GIT_CONFIG_VALUE_0": "true" if allow_push else "false",
+        "GIT_CONFIG_KEY_1": "uploadpack.allowFilter",
+        "GIT_CONFIG_VALUE_1": "true",
+    }
+    for header, var in (
+        ("Content-Type", "CONTENT_TYPE"),
+        ("Content-Length", "CONTENT_LENGTH"),
+        ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
+        ("Git-Protocol", "GIT_PROTOCOL"),
+    ):
+        value = request.headers.get(header)
+        if value:
+            env[var] = value
+    return env
+
+
+def _feed(body: IO[bytes], stdin: IO[bytes], cap: int, proc: subprocess.Popen[bytes]) -> None:
+    """Copy the request body into git's stdin; kill git if the body passes ``cap``."""
+    total = 0
+    try:
+        while True:
+            chunk = body.read(_CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > cap:
+                log.warning("git request body over %d bytes: refused", cap)
+                proc.kill()
+                return
+            stdin.write(chunk)
+    except (OSError, ValueError):
+        proc.kill()  # git went away, or the client did: neither half can finish
+    finally:
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+
+def _drain_stderr(stream: IO[bytes]) -> None:
+    for line in stream:
+        log.info("git http-backend: %s", line.decode("utf-8", "replace").rstrip()[:500])
+
+
+def _read_cgi_headers(stdout: IO[bytes]) -> tuple[int, list[tuple[str, str]]]:
+    status = 200
+    headers: list[tuple[str, str]] = []
+    while True:
+        line = stdout.readline(8192)
+        if not line:
+            raise ConnectionError("git http-backend ended before its headers")
+        text = line.decode("latin-1").rstrip("\r\n")
+        if not text:
+            return status, headers
+        name, _, value = text.partition(":")
+        value = value.strip()
+        if name.lower() == "status":
+            status = int(value.split()[0])
+        else:
+            headers.append((name, value))
+
+
+def serve_git(
+    repo: Path,
+    rest: str,
+    *,
+    allow_push: bool,
+    max_push_bytes: int,
+    timeout: float,
+    max_concurrent: int,
+) -> Response:
+    """Run ``git http-backend`` for one request and stream its answer."""
+    sem = _slots.semaphore(max_concurrent)
+    if not sem.acquire(timeout=10):
+        raise GitBusyError("Too many git requests at once; try again shortly")
+    release = _Once(sem.release)
+    try:
+        length = request.content_length
+        if length is not None and length > max_push_bytes:
+            raise PushTooLargeError(f"Request body over the {max_push_bytes}-byte limit")
+        proc = subprocess.Popen(
+            ["git", "http-backend"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_cgi_environ(repo, rest, allow_push=allow_push),
+            close_fds=True,
+        )
+    except BaseException:
+        release()
+        raise
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    timer = threading.Timer(timeout, proc.kill)
+    timer.daemon = True
+    timer.start()
+    threading.Thread(target=_drain_stderr, args=(proc.stderr,), daemon=True).start()
+    body = request.environ["wsgi.input"] if request.method == "POST" else None
+    if body is not None:
+        feeder = threading.Thread(
+            target=_feed, args=(body, proc.stdin, max_push_bytes, proc), daemon=True
+        )
+        feeder.start()
+    else:
+        proc.stdin.close()
+
+    stdout = cast(io.BufferedReader, proc.stdout)
+
+    def finish(ended: bool) -> None:
+        # After git's last byte, let it finish (a push's post-update hook may still run);
+        # a client gone mid-stream, or an error, ends it at once.
+        try:
+            if ended:
+                proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        stdout.close()
+        release()
+
+    try:
+        status, headers = _read_cgi_headers(stdout)
+    except (ConnectionError, ValueError):
+        finish(False)
+        raise AsfaloadError("git could not answer this request") from None
+
+    def stream() -> Iterator[bytes]:
+        ended = False
+        try:
+            while True:
+                chunk = stdout.read1(_CHUNK)
+                if not chunk:
+                    ended = True
+                    break
+                yield chunk
+        finally:
+            finish(ended)
+
+    resp = Response(stream_with_context(stream()), status=status, direct_passthrough=True)
+    for name, value in headers:
+        resp.headers[name] = value
+    return resp
+
+
+class _Once:
+    """Releases a slot once, whichever of the error path and the stream's end comes first."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._fn = fn
+        self._done = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._fn()
+
+
+@git_blueprint.route(MOUNT, defaults={"rest": ""}, methods=["GET", "HEAD", "POST"])
+@git_blueprint.route(f"{MOUNT}/<anypath:rest>", methods=["GET", "HEAD", "POST"])
+def git_http(rest: str) -> Response:
+    from .app import state
+
+    st = state()
+    cfg = st.config
+    if _is_push(rest) and cfg.read_only:
+        from ..mirror_sync import primary_of
+
+        primary = primary_of(str(cfg.mirror_path))
+        where = f" at {primary}" if primary else ""
+        return refuse_push_response(
+            f"this server is a read-only mirror; push signatures to the primary{where}"
+        )
+    return serve_git(
+        cfg.mirror_path,
+        rest,
+        allow_push=not cfg.read_only,
+        max_push_bytes=cfg.git_max_push_bytes,
+        timeout=cfg.git_timeout,
+        max_concurrent=cfg.git_max_concurrent,
+    )

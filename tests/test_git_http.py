@@ -1,0 +1,181 @@
+"""Git over HTTP at ``/mirror.git``: clone, fetch and push against a real ``asfaload serve``.
+
+Everything here is real: the server under gunicorn running ``git http-backend``, the ``git``
+client over loopback, the mirror's pre-receive hook, and the ``minisign`` tool for the plain-git
+signer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygit2
+import pytest
+import requests
+
+from asfaload import layout
+from asfaload.client.gitsign import sign_pending_by_git
+from asfaload.crypto import SecretKey
+from asfaload.rules import RegisterRelease
+from asfaload.store import Mirror
+from tests.conftest_server import ServerProcess, server_with_project
+from tests.test_rules_support import INDEX, P, index_bytes
+
+PENDING = layout.pending_signatures_path(INDEX)
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        ["git", "-c", "user.name=Signer", "-c", "user.email=s@example.org", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
+
+
+@pytest.fixture(scope="module")
+def tool_key(minisign_tool_unencrypted_keypair: tuple[Path, Path]) -> SecretKey:
+    return SecretKey.load(minisign_tool_unencrypted_keypair[1], None)
+
+
+@pytest.fixture
+def primary(
+    tmp_path: Path, tool_key: SecretKey
+) -> Iterator[tuple[ServerProcess, Mirror, list[SecretKey]]]:
+    """A primary whose project needs both keys (the minisign tool's and another) on a release."""
+    keys = [tool_key, SecretKey.generate("minisign")]
+    with server_with_project(tmp_path / "data", P, keys) as (server, mirror):
+        mirror.submit(RegisterRelease(INDEX, index_bytes(), keys[0].public_key))
+        yield server, mirror, keys
+
+
+def remote(server: ServerProcess) -> str:
+    return server.url("/mirror.git")
+
+
+def test_clone_fetch_shallow_and_partial_over_smart_http(primary, tmp_path: Path) -> None:
+    server, mirror, keys = primary
+    tip = mirror.head()
+    for name, extra in (
+        ("full", []),
+        ("shallow", ["--depth", "1"]),
+        ("partial", ["--filter=blob:none"]),
+    ):
+        git(tmp_path, "clone", "-q", *extra, remote(server), name)
+        assert git(tmp_path / name, "rev-parse", "HEAD").stdout.strip() == tip
+    assert git(tmp_path / "shallow", "rev-list", "--count", "HEAD").stdout.strip() == "1"
+    full = git(tmp_path / "full", "rev-list", "--count", "HEAD").stdout.strip()
+    assert int(full) == len(list(pygit2.Repository(mirror.path).walk(pygit2.Oid(hex=tip))))
+    # fetch sees what the server writes next
+    sign_pending_by_git(remote(server), keys[0], INDEX)
+    git(tmp_path / "full", "fetch", "-q", "origin")
+    assert git(tmp_path / "full", "rev-parse", "origin/main").stdout.strip() == mirror.head()
+    # the dumb-HTTP files stay for static servers
+    assert (Path(mirror.path) / "info" / "refs").is_file()
+
+
+def _plain_git_signature(tool: tuple[Path, Path], work: Path, pending_file: Path) -> str:
+    """What a signer does with the minisign tool alone: sign the file's SHA-512 digest."""
+    digest = work / "digest.bin"
+    digest.write_bytes(hashlib.sha512(pending_file.read_bytes()).digest())
+    res = subprocess.run(
+        ["minisign", "-S", "-s", str(tool[1]), "-m", str(digest)], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    return base64.b64encode((work / "digest.bin.minisig").read_bytes()).decode()
+
+
+def test_signature_by_plain_git_with_any_message_is_accepted(
+    primary, tmp_path: Path, minisign_tool_unencrypted_keypair: tuple[Path, Path]
+) -> None:
+    server, mirror, keys = primary
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", remote(server), str(clone))
+    wire = _plain_git_signature(minisign_tool_unencrypted_keypair, tmp_path, clone / INDEX)
+    envelope = clone / PENDING
+    data = json.loads(envelope.read_text())
+    data["entries"][str(keys[0].public_key)] = {"format": "minisign", "signature": wire}
+    envelope.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    git(clone, "commit", "-q", "-am", "my signature for v1.0, whatever I like to write")
+    res = git(clone, "push", "-q", "origin", "HEAD:main")
+    assert mirror.head() == git(clone, "rev-parse", "HEAD").stdout.strip(), res.stderr
+    pending = requests.get(server.url(f"/v1/files/{PENDING}"), timeout=10)
+    assert str(keys[0].public_key) in pending.text
+
+
+def test_an_extra_file_is_refused_and_main_does_not_move(primary, tmp_path: Path) -> None:
+    server, mirror, keys = primary
+    head = mirror.head()
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", remote(server), str(clone))
+    (clone / "README").write_text("hello\n")
+    git(clone, "add", "README")
+    git(clone, "commit", "-qm", "readme")
+    res = git(clone, "push", "origin", "HEAD:main", check=False)
+    assert res.returncode != 0
+    assert "remote: asfaload: push rejected:" in res.stderr
+    assert mirror.head() == head
+
+
+def test_git_sign_pending_over_http_completes_the_release(primary, tmp_path: Path) -> None:
+    server, mirror, keys = primary
+    first = sign_pending_by_git(remote(server), keys[0], INDEX)
+    assert not first.is_complete
+    second = sign_pending_by_git(remote(server), keys[1], INDEX)
+    assert second.is_complete and mirror.head() == second.commit_id
+    complete = requests.get(server.url(f"/v1/files/{layout.signatures_path(INDEX)}"), timeout=10)
+    assert complete.status_code == 200
+    assert {str(k.public_key) for k in keys} <= set(json.loads(complete.text)["entries"])
+
+
+@pytest.mark.parametrize("size", [256 * 1024, 3 * 1024 * 1024])  # with a length; chunked
+def test_push_body_over_the_cap_is_refused(tmp_path: Path, tool_key: SecretKey, size: int) -> None:
+    env = {"ASFALOAD_GIT_MAX_PUSH_BYTES": "65536"}
+    with server_with_project(tmp_path / "data", P, [tool_key], env=env) as (server, mirror):
+        head = mirror.head()
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", remote(server), str(clone))
+        (clone / "big.bin").write_bytes(os.urandom(size))  # incompressible
+        git(clone, "add", "big.bin")
+        git(clone, "commit", "-qm", "big")
+        res = git(clone, "push", "origin", "HEAD:main", check=False)
+        assert res.returncode != 0
+        assert "push rejected" not in res.stderr  # git never got to run the hook
+        assert mirror.head() == head
+        assert requests.get(server.url("/v1/ping"), timeout=10).status_code == 200
+
+
+def test_read_only_server_refuses_pushes_naming_the_primary(primary, tmp_path: Path) -> None:
+    server, mirror, keys = primary
+    from asfaload.mirror_sync import sync
+
+    data = tmp_path / "ro"
+    data.mkdir()
+    sync(str(data / "mirror.git"), remote(server))
+    ro = ServerProcess(data, env={"ASFALOAD_READ_ONLY": "1"}).start()
+    try:
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", remote(ro), str(clone))
+        assert git(clone, "rev-parse", "HEAD").stdout.strip() == mirror.head()
+        (clone / "x").write_text("x\n")
+        git(clone, "add", "x")
+        git(clone, "commit", "-qm", "x")
+        res = git(clone, "push", "origin", "HEAD:main", check=False)
+        assert res.returncode != 0
+        assert "read-only mirror" in res.stderr and remote(server) in res.stderr, res.stderr
+        # REST writes are still refused with JSON, reads still work.
+        assert requests.post(ro.url("/v1/revoke"), data=b"{}", timeout=10).status_code == 405
+        assert requests.get(ro.url(f"/v1/files/{INDEX}"), timeout=10).status_code == 200
+    finally:
+        ro.stop()
