@@ -34,6 +34,9 @@ class ServerConfig:
     log_level: str = "info"
     # Seconds gunicorn waits for in-flight requests (and so their queued writes) on shutdown.
     graceful_timeout: int = 30
+    # Seconds a client has to send a whole request (head and body); a connection that stalls
+    # longer is closed, so stalled clients cannot hold the server (asfaload.server.front).
+    request_timeout: int = 30
     # A read-only mirror (kept up to date by `asfaload mirror sync`) serves the public reads and
     # refuses every write: a local commit would fork it from the primary it follows.
     read_only: bool = False
@@ -48,6 +51,8 @@ class ServerConfig:
             raise ConfigError(f"Invalid max_body_bytes: {self.max_body_bytes}")
         if self.graceful_timeout < 0:
             raise ConfigError(f"Invalid graceful_timeout: {self.graceful_timeout}")
+        if self.request_timeout < 1:
+            raise ConfigError(f"Invalid request_timeout: {self.request_timeout}")
         object.__setattr__(
             self, "gitlab_hosts", tuple(h.strip().lower() for h in self.gitlab_hosts if h.strip())
         )
@@ -105,7 +110,7 @@ class ServerConfig:
         return replace(cls(), **coerced)
 
 
-_INT_FIELDS = {"port", "workers", "max_body_bytes", "graceful_timeout"}
+_INT_FIELDS = {"port", "workers", "max_body_bytes", "graceful_timeout", "request_timeout"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -152,6 +157,7 @@ _ENV = {
     "ASFALOAD_MAX_BODY_BYTES": "max_body_bytes",
     "ASFALOAD_LOG_LEVEL": "log_level",
     "ASFALOAD_GRACEFUL_TIMEOUT": "graceful_timeout",
+    "ASFALOAD_REQUEST_TIMEOUT": "request_timeout",
     "ASFALOAD_READ_ONLY": "read_only",
 }
 
