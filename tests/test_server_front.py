@@ -13,10 +13,14 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
+from asfaload.auth import sign_request
+from asfaload.crypto import SecretKey
 from tests.conftest_server import ServerProcess
+from tests.http_util import raw_request, signed_request
 
 # Seconds the server gives a client to send a whole request (head and body): short here so the
 # stalled sockets are closed while the test waits.
@@ -40,6 +44,7 @@ STALLS: dict[str, bytes] = {
     ),
 }
 PER_KIND = 25  # 125 stalled sockets in all
+PROBE = "/v1/signatures/https/github.com/443/acme/repo/missing.json"
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +150,126 @@ def test_slow_but_steady_client_is_served(server: ServerProcess):
             time.sleep(0.2)
         reply = _read_all(s)
     assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+
+
+# --- errors the HTTP layer answers itself ----------------------------------------------------
+def _get(target: str, *headers: str) -> bytes:
+    lines = [f"GET {target} HTTP/1.1", "Host: 127.0.0.1", *headers, "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        # Request line over the limit, whole or still coming (no line end yet).
+        (_get("/v1/files/" + "a" * 9000), 414),
+        (b"GET /v1/files/" + b"a" * 20000, 414),
+        # One header field over the limit, too many fields, a head over the total limit.
+        (_get("/v1/ping", "X-Big: " + "b" * 9000), 431),
+        (_get("/v1/ping", *(f"X-H{i}: v" for i in range(150))), 431),
+        (_get("/v1/ping", *(f"X-H{i}: {'c' * 4000}" for i in range(40))), 431),
+        # Malformed requests.
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /v1/ping HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
+        (_get("/v1/ping", "Bad Header"), 400),
+        (_get("/v1/ping", "X-Nul: a\x00b"), 400),
+        (b"GET /v1/ping?a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (_get("v1/ping"), 400),
+        (b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        (
+            b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            400,
+        ),
+        (
+            b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+        (b"GET /v1/ping HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        # Declared bodies over the limit, answered before the body is read.
+        (b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{", 413),
+        (
+            b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+            + b"9" * 5000
+            + b"\r\n\r\n",
+            400,
+        ),
+    ],
+    ids=[
+        "line-too-long",
+        "line-too-long-unterminated",
+        "field-too-large",
+        "too-many-fields",
+        "head-too-large",
+        "garbage",
+        "no-host",
+        "header-without-colon",
+        "nul-in-header",
+        "space-in-target",
+        "relative-target",
+        "bad-content-length",
+        "two-content-lengths",
+        "bad-chunk",
+        "http-2.0",
+        "gzip-transfer-coding",
+        "declared-body-too-big",
+        "content-length-5000-digits",
+    ],
+)
+def test_http_layer_errors_are_json(server: ServerProcess, raw: bytes, status: int):
+    got, headers, body = _exchange(server, raw)
+    assert got == status, body[:200]
+    message = _error(got, headers, body)
+    assert str(server.data_dir) not in message
+    assert headers["connection"] == "close"
+
+
+def test_chunked_body_over_the_limit_is_413(server: ServerProcess):
+    chunk = b"x" * 65536
+    piece = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    raw = (
+        b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + piece * 20  # 1.25 MiB, over the default 1 MiB body limit
+        + b"0\r\n\r\n"
+    )
+    status, headers, body = _exchange(server, raw)
+    assert status == 413
+    assert _error(status, headers, body).startswith("Request too big")
+
+
+def test_chunked_body_reaches_the_app_whole(server: ServerProcess):
+    # The app sees the de-chunked body (here: refused by authentication, which reads it).
+    doc = b'{"signers_file_url": "https://github.com/a/b", "public_key": "k"}'
+    raw = (
+        b"POST /v1/register_repo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n\r\n"
+        % (len(doc), doc)
+    )
+    status, headers, body = _exchange(server, raw)
+    assert status == 401, body
+    _error(status, headers, body)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [PROBE.replace("missing", "mis%73ing") + "?x=%41", PROBE + "?", PROBE + "?a=1&a=2%20"],
+)
+def test_signed_target_reaches_the_app_as_sent(server: ServerProcess, target: str):
+    # Requests sign the target exactly as sent (percent-encoding and query included): signed
+    # as sent, authentication passes (404: no such file); signed in a decoded spelling, 401.
+    key = SecretKey.generate("ed25519")
+    assert signed_request(server.base_url, key, "GET", target).status == 404
+    decoded = unquote(target).rstrip("?")
+    headers = sign_request(key, "GET", decoded)
+    assert raw_request(server.base_url, "GET", target, headers=headers).status == 401
+
+
+def test_keep_alive_serves_several_requests(server: ServerProcess):
+    one = b"GET /v1/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _connect(server) as s:
+        s.sendall(one + one + _get("/v1/ping"))  # pipelined, the last one closes
+        reply = _read_all(s)
+    assert reply.count(b"HTTP/1.1 200 ") == 3, reply

@@ -147,11 +147,9 @@ class _Connection:
                     self._check_request_line()
                     if exc.error_status_hint == 431:
                         raise _Refused(431, "Request header fields too large") from None
+                    if exc.error_status_hint == 501:
+                        raise _Refused(501, "Unsupported transfer coding") from None
                 raise _Refused(400, "Bad request: malformed HTTP request") from None
-            except ValueError:
-                # h11 turns Content-Length into an int: past Python's int-str digit limit
-                # that raises. No such body fits under the size limit.
-                raise _Refused(413, REQUEST_TOO_BIG) from None
             if event is not h11.NEED_DATA:
                 return event
             if in_head:
@@ -187,6 +185,8 @@ class _Connection:
             await self._receive(deadline)
 
     def _check_head(self, request: h11.Request) -> None:
+        if request.http_version not in (b"1.0", b"1.1"):
+            raise _Refused(505, "HTTP version not supported")
         line = len(request.method) + len(request.target) + len(request.http_version) + 7
         if line > self.limits.max_request_line:
             raise _Refused(414, "Request line too long")
