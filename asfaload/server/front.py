@@ -218,7 +218,7 @@ class _Connection:
             else:  # ConnectionClosed mid-body
                 raise _Gone
 
-    # --- writing (called from the app's thread through send_from_thread) ----------------------
+    # --- writing (from the app's thread, through _AppCall._send) ----------------------------
     async def send_events(self, events: list[h11.Event]) -> None:
         if self.writer.is_closing():
             raise _Gone
