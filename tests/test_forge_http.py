@@ -440,3 +440,14 @@ def test_emulator_runs_as_a_process(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100_000, b'{"a":' * 100_000, b'{"n": ' + b"9" * 5000 + b"}"],
+    ids=["nested-arrays", "nested-objects", "giant-int"],
+)
+def test_hostile_json_is_a_forge_error(emu: ForgeEmulator, raw: bytes) -> None:
+    url = emu.put_fileserver_file("hostile.json", raw)
+    with pytest.raises(ForgeError, match="Invalid JSON"):
+        client_for(emu).get_json(url)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asfaload.crypto import SecretKey, sha512
-from asfaload.errors import AsfaloadError
+from asfaload.errors import AsfaloadError, FormatError
 from asfaload.model import (
     CurrentSignersInfo,
     HistoryEntry,
@@ -202,3 +203,30 @@ def test_signed_files_keep_their_exact_bytes(name, indent, separators, pad, asci
     assert parsed.raw == raw
     assert parsed.to_dict()["zz_unknown"] == ["é", {"n": 1.5}]
     assert parsed.to_bytes() == from_bytes(parsed.to_bytes()).raw
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("max_digits", [None, 0], ids=["default-int-limit", "no-int-limit"])
+def test_giant_integer_literal_is_a_format_error(name, max_digits):
+    """Refused before conversion: whatever the process's int-str digit limit (0: none, where
+    converting would take quadratic time), and without Python's own hint in the message."""
+    from_bytes, _, doc = MODELS[name]
+    text = json.dumps({**doc, "zz_big": 1}).replace('"zz_big": 1', '"zz_big": ' + "9" * 200_000)
+    old = sys.get_int_max_str_digits()
+    if max_digits is not None:
+        sys.set_int_max_str_digits(max_digits)
+    try:
+        with pytest.raises(FormatError, match="integer too large") as caught:
+            from_bytes(text.encode())
+    finally:
+        sys.set_int_max_str_digits(old)
+    assert "sys." not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "raw", [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000]
+)
+def test_hostile_nesting_is_a_format_error(name, raw):
+    with pytest.raises(FormatError, match="nested"):
+        MODELS[name][0](raw)

@@ -45,6 +45,8 @@ def test_env_lists_and_booleans():
     forge = c.forge_config()
     assert forge.http.rewrite("https://github.com/a/b") == "http://127.0.0.1:1/gh/a/b"
     assert forge.gitlab_hosts == ("a.example", "b.example")
+    assert c.request_timeout == 30
+    assert ServerConfig.load(env={"ASFALOAD_REQUEST_TIMEOUT": "7"}).request_timeout == 7
 
 
 @pytest.mark.parametrize(
@@ -55,6 +57,8 @@ def test_env_lists_and_booleans():
         {"ASFALOAD_WORKERS": "0"},
         {"ASFALOAD_ALLOW_PRIVATE_URLS": "maybe"},
         {"ASFALOAD_MAX_BODY_BYTES": "10"},
+        {"ASFALOAD_REQUEST_TIMEOUT": "0"},
+        {"ASFALOAD_REQUEST_TIMEOUT": "soon"},
     ],
 )
 def test_invalid_values(env):

@@ -21,7 +21,6 @@ Every forge fetch goes through :class:`HttpClient`. The rules it enforces:
 from __future__ import annotations
 
 import email.utils
-import json
 import os
 import socket
 import threading
@@ -39,6 +38,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import ForgeError, FormatError
+from ..model import parse_json
 from . import policy
 
 ENV_REWRITES = "ASFALOAD_URL_REWRITES"
@@ -377,8 +377,8 @@ class HttpClient:
         cap = self.config.json_max_bytes if max_bytes is None else max_bytes
         fetched = self.get(url, max_bytes=cap, timeout=timeout, headers=headers)
         try:
-            return json.loads(fetched.content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            return parse_json(fetched.content, FormatError)
+        except FormatError:
             raise ForgeError(f"Invalid JSON from {url}") from None
 
     def stream(

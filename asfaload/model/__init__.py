@@ -22,6 +22,7 @@ Modules (each documents its JSON format and API in its docstring):
 
 from __future__ import annotations
 
+from ._json import loads as parse_json
 from .history import CurrentSignersInfo, HistoryEntry, SignersChain, SignersHistory
 from .index import ACCEPTED_DOWNLOAD_ALGOS, ALGOS, PublishedFile, ReleaseIndex
 from .metadata import FORGE_KINDS, SignersMetadata
@@ -49,6 +50,7 @@ __all__ = [
     "SignerGroup",
     "SignersFile",
     "format_rfc3339",
+    "parse_json",
     "now_unix",
     "parse_rfc3339",
     "to_unix",

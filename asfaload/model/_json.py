@@ -1,8 +1,12 @@
-"""Strict JSON reading and writing shared by every model parser (private to ``asfaload.model``).
+"""Strict JSON reading and writing shared by every model parser; :func:`loads` is also the one
+JSON reader of request bodies and forge answers (``asfaload.model.parse_json``).
 
 Every file we parse may come from an attacker (a forge, a pushed commit, a request body), so the
 reader turns *every* failure into the caller's :class:`~asfaload.errors.FormatError` subclass:
 bad UTF-8, bad JSON, duplicate object keys, NaN/Infinity, absurd nesting or giant integers.
+Nesting past what the decoder can recurse into is its ``RecursionError``, caught here; integer
+literals are measured before conversion, so a long one costs no quadratic conversion and needs
+no process-wide int-str digit limit.
 Duplicate keys are refused because two JSON parsers may disagree on which value wins, and these
 bytes are signed: a verifier must see exactly what the signers saw.
 """
@@ -14,13 +18,15 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NoReturn, cast
 
-from ..errors import FormatError
+from ..errors import FormatError, one_line
 
 # Deep enough for any real document (ours nest at most ~6 levels), shallow enough that
 # re-serialising preserved unknown fields can never hit Python's recursion limit.
 MAX_DEPTH = 64
 # Integers beyond this are never meaningful here, and very large ones make int<->str raise.
 _MAX_INT_BITS = 4096
+# Decimal digits of the largest such integer: a longer literal is refused unconverted.
+_MAX_INT_DIGITS = len(str(1 << _MAX_INT_BITS))
 
 ErrorFactory = Callable[[str], FormatError]
 JSONDict = dict[str, Any]
@@ -37,6 +43,13 @@ def fail(err: ErrorFactory, message: str) -> NoReturn:
 def _reject_constant(name: str) -> NoReturn:
     # Raised inside json.loads; converted below.
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _parse_int(literal: str) -> int:
+    # Raised inside json.loads; converted below.
+    if len(literal) > _MAX_INT_DIGITS + 1:  # + 1 for a minus sign
+        raise ValueError("integer too large")
+    return int(literal)
 
 
 def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -61,13 +74,14 @@ def loads(raw: bytes, err: ErrorFactory) -> Any:
             text,
             object_pairs_hook=_pairs_without_duplicates,
             parse_constant=_reject_constant,
+            parse_int=_parse_int,
         )
     except json.JSONDecodeError as exc:
         fail(err, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except RecursionError:
         fail(err, "invalid JSON: nested too deeply")
-    except ValueError as exc:  # duplicate keys, NaN/Infinity, int digit limit
-        fail(err, f"invalid JSON: {exc}")
+    except ValueError as exc:  # duplicate keys, NaN/Infinity, integer too large
+        fail(err, f"invalid JSON: {one_line(str(exc))}")
     check_value(value, err)
     return value
 

@@ -6,13 +6,13 @@ shape. Unknown fields are ignored, so older and newer clients keep working.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from ..errors import FormatError
+from ..model import parse_json
 
 MAX_CSUM_FILES = 64
 MAX_SIGNATURES = 16
@@ -23,14 +23,8 @@ def _invalid(message: str) -> FormatError:
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise _invalid("body is not valid UTF-8") from exc
-    except json.JSONDecodeError as exc:
-        raise _invalid(
-            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from exc
+    # The strict reader: hostile nesting or integers are a 400 like any other bad JSON.
+    data = parse_json(body, _invalid)
     if not isinstance(data, dict):
         raise _invalid("expected a JSON object")
     return data

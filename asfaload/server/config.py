@@ -36,6 +36,9 @@ class ServerConfig:
     log_level: str = "info"
     # Seconds gunicorn waits for in-flight requests (and so their queued writes) on shutdown.
     graceful_timeout: int = 30
+    # Seconds a client has to send a whole request (head and body); a connection that stalls
+    # longer is closed, so stalled clients cannot hold the server (asfaload.server.front).
+    request_timeout: int = 30
     # A read-only mirror (kept up to date by `asfaload mirror sync`) serves the public reads and
     # refuses every write: a local commit would fork it from the primary it follows.
     read_only: bool = False
@@ -66,6 +69,8 @@ class ServerConfig:
             raise ConfigError(f"Invalid max_body_bytes: {self.max_body_bytes}")
         if self.graceful_timeout < 0:
             raise ConfigError(f"Invalid graceful_timeout: {self.graceful_timeout}")
+        if self.request_timeout < 1:
+            raise ConfigError(f"Invalid request_timeout: {self.request_timeout}")
         object.__setattr__(
             self, "gitlab_hosts", tuple(h.strip().lower() for h in self.gitlab_hosts if h.strip())
         )
@@ -128,6 +133,7 @@ _INT_FIELDS = {
     "workers",
     "max_body_bytes",
     "graceful_timeout",
+    "request_timeout",
     "git_max_push_bytes",
     "git_timeout",
     "git_max_concurrent",
@@ -178,6 +184,7 @@ _ENV = {
     "ASFALOAD_MAX_BODY_BYTES": "max_body_bytes",
     "ASFALOAD_LOG_LEVEL": "log_level",
     "ASFALOAD_GRACEFUL_TIMEOUT": "graceful_timeout",
+    "ASFALOAD_REQUEST_TIMEOUT": "request_timeout",
     "ASFALOAD_READ_ONLY": "read_only",
     "ASFALOAD_REPO": "repo",
     "ASFALOAD_GIT_MAX_PUSH_BYTES": "git_max_push_bytes",

@@ -16,12 +16,13 @@ from ..errors import AsfaloadError, StoreError, one_line
 log = logging.getLogger("asfaload.server")
 
 INTERNAL_ERROR = "Internal server error"
+REQUEST_TOO_BIG = "Request too big: length limit exceeded"
 
 _HTTP_MESSAGES = {
     400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
-    413: "Request too big: length limit exceeded",
+    413: REQUEST_TOO_BIG,
     415: "Unsupported media type: expected application/json",
 }
 

@@ -1,6 +1,10 @@
 """Run the app under gunicorn: one app per worker process, graceful shutdown.
 
-On SIGTERM/SIGINT gunicorn stops accepting connections and lets each worker finish its in-flight
+Each worker is a :class:`~asfaload.server.front.BufferingWorker`: it reads every request whole
+(within the size limits and the request timeout) before a thread runs the app, so clients that
+stall cannot hold the threads.
+
+On SIGTERM gunicorn stops accepting connections and lets each worker finish its in-flight
 requests (up to ``graceful_timeout``). A write is acknowledged only after its commit is
 published, so finishing the requests finishes the queued writes; then the writer process
 (asfaload.store.remote) that the workers write through is stopped.
@@ -18,6 +22,7 @@ from ..errors import StoreError
 from ..store.remote import WriterProcess
 from .app import STATE_KEY, ServerState, create_app, prepare_data_dir
 from .config import ServerConfig
+from .front import BufferingWorker, FrontLimits
 
 log = logging.getLogger("asfaload.server")
 
@@ -46,10 +51,13 @@ class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
         settings: dict[str, Any] = {
             "bind": [_bind(c.host, c.port)],
             "workers": c.workers,
-            "worker_class": "gthread",
+            "worker_class": BufferingWorker,
+            # Threads that run the app; requests reach them only once read whole.
             "threads": 16,
             "graceful_timeout": c.graceful_timeout,
             "timeout": 120,
+            # Seconds an idle kept-alive connection waits for its next request.
+            "keepalive": 5,
             "preload_app": False,
             "accesslog": None,  # our structured access log replaces gunicorn's
             "errorlog": "-",
@@ -58,12 +66,24 @@ class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
             # gunicorn's control socket would live in $HOME and be shared by every server.
             "control_socket_disable": True,
             "worker_exit": _worker_exit,
-            # Request-line and header limits a little above gunicorn's defaults: mirror paths
-            # are long.
+            # The front's request-line and header limits (FrontLimits) are these settings.
             "limit_request_line": 8190,
+            "limit_request_fields": 100,
+            "limit_request_field_size": 8190,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
+
+    def front_limits(self) -> FrontLimits:
+        """What BufferingWorker accepts before the app sees a request."""
+        return FrontLimits(
+            request_timeout=float(self.server_config.request_timeout),
+            keepalive_timeout=float(self.cfg.keepalive),
+            max_body_bytes=self.server_config.max_body_bytes,
+            max_request_line=self.cfg.limit_request_line,
+            max_header_fields=self.cfg.limit_request_fields,
+            max_header_field=self.cfg.limit_request_field_size,
+        )
 
     def load(self) -> Flask:
         app = create_app(self.server_config, writer_socket=self.writer_socket)

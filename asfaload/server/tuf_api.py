@@ -7,14 +7,14 @@ published roots re-sign snapshot and timestamp). The work itself is in :mod:`asf
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, FormatError
+from ..model import parse_json
 from ..tuf.accounts import User
 from ..tuf.documents import AppRef, Expirations, validate_app_name
 from ..tuf.errors import TufError
@@ -54,8 +54,8 @@ def _body(required: bool = True) -> Any:
     if not raw.strip() and not required:
         return {}
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = parse_json(raw, FormatError)
+    except FormatError as exc:
         raise TufError(f"Invalid payload format: {exc}") from None
     if not isinstance(doc, dict):
         raise TufError("Invalid payload format: expected a JSON object")
@@ -89,8 +89,8 @@ def _admin_gate() -> None:
 @tuf_blueprint.post("/login")
 def login() -> Response:
     try:
-        body = json.loads(request.get_data(cache=True))
-    except (ValueError, UnicodeDecodeError):
+        body = parse_json(request.get_data(cache=True), FormatError)
+    except FormatError:
         body = None
     if (
         not isinstance(body, dict)
