@@ -179,3 +179,17 @@ def test_read_only_server_refuses_pushes_naming_the_primary(primary, tmp_path: P
         assert requests.get(ro.url(f"/v1/files/{INDEX}"), timeout=10).status_code == 200
     finally:
         ro.stop()
+
+
+def test_push_larger_than_a_rest_body_reaches_the_hook(primary, tmp_path: Path) -> None:
+    """A pack over the REST body limit (1 MiB) but under the push cap is fed to git whole."""
+    server, mirror, keys = primary
+    head = mirror.head()
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", remote(server), str(clone))
+    (clone / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    git(clone, "add", "big.bin")
+    git(clone, "commit", "-qm", "big")
+    res = git(clone, "push", "origin", "HEAD:main", check=False)
+    assert "asfaload: push rejected" in res.stderr and "big.bin" in res.stderr, res.stderr
+    assert mirror.head() == head

@@ -62,6 +62,12 @@ class FrontLimits:
     # Seconds an idle kept-alive connection waits for the next request.
     keepalive_timeout: float = 5.0
     max_body_bytes: int = 1024 * 1024
+    # Requests whose target starts with ``bulk_prefix`` (git pushes to /mirror.git) may carry
+    # up to ``bulk_body_bytes``, as slowly as they like while data keeps coming (each piece
+    # within ``request_timeout`` of the last), within ``bulk_timeout`` in all.
+    bulk_prefix: bytes = b"/mirror.git/"
+    bulk_body_bytes: int = 64 * 1024 * 1024
+    bulk_timeout: float = 600.0
     max_request_line: int = 8190
     max_header_fields: int = 100
     max_header_field: int = 8190
@@ -197,13 +203,26 @@ class _Connection:
                 raise _Refused(431, "Request header field too large")
         if not request.target.startswith(b"/") and b"://" not in request.target:
             raise _Refused(400, "Bad request: unsupported request target")
-        length = _content_length(request, self.limits.max_body_bytes)
-        if length is not None and length > self.limits.max_body_bytes:
+        cap = self._body_cap(request)
+        length = _content_length(request, cap)
+        if length is not None and length > cap:
             raise _Refused(413, REQUEST_TOO_BIG)
+
+    def _is_bulk(self, request: h11.Request) -> bool:
+        prefix = self.limits.bulk_prefix
+        return bool(prefix) and request.target.startswith(prefix)
+
+    def _body_cap(self, request: h11.Request) -> int:
+        return self.limits.bulk_body_bytes if self._is_bulk(request) else self.limits.max_body_bytes
 
     async def _read_body(self, request: h11.Request, deadline: float) -> bytes:
         body = bytearray()
+        cap = self._body_cap(request)
+        bulk = self._is_bulk(request)
+        last = self.loop.time() + self.limits.bulk_timeout
         while True:
+            if bulk:
+                deadline = min(last, self.loop.time() + self.limits.request_timeout)
             if self.h11.they_are_waiting_for_100_continue:
                 self.writer.write(
                     self.h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
@@ -211,7 +230,7 @@ class _Connection:
             event = await self._next_event(deadline, in_head=False)
             if isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > self.limits.max_body_bytes:
+                if len(body) > cap:
                     raise _Refused(413, REQUEST_TOO_BIG)
             elif isinstance(event, h11.EndOfMessage):
                 return bytes(body)

@@ -80,6 +80,8 @@ class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
             request_timeout=float(self.server_config.request_timeout),
             keepalive_timeout=float(self.cfg.keepalive),
             max_body_bytes=self.server_config.max_body_bytes,
+            bulk_body_bytes=self.server_config.git_max_push_bytes,
+            bulk_timeout=float(self.server_config.git_timeout),
             max_request_line=self.cfg.limit_request_line,
             max_header_fields=self.cfg.limit_request_fields,
             max_header_field=self.cfg.limit_request_field_size,
