@@ -112,6 +112,21 @@ def test_signature_by_plain_git_with_any_message_is_accepted(
     assert mirror.head() == git(clone, "rev-parse", "HEAD").stdout.strip(), res.stderr
     pending = requests.get(server.url(f"/v1/files/{PENDING}"), timeout=10)
     assert str(keys[0].public_key) in pending.text
+    # The last signature completes the release in the same commit, by hand as docs/git.md
+    # shows: the envelope loses its .pending suffix, the governing signers file is copied.
+    data = json.loads(envelope.read_text())
+    sig = keys[1].sign(hashlib.sha512((clone / INDEX).read_bytes()).digest()).to_wire()
+    data["entries"][str(keys[1].public_key)] = {"format": "minisign", "signature": sig}
+    envelope.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    final = layout.signatures_path(INDEX)
+    git(clone, "mv", PENDING, final)
+    active = git(clone, "show", f"HEAD:{layout.signers_file_path(P)}").stdout
+    (clone / layout.local_signers_path(INDEX)).write_text(active)
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "done")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    assert mirror.head() == git(clone, "rev-parse", "HEAD").stdout.strip()
+    assert requests.get(server.url(f"/v1/files/{final}"), timeout=10).status_code == 200
 
 
 def test_an_extra_file_is_refused_and_main_does_not_move(primary, tmp_path: Path) -> None:
