@@ -14,7 +14,7 @@ from .. import layout
 from ..errors import ConfigError
 from ..forge import ForgeConfig, HttpConfig, parse_rewrites
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the reference's limit (notes §5.1)
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # 1 MiB, upstream's limit
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ServerConfig:
     gitlab_hosts: tuple[str, ...] = ()
     github_token: str | None = None
     gitlab_token: str | None = None
-    # "PREFIX=REPLACEMENT,..." as DESIGN.md "Outbound HTTP" fixes it; applied by the forge layer.
+    # "PREFIX=REPLACEMENT,..." (docs/formats.md, "URL rewrites"); applied by the forge layer.
     url_rewrites: str | None = None
     allow_private_urls: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -142,7 +142,7 @@ _ENV = {
     "ASFALOAD_DATA_DIR": "data_dir",
     "ASFALOAD_HOST": "host",
     "ASFALOAD_PORT": "port",
-    "ASFALOAD_SERVER_PORT": "port",  # the reference's name (notes §5.1)
+    "ASFALOAD_SERVER_PORT": "port",  # upstream's name for it
     "ASFALOAD_WORKERS": "workers",
     "ASFALOAD_GITLAB_HOSTS": "gitlab_hosts",
     "ASFALOAD_GITHUB_API_KEY": "github_token",
