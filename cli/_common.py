@@ -1,6 +1,6 @@
 """Options and behaviour shared by every command: passwords, secret keys, --json, errors.
 
-Password sources, first match wins (as the reference client, notes §8):
+Password sources, first match wins (as upstream's client):
   1. ``-p/--password``        2. ``-P/--password-file`` (trailing whitespace trimmed)
   3. ``ASFALOAD_<CMD>_PASSWORD``  4. ``ASFALOAD_<CMD>_PASSWORD_FILE``
   5. an interactive prompt, only when stdin is a terminal; otherwise a clear error (never a hang).
@@ -149,7 +149,7 @@ def dumps_compact(obj: object) -> str:
 
 
 def debug_path(path: str | os.PathLike[str]) -> str:
-    """A path quoted as the reference prints it (Rust ``{:?}``): ``"signers.json"``."""
+    """A path quoted as upstream's client prints it (Rust ``{:?}``): ``"signers.json"``."""
     return json.dumps(os.fspath(path), ensure_ascii=False)
 
 

@@ -65,7 +65,7 @@ def _collect(spec: _GroupSpec, strings: tuple[str, ...], files: tuple[str, ...])
     seen: set[PublicKey] = set()
     for k in keys:
         if k in seen:
-            # A key listed twice would count twice towards the threshold (notes §10 item 7).
+            # A key listed twice would count twice towards the threshold (so it is refused).
             raise SignersFileError(f"Duplicate {spec.noun} key: {k}")
         seen.add(k)
     return keys

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE_KEYS = SHARED / "vectors" / "reference-minisign-keys"
+VECTORS = Path(__file__).resolve().parent / "vectors"
+REFERENCE_KEYS = VECTORS / "reference-minisign-keys"
 REFERENCE_PASSWORD = "password"
 # Cheap Argon2id for ed25519 keys written by tests (decoding still enforces the real limits).
 CHEAP_KDF = "8,1,1"
@@ -18,7 +18,9 @@ CHEAP_KDF = "8,1,1"
 
 @pytest.fixture(scope="session")
 def reference_keys_dir() -> Path:
-    """The reference's fixture minisign keys key_0..key_2 (password ``password``)."""
+    """Upstream Asfaload's fixture minisign keys key_0..key_2 (password ``password``).
+
+    Origin in ``tests/vectors/README.md``."""
     assert (REFERENCE_KEYS / "key_0").is_file(), f"missing test vectors in {REFERENCE_KEYS}"
     return REFERENCE_KEYS
 

@@ -3,10 +3,10 @@
 
 - interop: a key made by ``asfaload new-keys`` (production scrypt) signs a digest that
   ``minisign -V -P <pub> -m <digest-file> -x <sig>`` accepts; a password-protected ``minisign -G``
-  key's own signatures verify in ``asfaload verify-sig``; the reference vector of notes §1.6
-  verifies in ``asfaload verify-sig``;
-- the outputs of ``new-keys`` and ``new-signers-file`` compared with the lines of the manual
-  itself (read from the seed file, not copied into the test);
+  key's own signatures verify in ``asfaload verify-sig``; the signature vector made with upstream
+  Asfaload's fixture key_0 (``tests/vectors/``) verifies in ``asfaload verify-sig``;
+- the outputs of ``new-keys`` and ``new-signers-file`` compared line for line with the lines the
+  Asfaload user manual prints for them (written out below);
 - every invalid ``new-signers-file`` combination the issue names: exit code 1, one clear line,
   nothing written.
 """
@@ -23,14 +23,12 @@ from pathlib import Path
 import pytest
 
 from asfaload.crypto import PublicKey, SecretKey, sha512_file
-from tests.conftest import SHARED
 from tests.conftest_server import ASFALOAD
 
-MANUAL = next((SHARED / "seeds").glob("002_*.txt")).read_text()
 STRONG = "correct horse battery staple 42"
 CHEAP_ENV = {"ASFALOAD_INSECURE_TEST_KDF_PARAMS": "8,1,1"}
 
-# Reference notes §1.6: key_0's signature of the content "data" (wire form).
+# key_0's signature of the content "data" (wire form; tests/vectors/README.md).
 VECTOR_WIRE = (
     "dW50cnVzdGVkIGNvbW1lbnQ6IHNpZ25hdHVyZSBmcm9tIHJzaWduIHNlY3JldCBrZXkKUlVTMWtaSmVLbWVOT1BqanhkaE"
     "g3SVh6QlA1RFJEdGRCRzkxU2QyYjFHNkIzY0g5cEZKWlhHamp4clBocTdvdHQ5THlVL3VWTHZvSmQyd1dzMkFBYzk3VVBC"
@@ -55,12 +53,36 @@ def asfaload(
     )
 
 
-def manual_block(section: str, heading: str, count: int) -> list[str]:
-    """The ``count`` non-empty lines after ``heading`` inside the manual's ``section``."""
-    start = MANUAL.index(section)
-    at = MANUAL.index(heading, start) + len(heading)
-    lines = [ln for ln in MANUAL[at:].splitlines() if ln.strip()]
-    return lines[:count]
+# The manual's output lines, for the manual's own examples. ``new-keys -n mykey -o ~/.asfaload``:
+NEW_KEYS_HUMAN = [
+    "Generating Minisign keypair with name 'mykey' in directory \"/home/user/.asfaload\"",
+    "Public key saved at /home/user/.asfaload/mykey.pub and secret key at /home/user/.asfaload/mykey",
+]
+NEW_KEYS_JSON = (
+    '{"public_key_path":"/home/user/.asfaload/mykey.pub",'
+    '"secret_key_path":"/home/user/.asfaload/mykey"}'
+)
+# ``new-signers-file`` with three artifact signers (threshold 2) and one admin key (threshold 1),
+# written to ``signers.json``:
+NEW_SIGNERS_FILE_HUMAN = [
+    'Signers file created successfully at: "signers.json"',
+    "Artifact signers: 3 (threshold: 2)",
+    "Admin keys: 1 (threshold: 1)",
+    "Master keys: 0 (threshold: none)",
+    "Revocation keys: 0 (threshold: none)",
+]
+NEW_SIGNERS_FILE_JSON = (
+    '{"output_file":"signers.json","artifact_signers_count":3,"artifact_threshold":2,'
+    '"admin_keys_count":1,"admin_threshold":1,"master_keys_count":0,"master_threshold":null,'
+    '"revocation_keys_count":0,"revocation_threshold":null}'
+)
+# The how-to's summary after "2. Create the signers file" (three artifact signers, threshold 2).
+HOWTO_SIGNERS_SUMMARY = [
+    'Signers file created successfully at: "signers.json"',
+    "Artifact signers: 3 (threshold: 2)",
+    "Admin keys: 0 (threshold: none)",
+    "Master keys: 0 (threshold: none)",
+]
 
 
 # --- interoperability with the minisign tool ----------------------------------------------------
@@ -129,8 +151,8 @@ def test_reference_vector_verifies_in_cli(tmp_path: Path, reference_keys_dir: Pa
     ("algorithm", "display"), [("minisign", "Minisign"), ("ed25519", "Ed25519")]
 )
 def test_new_keys_output_is_the_manuals(tmp_path: Path, algorithm: str, display: str) -> None:
-    human = manual_block("client new-keys\n\nGenerate", "Human-readable (default):", 2)
-    json_line = manual_block("client new-keys\n\nGenerate", "JSON (with --json):", 1)[0]
+    human = NEW_KEYS_HUMAN
+    json_line = NEW_KEYS_JSON
     home = "/home/user/.asfaload"
     out = tmp_path / "home" / "user" / ".asfaload"
     env = {**CHEAP_ENV, "ASFALOAD_NEW_KEYS_PASSWORD": STRONG}
@@ -149,9 +171,8 @@ def _pubs(tmp_path: Path, names: list[str], algorithm: str = "minisign") -> None
 
 
 def test_new_signers_file_output_is_the_manuals(tmp_path: Path) -> None:
-    section = "client new-signers-file\n\nCreate"
-    human = manual_block(section, "Human-readable (default):", 5)
-    json_line = manual_block(section, "JSON (with --json):", 1)[0]
+    human = NEW_SIGNERS_FILE_HUMAN
+    json_line = NEW_SIGNERS_FILE_JSON
     _pubs(tmp_path, ["alice", "bob", "carol", "admin"])
     args = ["--artifact-signer-file", "alice.pub", "--artifact-signer-file", "bob.pub"]
     args += ["--artifact-signer-file", "carol.pub", "--artifact-threshold", "2"]
@@ -167,9 +188,9 @@ def test_new_signers_file_output_is_the_manuals(tmp_path: Path) -> None:
 
 
 def test_new_signers_file_howto_summary(tmp_path: Path) -> None:
-    # The how-to prints four summary lines; the reference section (authoritative for the output)
-    # adds a fifth, "Revocation keys: …". The how-to's lines must come first and unchanged.
-    howto = manual_block("2. Create the signers file", "The command prints a summary:", 4)
+    # The how-to prints four summary lines; the command's manual section (authoritative for the
+    # output) adds a fifth, "Revocation keys: …". The how-to's lines must come first and unchanged.
+    howto = HOWTO_SIGNERS_SUMMARY
     assert howto[0].startswith("Signers file created")
     _pubs(tmp_path, ["alice", "bob", "carol"])
     args = [a for n in ("alice", "bob", "carol") for a in ("--artifact-signer-file", f"{n}.pub")]

@@ -1,11 +1,11 @@
-"""Acceptance audit of issue 3: ONE table of the rules, row by row — every row of reference notes
-§4.1 (artifact, initial signers, signers update, revocation, revoked artifact), the authorisation
-list under it, the attacks the issue names and the recommended invariants at the end of §10.
+"""Acceptance audit of issue 3: ONE table of the rules, row by row — every kind of request
+(artifact, initial signers, signers update, revocation, revoked artifact), who may sign each, the
+attacks the issue names and the invariants of ``docs/formats.md`` ("Who signs what").
 
 Each row starts from a named state of one project (built once, in memory, with real ed25519
 signatures), applies one operation through :func:`asfaload.rules.apply` and expects either an
 outcome (the subject still pending / complete / revoked) or an error class with its HTTP status.
-Rows marked "§10" encode a fix and would fail on the reference behaviour.
+Several rows encode a deliberate departure from upstream Asfaload and would fail on its behaviour.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class _Bound:
 
 
 ROWS = [
-    # §4.1 Artifact: artifact_signers thresholds, counted by distinct keys.
+    # Artifact: artifact_signers thresholds, counted by distinct keys.
     Row("artifact-below-threshold", "release", _signs(INDEX, "a"), after=_pending(INDEX)),
     Row("artifact-threshold-met", "release-a", _signs(INDEX, "b"), after=_complete(INDEX)),
     Row("artifact-duplicate-key-counted-once", "release-a", _signs(INDEX, "a"), ConflictError, 409),
@@ -235,7 +235,7 @@ ROWS = [
         RuleViolation,
         400,
     ),
-    # §4.1 InitialSigners, with the §10 fix: revocation keys must sign too.
+    # InitialSigners: every key of the file signs, revocation keys too.
     Row(
         "initial-missing-a-revocation-key-stays-pending",
         "initial-all-but-revokers",
@@ -253,7 +253,7 @@ ROWS = [
     Row(
         "initial-by-non-signer", "registered", _raw_sig(PENDING_SF, "out"), NotAuthorizedError, 403
     ),
-    # §4.1 Signers update: (old admin|master) AND (new admin|master) AND every newly added key.
+    # Signers update: (old admin|master) AND (new admin|master) AND every newly added key.
     Row(
         "update-old-admin-only-pending",
         "update",
@@ -285,7 +285,7 @@ ROWS = [
         after=lambda t: t.read(ACTIVE_SF) == _raw(),
     ),
     Row("update-by-non-signer", "update", _raw_sig(PENDING_SF, "out"), NotAuthorizedError, 403),
-    # §4.1 Revocation: the ACTIVE file's revocation groups; initiator = submitter; irreversible.
+    # Revocation: the ACTIVE file's revocation groups; initiator = submitter; irreversible.
     Row(
         "revocation-initiated-pending",
         "released",
@@ -329,7 +329,7 @@ ROWS = [
         NotFoundError,
         404,
     ),
-    # §4.1 RevokedArtifact: no signing possible; revocation is final.
+    # RevokedArtifact: no signing possible; revocation is final.
     Row("revoked-artifact-signature", "revoked", _raw_sig(INDEX, "c"), ConflictError, 409),
     Row("revoke-again", "revoked", lambda t, x: _revoke(t, x.r1), RuleViolation, 400),
     Row(
@@ -339,7 +339,7 @@ ROWS = [
         ConflictError,
         409,
     ),
-    # Attacks / §10 invariants: requests only the server created; immutable signed bytes.
+    # Attacks and invariants: requests only the server created; immutable signed bytes.
     Row(
         "signature-on-file-without-request",
         "active",

@@ -132,7 +132,7 @@ def test_malformed_root_is_400(env: dict[str, Any], mutate: Any) -> None:
     mutate(doc)
     r = t.rotate(app, doc)
     assert r.status_code == 400, r.text
-    # FaynoSync's shape for this case (notes §2 item 7): the error alone.
+    # FaynoSync's shape for this case: the error alone.
     assert r.json()["error"] == "Failed to load new root metadata"
     assert not _published(t, app, "2.root.json")
 

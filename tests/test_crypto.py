@@ -45,7 +45,7 @@ DATA_SHA512 = (
     "77c7ce9a5d86bb386d443bb96390faa120633158699c8844c30b13ab0bf92760"
     "b7e4416aea397db91b4ac0e5dd56b8ef7e4b066162ab1fdc088319ce6defc876"
 )
-# Reference notes §1.6: key_0 signs the content "data" (tc timestamp:1700000000).
+# key_0 (tests/vectors/) signs the content "data" (tc timestamp:1700000000).
 VECTOR_WIRE = (
     "dW50cnVzdGVkIGNvbW1lbnQ6IHNpZ25hdHVyZSBmcm9tIHJzaWduIHNlY3JldCBrZXkKUlVTMWtaSmVLbWVOT1BqanhkaE"
     "g3SVh6QlA1RFJEdGRCRzkxU2QyYjFHNkIzY0g5cEZKWlhHamp4clBocTdvdHQ5THlVL3VWTHZvSmQyd1dzMkFBYzk3VVBC"
@@ -76,7 +76,7 @@ def test_sha512_vector_and_digest_string(tmp_path):
 
 
 def test_sha512_of_empty_content_is_allowed(tmp_path):
-    # Deliberate divergence from the reference (§10 item 21): empty files can be hashed.
+    # Deliberate divergence from upstream Asfaload: empty files can be hashed.
     f = tmp_path / "empty"
     f.write_bytes(b"")
     assert sha512_file(f) == sha512(b"")

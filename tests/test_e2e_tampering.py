@@ -165,7 +165,7 @@ def test_swapped_signers_copy_caught_by_full_check(
     w.forge.put_file("gh/acme/app/releases/download/v1.0/app.bin", EVIL)
     try:
         # Without --full-check the client trusts the signers copy the mirror serves: the
-        # documented limit of the default mode (reference notes §10 item 2).
+        # documented limit of the default mode.
         res = w.download(DL, "-u", url, "-o", str(tmp_path / "plain.bin"))
         assert res.returncode == 0
         # With --full-check the chain from the forge-published signers file exposes the swap.

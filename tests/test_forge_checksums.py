@@ -1,4 +1,4 @@
-"""Checksum-files mode: the strict §11.5 parser, the URL rules, and fetching via the emulator."""
+"""Checksum-files mode: the strict file parser, the URL rules, and fetching via the emulator."""
 
 from __future__ import annotations
 

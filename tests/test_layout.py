@@ -16,7 +16,7 @@ P = "https/github.com/443/acme/tool"
     ("url", "forge", "expected"),
     [
         ("https://github.com/acme/tool/blob/main/asfaload.signers.json", None, P),
-        # GitHub is case-insensitive: one project, not two (§10.3).
+        # GitHub is case-insensitive: one project, not two.
         ("https://github.com/Acme/TOOL/blob/main/asfaload.signers.json", None, P),
         ("https://raw.githubusercontent.com/Acme/tool/main/asfaload.signers.json", None, P),
         (
@@ -104,7 +104,7 @@ def test_project_id_rejects(url: str, forge: str | None) -> None:
 
 
 def test_lookalike_github_host_is_a_file_server() -> None:
-    # Exact host match only (§10.12): a host merely containing github.com is not GitHub.
+    # Exact host match only: a host merely containing github.com is not GitHub.
     assert L.detect_forge("evilgithub.com") == "fileserver"
     assert L.detect_forge("github.com.attacker.net") == "fileserver"
     assert L.detect_forge("GitHub.com") == "github"
@@ -155,7 +155,7 @@ def test_subject_names() -> None:
 
 
 def test_subject_of_nested_pending_signatures_strips_one_suffix() -> None:
-    # The reference strips the suffix repeatedly (§10.20) and would answer "a/x".
+    # Upstream strips the suffix repeatedly and would answer "a/x".
     nested = "a/x.signatures.json.pending.signatures.json.pending"
     assert L.subject_of_pending_signatures(nested) == "a/x.signatures.json.pending"
     assert L.subject_of_signatures("a/x.signatures.json.signatures.json") == "a/x.signatures.json"

@@ -1,4 +1,4 @@
-"""Signers history and chain (S2: raw bytes in base64, signatures re-verifiable)."""
+"""Signers history and chain (raw bytes in base64, signatures re-verifiable)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Release index model (reference notes §3.7)."""
+"""Release index model (``asfaload.index.json``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Signers metadata (S2 Forge form) and revocation document models."""
+"""Signers metadata (Forge form) and revocation document models."""
 
 from __future__ import annotations
 

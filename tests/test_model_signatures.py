@@ -18,7 +18,7 @@ from asfaload.model import SignaturesFile
 DIGEST = sha512(b"data")
 MS = [SecretKey.generate("minisign") for _ in range(3)]
 ED = [SecretKey.generate("ed25519") for _ in range(2)]
-# Reference notes §1.6: key_0 and its signature of `data`, in JSON wire form.
+# key_0 (tests/vectors/) and its signature of `data`, in JSON wire form.
 KEY0 = PublicKey.parse("RWS1kZJeKmeNOI0vl8hjI/YD7UQYxMq5uYkVWfHCHPtm7bOsbgZMovii")
 KEY0_SIG = (
     "dW50cnVzdGVkIGNvbW1lbnQ6IHNpZ25hdHVyZSBmcm9tIHJzaWduIHNlY3JldCBrZXkKUlVTMWtaSmVLbWVOT1Bq"
@@ -108,7 +108,7 @@ def test_unknown_fields_are_preserved():
 INVALID = [
     ("top level array", None, b"[]", "must be a JSON object"),
     (
-        "flat S1 form",
+        "flat legacy form",
         None,
         json.dumps({str(KEY0): KEY0_SIG}).encode(),
         "missing the field 'entries'",

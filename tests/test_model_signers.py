@@ -19,7 +19,7 @@ from asfaload.model import SignerGroup, SignersFile
 # Real keys from the crypto layer (generation is cheap: no KDF involved).
 M = [SecretKey.generate("minisign").public_key for _ in range(6)]
 E = [SecretKey.generate("ed25519").public_key for _ in range(2)]
-# The reference fixture key_0 (reference notes §1.6), written bare as S1 files do.
+# The fixture key_0 (tests/vectors/), written bare (no prefix) as older signers files do.
 KEY0_BARE = "RWS1kZJeKmeNOI0vl8hjI/YD7UQYxMq5uYkVWfHCHPtm7bOsbgZMovii"
 
 

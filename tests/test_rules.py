@@ -1,8 +1,8 @@
 """Pure rules-engine tests: registration, activation, updates, releases and artifact signing.
 
 Every test drives :func:`asfaload.rules.apply` over an in-memory :class:`DictTree` with real
-signatures (ed25519 and minisign keys generated in memory). Tests marked "§10.N" encode the fix
-of a reference weakness and would fail on the reference behaviour.
+signatures (ed25519 and minisign keys generated in memory). Tests commented "Fix:" encode a
+deliberate departure from upstream Asfaload and would fail on its behaviour.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_register_writes_exactly_the_pending_request() -> None:
 
 
 def test_registration_requires_every_key_including_revocation_keys() -> None:
-    # §10.9: the reference activates without the revocation key, which then never proved
+    # Fix: upstream activates without the revocation key, which then never proved
     # possession of its key.
     a, b, r = keys(3)
     raw = signers_bytes([([a, b], 1)], revocation=[([r], 1)])
@@ -200,7 +200,7 @@ def test_reregistration_is_a_conflict_and_changes_nothing() -> None:
 
 
 def test_failed_registration_leaves_no_trace() -> None:
-    # §10.4: the reference leaves the project dir behind and blocks the project forever.
+    # Fix: upstream leaves the project dir behind and blocks the project forever.
     a, outsider = keys(2)
     raw = signers_bytes([([a], 1)])
     tree = DictTree()
@@ -222,7 +222,7 @@ def test_projects_never_nest() -> None:
 
 
 def test_duplicate_key_in_a_group_is_refused() -> None:
-    # §10.7: [A, A] with threshold 2 would be met by A alone in the reference.
+    # Fix: [A, A] with threshold 2 would be met by A alone upstream.
     (a,) = keys(1)
     doc = json.loads(signers_bytes([([a], 1)]))
     grp = doc["artifact_signers"][0]
@@ -251,7 +251,7 @@ def test_register_release_opens_an_empty_request() -> None:
 
 
 def test_release_registered_twice_is_409_and_keeps_signatures() -> None:
-    # §10.5: the reference rewrites the index and wipes the collected signatures.
+    # Fix: upstream rewrites the index and wipes the collected signatures.
     tree, (a, b, *_r) = released()
     tree = run(tree, sign_op(tree, INDEX, a))
     with pytest.raises(ConflictError, match="Release already registered"):
@@ -322,7 +322,7 @@ def test_signature_after_completion_is_409() -> None:
 
 
 def test_duplicate_signature_by_same_key_is_409() -> None:
-    # §10.18: the reference silently overwrites the earlier signature.
+    # Fix: upstream silently overwrites the earlier signature.
     tree, (a, *_r) = released()
     tree = run(tree, sign_op(tree, INDEX, a))
     with pytest.raises(ConflictError, match="already collected"):
@@ -339,7 +339,7 @@ def test_signature_by_non_signer_or_wrong_role_is_403() -> None:
 
 
 def test_invalid_signature_is_400_and_leaks_no_path() -> None:
-    # §10.18: the reference answers 500 with the absolute server path.
+    # Fix: upstream answers 500 with the absolute server path.
     tree, (a, *_r) = released()
     bad = AddSignatures(INDEX, pk(a), {INDEX: sig(a, b"other bytes")})
     with pytest.raises(RuleViolation) as info:
@@ -349,7 +349,7 @@ def test_invalid_signature_is_400_and_leaks_no_path() -> None:
 
 
 def test_signatures_only_for_server_created_requests() -> None:
-    # §10.11: the reference accepts signatures for any existing file (history, metadata, ...).
+    # Fix: upstream accepts signatures for any existing file (history, metadata, ...).
     tree, (a, _b, _c, admin) = released()
     for path in (layout.history_path(P), ACTIVE_MD, ACTIVE_SF, layout.signatures_path(ACTIVE_SF)):
         data = tree.read(path) or b""
@@ -395,7 +395,7 @@ def test_forged_complete_file_is_detected() -> None:
 
 # --- updates ----------------------------------------------------------------------------------------
 def test_update_flow_writes_history_with_raw_bytes() -> None:
-    # §10.19: the reference re-serialises the old file, so old signatures cannot be re-verified.
+    # Fix: upstream re-serialises the old file, so old signatures cannot be re-verified.
     a, b, c = keys(3)
     old = signers_bytes([([a, b], 2)], admin=[([a], 1)])
     tree = activate(old, [a, b])
@@ -425,7 +425,7 @@ def test_update_flow_writes_history_with_raw_bytes() -> None:
     for k in (a, b):
         pk(k).verify(sha512(entry.signers_file.raw), entry.signatures[pk(k)])
         pk(k).verify(sha512(entry.metadata.raw), entry.metadata_signatures[pk(k)])
-    # §10.17: the active file of an update re-verifies as an update (the reference re-checks it
+    # Fix: the active file of an update re-verifies as an update (upstream re-checks it
     # as an initial file, needing b, who is not in it any more... and fails).
     assert file_status(after, ACTIVE_SF) is FileStatus.COMPLETE
     # Determinism: the same inputs give the same change.
@@ -486,7 +486,7 @@ def test_propose_update_rejections() -> None:
 
 
 def test_planted_signers_dir_below_project_root_governs_nothing() -> None:
-    # §10.17 / §3.3: the reference lets the NEAREST asfaload.signers dir govern a path.
+    # Fix: upstream lets the NEAREST asfaload.signers dir govern a path.
     a, b = keys(2)
     raw = signers_bytes([([a, b], 2)])
     tree = activate(raw, [a, b])

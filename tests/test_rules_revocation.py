@@ -1,4 +1,4 @@
-"""Pure rules tests for revocation (reference notes §4.6 with the §10 fixes)."""
+"""Pure rules tests for revocation (``docs/formats.md``, "Revocation")."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def test_revocation_by_non_revoker_is_403(who: str) -> None:
 
 
 def test_initiator_must_be_the_submitter() -> None:
-    # §10.8: the reference never compares initiator with the submitting key.
+    # Fix: upstream never compares initiator with the submitting key.
     tree, k = signed_release()
     with pytest.raises(RuleViolation, match="initiator does not match"):
         apply(tree, revoke_op(tree, k["r1"], initiator=k["r2"]), T0)

@@ -1,6 +1,7 @@
 """``download --full-check``: verify the signers chain from its forge-published trust anchor.
 
-Without it the client trusts the signers copy the backend serves (reference §10 item 2). With it:
+Without it the client trusts the signers copy the backend serves (a compromised backend could
+serve its own). With it:
 
 1. ``GET /v1/get_signers_chain/<artifact>`` must return a non-empty chain (oldest first, ending
    with the signers file that governed the artifact);
@@ -27,7 +28,7 @@ from .api import BackendClient
 
 
 class ChainError(VerificationError):
-    """One of the S2 ``SignersChain*`` failure kinds; ``kind`` names it."""
+    """One of the ``SignersChain*`` failure kinds; ``kind`` names it."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"Signers chain verification failed ({kind}): {message}")

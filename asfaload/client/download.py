@@ -3,7 +3,7 @@
 Order of checks, each failing closed:
 
 1. map the URL to its release index path (:mod:`.locate`; ``--type`` overrides detection);
-2. fetch the index, then check **revocation first** (reference §10 item 8): a verified
+2. fetch the index, then check **revocation first**: a verified
    revocation refuses the file whatever else the mirror shows;
 3. fetch the signers copy and the complete signatures, and verify the artifact thresholds
    client-side (:mod:`.verify`); with ``full_check``, verify the signers chain (:mod:`.chain`);

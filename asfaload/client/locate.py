@@ -1,4 +1,4 @@
-"""Where the release index of a download URL lives on the mirror (reference notes §11.3, §11.7).
+"""Where the release index of a download URL lives on the mirror (``docs/formats.md``).
 
 - GitHub: ``https://github.com/o/r/releases/download/<tag>/<file>`` →
   ``https/github.com/443/o/r/releases/tag/<tag>/asfaload.index.json`` (owner and repo case-folded);

@@ -1,8 +1,8 @@
 """What a signer signs: the pending files of a request, and revocation documents.
 
-Everything signed is the 64-byte SHA-512 digest of the exact bytes the backend serves (DESIGN
-"Formats"). For a signers file the backend returns the file AND its metadata; both are signed
-and submitted in one request, as ``POST /v1/signatures`` requires.
+Everything signed is the 64-byte SHA-512 digest of the exact bytes the backend serves
+(``docs/formats.md``). For a signers file the backend returns the file AND its metadata; both are
+signed and submitted in one request, as ``POST /v1/signatures`` requires.
 """
 
 from __future__ import annotations

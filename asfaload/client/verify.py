@@ -68,7 +68,7 @@ def check_revocation(
     revocation_signatures_raw: bytes | None,
     revocation_signers_raw: bytes | None,
 ) -> Revocation:
-    """Verify a completed revocation record (reference §10.8: the full revocation threshold, the
+    """Verify a completed revocation record (the full revocation threshold, the
     subject digest and the initiator's own signature). A record that does not verify is an error,
     never silently ignored: a mirror that shows one is not to be trusted for this file."""
     if revocation_signatures_raw is None or revocation_signers_raw is None:

@@ -1,6 +1,6 @@
 """Ed25519 primitives and our password-protected ed25519 secret key file.
 
-The file layout is S2's private-key blob (reference notes §11.1) with our own magic and text
+The file layout is upstream Asfaload's ed25519 private-key blob with our own magic and text
 prefix, so that a file of one project is never mistaken for the other's:
 
     asfaload-ed25519-secret-key:<unpadded standard base64 of 143 bytes>\\n
@@ -59,7 +59,8 @@ class Argon2Params:
     p_cost: int = 1
 
     def __post_init__(self) -> None:
-        # Decode limits of reference notes §11.1, plus libsodium's own minimums.
+        # Decode limits (refuse costs an attacker could use to exhaust memory or CPU), plus
+        # libsodium's own minimums.
         if not (8 <= self.m_cost_kib <= 1_048_576):
             raise KeyFormatError("Argon2id memory cost out of range (8..1048576 KiB)")
         if not (1 <= self.t_cost <= 1000):

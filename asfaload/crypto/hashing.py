@@ -39,7 +39,7 @@ def digest_string(digest: bytes) -> str:
 
 
 def parse_digest_string(text: str) -> bytes:
-    """Parse ``sha512:<hex>``; prefix case-insensitive and hex of either case, as the reference."""
+    """Parse ``sha512:<hex>``; prefix case-insensitive and hex of either case, as upstream."""
     algo, sep, hexpart = text.partition(":")
     if not sep:
         raise FormatError("Invalid format. Expected 'algo:hex_string'")

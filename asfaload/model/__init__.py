@@ -13,10 +13,10 @@ Modules (each documents its JSON format and API in its docstring):
   (``admin_groups()``, ``master_groups()``, ``revocation_groups()``, ``all_signer_keys()``).
 - ``signatures``: :class:`SignaturesFile`, the ``{"entries": {...}}`` envelope.
 - ``index``: :class:`ReleaseIndex`, :class:`PublishedFile` (``asfaload.index.json``).
-- ``metadata``: :class:`SignersMetadata` (S2 ``Forge`` origin, signed with the signers file).
+- ``metadata``: :class:`SignersMetadata` (``Forge`` origin, signed with the signers file).
 - ``revocation``: :class:`RevocationDocument`.
 - ``history``: :class:`HistoryEntry`, :class:`SignersHistory`, :class:`CurrentSignersInfo`,
-  :class:`SignersChain` (raw bytes in base64, S2).
+  :class:`SignersChain` (raw bytes in base64).
 - ``timestamps``: RFC 3339 ``parse_rfc3339`` / ``format_rfc3339`` for the whole project.
 """
 

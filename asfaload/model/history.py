@@ -1,8 +1,7 @@
 """Signers history ``P/asfaload.signers.history.json`` and the signers chain served to clients.
 
-S2 form (reference notes §11.4, fix §10.19): the old signers file and its metadata are stored
-as base64 of their **raw bytes**, with their signature envelopes, so anyone can re-verify every
-past signers file exactly as it was signed::
+The old signers file and its metadata are stored as base64 of their **raw bytes**, with their
+signature envelopes, so anyone can re-verify every past signers file exactly as it was signed::
 
     {"entries": [HISTORY_ENTRY, ...]}
     HISTORY_ENTRY = {"obsoleted_at": "<RFC 3339>",
@@ -21,7 +20,7 @@ Public API
 - :class:`HistoryEntry`: the same four plus ``obsoleted_at`` (string, ``obsoleted_at_dt``);
   ``HistoryEntry.of(info, obsoleted_at)`` turns the active set into a history entry.
 - :class:`SignersHistory` ``(entries: tuple[HistoryEntry, ...])``: ``from_bytes`` (empty or
-  whitespace-only bytes read as no entries, §2.5), ``to_bytes`` (pretty, trailing newline; the
+  whitespace-only bytes read as no entries), ``to_bytes`` (pretty, trailing newline; the
   empty history is ``{"entries": []}``), ``with_entry(entry)`` appends.
 - :class:`SignersChain` ``(history_entries, current_signers_info)`` with from/to dict and bytes.
 

@@ -1,6 +1,6 @@
 """The release index ``asfaload.index.json``: what a release publishes and the digest of each file.
 
-Format (reference notes §3.7, camelCase)::
+Format (camelCase keys)::
 
     {
       "mirroredOn": "2026-02-01T10:00:00Z",
@@ -21,7 +21,7 @@ Public API
 - :class:`ReleaseIndex` ``(mirrored_on, published_on, published_files, version=1)``: the two dates
   are RFC 3339 strings (validated, kept verbatim); file names are unique. ``from_bytes`` keeps
   ``raw`` (the signed bytes); ``create(...)`` builds a new index whose ``raw`` is ``to_bytes()``
-  (pretty JSON, 2-space indent, trailing newline, §3.7 field order). ``find(file_name)``.
+  (pretty JSON, 2-space indent, trailing newline, the field order above). ``find(file_name)``.
 
 Errors are :class:`~asfaload.errors.FormatError` (``Invalid release index: …``).
 """

@@ -1,7 +1,7 @@
 """Signers-file metadata ``asfaload.signers.json.metadata.json``: where the signers file came from.
 
-It is signed together with the signers file (S2, reference notes §11.4), so parsed metadata keeps
-its exact bytes in ``raw``. Format (S2 ``Forge`` origin; the ``Cli`` variant is gone)::
+It is signed together with the signers file, so parsed metadata keeps its exact bytes in
+``raw``. Format (``Forge`` origin, the only one; there is no ``Cli`` variant)::
 
     {"data": {"Forge": {
         "kind": "Github" | "Gitlab" | "FileServer",

@@ -1,6 +1,6 @@
 """The revocation document ``X.revocation.json[.pending]``: the exact text a revoker signs.
 
-Format (reference notes §4.6; the CLI writes it pretty-printed)::
+Format (the CLI writes it pretty-printed)::
 
     {"timestamp": "<RFC 3339>", "subject_digest": "sha512:<hex of SHA-512(X)>",
      "initiator": "<key string>"}
@@ -9,7 +9,7 @@ plus an optional free-text ``"reason"``. ``timestamp`` may also be an integer of
 (the REST manual's example ``{"reason": "compromised", "timestamp": 1712860800}``); other
 unknown fields are tolerated and preserved. ``subject_digest`` and ``initiator`` are
 *required*: a revocation that does not name the digest it revokes could be replayed against
-another file, and the rules bind ``initiator`` to the submitting key (§10.8).
+another file, and the rules bind ``initiator`` to the submitting key.
 
 Public API
 ----------

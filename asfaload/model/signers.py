@@ -1,6 +1,6 @@
 """The signers file: who may sign what, and how many signatures each group needs.
 
-Schema (DESIGN "Formats", reference notes §2.1 with S2's signer entries)::
+Schema (``docs/formats.md``)::
 
     {
       "version": 1,
@@ -21,7 +21,7 @@ Public API
   bytes that are signed and stored (never re-serialise a parsed file to sign it).
   ``SignersFile.create(artifact_signers=[...], admin_keys=None, ..., timestamp=None)`` builds a new
   file (``raw`` = :meth:`SignersFile.to_bytes`). ``to_dict()`` / ``from_dict()`` for embedding.
-- Derived groups (reference notes §2.2, with S2's change and fix §10.9):
+- Derived groups (revocation keys are part of ``all_signer_keys()``, so they must sign too):
 
   ============================  ===========================================================
   ``admin_groups()``            ``admin_keys`` if non-empty, else ``artifact_signers``
@@ -38,9 +38,9 @@ Public API
 Validation (:class:`~asfaload.errors.SignersFileError`, one-line messages naming the place):
 version must be the integer 1; timestamp RFC 3339; ``artifact_signers`` non-empty; each group
 non-empty, threshold an integer (``true`` is not) between 1 and the group size; no key twice in one
-group (it would count twice, §10.7); one algorithm for the whole file; a master key must not appear
-in any other group. Unknown fields are kept in ``unrecognized`` at every level and re-emitted by
-``to_dict``.
+group (it would count twice towards the threshold); one algorithm for the whole file; a master key
+must not appear in any other group. Unknown fields are kept in ``unrecognized`` at every level and
+re-emitted by ``to_dict``.
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ class SignersFile:
             if name == "artifact_signers" and name not in d:
                 raise _err("the document is missing the field 'artifact_signers'")
             if name != "artifact_signers" and d.get(name) is None:
-                # Absent and null both mean "no such group" (serde's Option in the reference).
+                # Absent and null both mean "no such group" (as upstream's serde Option).
                 groups[name] = None
                 continue
             items = _json.as_list(d[name], _err, name)
@@ -380,13 +380,13 @@ class SignersFile:
         return out
 
     def to_bytes(self) -> bytes:
-        """Canonical form: pretty JSON, 2-space indent, trailing newline, §2.1 field order.
+        """Canonical form: pretty JSON, 2-space indent, trailing newline, the schema's field order.
 
         For a parsed file this may differ from ``raw``; sign and store ``raw``.
         """
         return _json.dumps_pretty(self.to_dict())
 
-    # --- derived groups (reference notes §2.2, S2) ---------------------------------------------
+    # --- derived groups --------------------------------------------------------------------------
     @property
     def algorithm(self) -> str:
         return self.artifact_signers[0].signers[0].algorithm
@@ -404,7 +404,8 @@ class SignersFile:
         return self.revocation_keys if self.revocation_keys else self.admin_groups()
 
     def all_signer_keys(self) -> frozenset[PublicKey]:
-        """Every key that must sign a new signers file (revocation keys included, §10.9)."""
+        """Every key that must sign a new signers file (revocation keys included: each one
+        proves it holds its key before the file becomes active)."""
         groups = (
             *self.artifact_signers,
             *self.admin_groups(),

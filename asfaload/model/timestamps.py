@@ -1,7 +1,7 @@
 """RFC 3339 timestamps: one strict parser and one writer for the whole project.
 
 - :func:`parse_rfc3339` accepts ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)``: ``T`` may also be
-  ``t`` or a space and ``Z`` may be ``z`` (RFC 3339 §5.6 allows both), the fraction may have 1 to 9
+  ``t`` or a space and ``Z`` may be ``z`` (RFC 3339, section 5.6), the fraction may have 1 to 9
   digits (digits beyond microseconds are truncated in the returned datetime; keep the original
   string when it matters, as the model classes do). Anything else, including a missing offset,
   leap second 60 or an out-of-range date, raises :class:`~asfaload.errors.FormatError`.

@@ -1,7 +1,7 @@
 """Threshold arithmetic: which keys have validly signed, and whether groups are met.
 
 Counting is by DISTINCT keys that hold a signature verifying over the digest: a key listed twice
-can never count twice (reference §10.7; the model also refuses duplicates in a group), and an
+can never count twice (the model also refuses duplicates in a group), and an
 invalid signature counts for nothing.
 """
 

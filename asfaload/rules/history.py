@@ -2,9 +2,9 @@
 
 Kept in one place so the engine reads as rules, not as JSON handling:
 
-- :func:`empty_history_bytes`, :func:`entry_from_active`, :func:`append`: the signers history
-  (S2 form, §11.4): each entry holds the obsoleted signers file and metadata as their RAW bytes
-  with both signature envelopes, so the whole chain can be re-verified (§10.19).
+- :func:`empty_history_bytes`, :func:`entry_from_active`, :func:`append`: the signers history.
+  Each entry holds the obsoleted signers file and metadata as their RAW bytes with both
+  signature envelopes, so the whole chain can be re-verified (never a re-serialised copy).
   ``obsoleted_at`` is the commit time ``now`` (deterministic, so the hook can recompute it).
 - :func:`last_history_signers`: the signers file an active update replaced.
 - :func:`check_metadata`, :func:`check_index`: the bytes parse (they are stored verbatim).

@@ -7,7 +7,7 @@ index and the hook ask these; :mod:`asfaload.rules.engine` builds on them.
 - :func:`governing_signers` — the ACTIVE signers file of that project (what governs artifacts,
   revocations and, as the "old" file, signers updates).
 - :func:`pending_request` — the open signature request whose subject is a path: its
-  :class:`RequestKind` (stored explicitly for signers files, §10.17), the files signed together,
+  :class:`RequestKind` (stored for signers files, never guessed), the files signed together,
   and the signatures collected so far.
 - :func:`who_may_sign`, :func:`missing_signers`, :func:`required_signers` (sorted strings),
   :func:`is_request_complete`.
@@ -124,7 +124,7 @@ def find_project(view: TreeView, path: str) -> str | None:
     """The project dir that ``path`` (a file or dir) belongs to, or None.
 
     The OUTERMOST registered root wins: registration refuses nested projects, so anything that
-    looks like a root deeper down was planted and must not take over (§10.17).
+    looks like a root deeper down was planted and must not take over.
     """
     layout.check_path(path)
     for d in reversed([path, *layout.ancestors(path)]):
@@ -142,7 +142,7 @@ def governing_signers(view: TreeView, path: str) -> SignersFile:
     """The active signers file governing ``path``; NotFoundError when there is none.
 
     Only the signers file at the ROOT of the path's project counts: a signers dir planted
-    deeper in the tree changes nothing (reference §10.17, §3.3).
+    deeper in the tree changes nothing.
     """
     return _signers_of(view, find_project(view, path), path)
 
@@ -192,7 +192,7 @@ def _file_not_found(path: str) -> RuleViolation:
 def pending_request(view: TreeView, subject: str) -> PendingRequest:
     """The open request for ``subject``, or raise why none can take signatures.
 
-    RuleViolation (400) for an unknown file or a file that never had a request (§10.11: only
+    RuleViolation (400) for an unknown file or a file that never had a request (only
     server-created requests take signatures); ConflictError (409) once it is complete or revoked.
     """
     layout.check_path(subject)
@@ -260,7 +260,7 @@ def request_signers(view: TreeView, req: PendingRequest) -> tuple[SignersFile, S
 def authorised_keys(
     kind: RequestKind, old: SignersFile, new: SignersFile | None
 ) -> frozenset[PublicKey]:
-    """Who may sign a request of ``kind`` (reference §4.1 "Authorised signers")."""
+    """Who may sign a request of ``kind`` (``docs/formats.md``, "Who signs what")."""
     if kind is RequestKind.ARTIFACT:
         return group_keys(old.artifact_groups())
     if kind is RequestKind.REVOCATION:
@@ -280,7 +280,7 @@ def authorised_keys(
 def completion_met(
     kind: RequestKind, old: SignersFile, new: SignersFile | None, signed: frozenset[PublicKey]
 ) -> bool:
-    """The completion predicate (reference §4.1 with S2 + §10 fixes); ``signed`` are the
+    """The completion predicate (``docs/formats.md``, "Who signs what"); ``signed`` are the
     distinct keys with valid signatures on EVERY file of the request."""
     if kind is RequestKind.ARTIFACT:
         return groups_met(old.artifact_groups(), signed)
@@ -327,7 +327,7 @@ def is_request_complete(view: TreeView, req: PendingRequest) -> bool:
 
 def missing_signers(view: TreeView, subject: str) -> frozenset[PublicKey]:
     """Authorised keys that have not signed yet; empty when the request is already satisfied,
-    complete, or absent (the reference's get_missing_signers)."""
+    complete, or absent."""
     try:
         req = pending_request(view, subject)
     except AsfaloadError:
@@ -340,7 +340,7 @@ def missing_signers(view: TreeView, subject: str) -> frozenset[PublicKey]:
 
 
 def required_signers(view: TreeView, subject: str) -> list[str]:
-    """:func:`missing_signers` as sorted key strings (stable API output, §10.28)."""
+    """:func:`missing_signers` as sorted key strings (stable API output)."""
     return sorted(str(k) for k in missing_signers(view, subject))
 
 

@@ -29,7 +29,7 @@ class ServerConfig:
     gitlab_hosts: tuple[str, ...] = ()
     github_token: str | None = None
     gitlab_token: str | None = None
-    # "PREFIX=REPLACEMENT,..." as DESIGN.md "Outbound HTTP" fixes it; applied by the forge layer.
+    # "PREFIX=REPLACEMENT,..." (docs/formats.md, "URL rewrites"); applied by the forge layer.
     url_rewrites: str | None = None
     allow_private_urls: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

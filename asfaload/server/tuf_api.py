@@ -1,6 +1,6 @@
-"""FaynoSync-compatible TUF endpoints: ``POST /login`` and ``/tuf/v1/*`` (notes §1, §2).
+"""FaynoSync-compatible TUF endpoints: ``POST /login`` and ``/tuf/v1/*`` (``docs/contracts.md``).
 
-Shapes, messages and status codes follow FaynoSync and the seeds, with the fixes of notes §8
+Shapes, messages and status codes follow FaynoSync and the Asfaload manual, with these fixes
 (a valid partial signature is a 200 with progress, roots python-tuf cannot read are refused,
 published roots re-sign snapshot and timestamp). The work itself is in :mod:`asfaload.tuf`.
 """

@@ -151,7 +151,7 @@ class Backend:
         """The signers history up to the signers file that governed ``path``.
 
         For a completed artifact that is its local signers copy (``X.signers.json``); otherwise
-        the active signers file of its project. Returned twice: ``chain`` in the S2 client
+        the active signers file of its project. Returned twice: ``chain`` in the full-check client
         shape (``history_entries`` + ``current_signers_info``) and ``history`` in the manual's
         shape (``{"entries": [...]}``, oldest first, ending with the governing file).
         """

@@ -2,7 +2,7 @@
 
 The index remembers the commit it describes. Bringing it up to date diffs that commit's tree with
 the tip's (git skips unchanged subtrees by id), and re-evaluates only the pending subjects the
-changed paths can affect; it never walks the whole mirror per request (reference §10.16). When
+changed paths can affect; it never walks the whole mirror per request. When
 the cache file is missing or unreadable, it is rebuilt once from scratch (a diff from the empty
 tree). The cache lives in the server's private dir and is only ever a cache: deleting it is safe.
 
