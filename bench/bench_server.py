@@ -34,8 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import bench_store  # noqa: E402  (the store benchmark's template project and mirror builder)
-
 from asfaload import layout  # noqa: E402
 from asfaload.auth import sign_request  # noqa: E402
 from asfaload.crypto import SecretKey, sha512  # noqa: E402
@@ -44,6 +42,7 @@ from asfaload.model.index import PublishedFile, ReleaseIndex  # noqa: E402
 from asfaload.model.metadata import SignersMetadata  # noqa: E402
 from asfaload.rules import AddSignatures, Register, RegisterRelease, pending_request  # noqa: E402
 from asfaload.store import Mirror  # noqa: E402
+from bench import support  # noqa: E402
 from tests.conftest_server import ServerProcess, process_tree  # noqa: E402
 
 CLIENTS = 32
@@ -319,12 +318,12 @@ class PendingWorld:
     """A mirror of about ``n_files`` files, its server, and one signer with pending work."""
 
     def __init__(self, workdir: str, n_files: int) -> None:
-        filler = bench_store.template_project(*(SecretKey.generate("ed25519") for _ in range(3)))
+        filler = support.template_project(*(SecretKey.generate("ed25519") for _ in range(3)))
         self.keys = [SecretKey.generate("ed25519") for _ in range(3)]
-        own = bench_store.template_project(*self.keys)
+        own = support.template_project(*self.keys)
         self.data_dir = Path(workdir) / f"pending-{n_files}"
         self.data_dir.mkdir()
-        m, files, self.project = bench_store.build_mirror(
+        m, files, self.project = support.build_mirror(
             str(self.data_dir / "mirror.git"), n_files, filler, own
         )
         m.close()

@@ -31,30 +31,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import FileMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from asfaload import layout  # noqa: E402
-from asfaload.crypto import SecretKey, sha512  # noqa: E402
-from asfaload.model import SignerGroup, SignersFile  # noqa: E402
-from asfaload.model.index import PublishedFile, ReleaseIndex  # noqa: E402
-from asfaload.model.metadata import SignersMetadata  # noqa: E402
-from asfaload.rules import (  # noqa: E402
-    AddSignatures,
-    DictTree,
-    Register,
-    RegisterRelease,
-    apply,
-    pending_request,
-)
-from asfaload.rules.ops import Op  # noqa: E402
+from asfaload.crypto import SecretKey  # noqa: E402
 from asfaload.service.pending import RulesPendingPolicy  # noqa: E402
 from asfaload.store import MAIN, Mirror, PendingIndex, diff_trees  # noqa: E402
 from asfaload.verify import verify_commit  # noqa: E402
+from bench.support import Ops, build_mirror, template_project  # noqa: E402
 
-T0 = 1_700_000_000
 SIZES = (1_000, 100_000)
 SERIAL_OPS = 40
 THREADS = 16
@@ -65,143 +51,7 @@ WRITE_TARGET = 1.3
 LOOKUP_TARGET = 1.5
 
 
-# --- the template project ----------------------------------------------------------------------------
-def _index(tag: str) -> bytes:
-    url = f"https://github.com/acme/tool/releases/download/{tag}/tool.tgz"
-    return ReleaseIndex.create(
-        [PublishedFile("tool.tgz", "Sha256", url, sha512(tag.encode()).hex()[:64])],
-        mirrored_on=T0,
-    ).to_bytes()
-
-
-def _sign(tree: DictTree, subject: str, sk: SecretKey) -> AddSignatures:
-    req = pending_request(tree, subject)
-    sigs = {f: sk.sign(sha512(tree.read(f) or b"")) for f in req.files}
-    return AddSignatures(subject, sk.public_key, sigs)
-
-
-def _run(tree: DictTree, op: Op) -> DictTree:
-    change = apply(tree, op, T0)
-    files = tree.files()
-    for p in change.deletes:
-        del files[p]
-    files.update(change.writes)
-    return DictTree(files)
-
-
-TEMPLATE_ID = "https/github.com/443/template/project"
-
-
-def template_project(a: SecretKey, b: SecretKey, ad: SecretKey) -> dict[str, bytes]:
-    """Files of one active project (relative to its dir): 3 completed releases, 1 pending."""
-    group = SignerGroup((a.public_key, b.public_key), 2)
-    raw = SignersFile.create(
-        artifact_signers=[group],
-        admin_keys=[SignerGroup((ad.public_key,), 1)],
-        master_keys=None,
-        revocation_keys=None,
-        timestamp=T0,
-    ).raw
-    url = "https://github.com/template/project/blob/main/asfaload.signers.json"
-    md = SignersMetadata.create(
-        "Github",
-        url,
-        url.replace("github.com", "raw.githubusercontent.com"),
-        retrieved_at=T0,
-        content=raw,
-    ).to_bytes()
-    tree = _run(DictTree(), Register(TEMPLATE_ID, raw, md, ad.public_key))
-    pending = layout.signers_file_path(TEMPLATE_ID, pending=True)
-    for k in (a, b, ad):
-        tree = _run(tree, _sign(tree, pending, k))
-    for tag in ("v1", "v2", "v3", "v4"):
-        x = layout.github_release_index_path(TEMPLATE_ID, tag)
-        tree = _run(tree, RegisterRelease(x, _index(tag), a.public_key))
-        tree = _run(tree, _sign(tree, x, a))
-        if tag != "v4":  # v4 stays pending: the pending index has work in every project
-            tree = _run(tree, _sign(tree, x, b))
-    prefix = TEMPLATE_ID + "/"
-    return {p[len(prefix) :]: d for p, d in tree.files().items()}
-
-
-def _write_tree(repo: pygit2.Repository, files: dict[str, bytes]) -> pygit2.Oid:
-    nested: dict[str, object] = {}
-    for path, data in files.items():
-        *dirs, name = path.split("/")
-        node = nested
-        for d in dirs:
-            node = node.setdefault(d, {})  # type: ignore[assignment]
-        node[name] = data
-
-    def write(node: dict[str, object]) -> pygit2.Oid:
-        tb = repo.TreeBuilder()
-        for name, value in sorted(node.items()):
-            if isinstance(value, bytes):
-                tb.insert(name, repo.create_blob(value), FileMode.BLOB)
-            else:
-                tb.insert(name, write(value), FileMode.TREE)  # type: ignore[arg-type]
-        return tb.write()
-
-    return write(nested)
-
-
-def build_mirror(
-    path: str, n_files: int, filler: dict[str, bytes], own: dict[str, bytes]
-) -> tuple[Mirror, int, str]:
-    """A mirror of about ``n_files`` files: the filler project copied under sharded project ids,
-    plus the project the benchmark writes to (``own``, other keys) in the middle."""
-    Mirror.init(path, server_info=False).close()
-    repo = pygit2.Repository(path)
-    project_tree = _write_tree(repo, filler)
-    own_tree = _write_tree(repo, own)
-    n_projects = max(1, round((n_files - len(own)) / len(filler)))
-    per_owner = 64
-    host = repo.TreeBuilder()
-    owners = (n_projects + per_owner - 1) // per_owner
-    made = 0
-    for o in range(owners):
-        tb = repo.TreeBuilder()
-        for r in range(min(per_owner, n_projects - made)):
-            tb.insert(f"repo{r:03d}", project_tree, FileMode.TREE)
-            made += 1
-        if o == owners // 2:
-            tb.insert("bench", own_tree, FileMode.TREE)
-        host.insert(f"owner{o:04d}", tb.write(), FileMode.TREE)
-    root = _nest(repo, ["https", "github.com", "443"], host.write())
-    tip = repo.references[MAIN].peel(pygit2.Commit)
-    sig = pygit2.Signature("asfaload", "asfaload@localhost", tip.commit_time, 0)
-    cid = repo.create_commit(None, sig, sig, "bench: filler projects", root, [tip.id])
-    repo.references[MAIN].set_target(cid)
-    # the project the benchmark writes to: one of the copies, in the middle of the mirror
-    project = f"https/github.com/443/owner{owners // 2:04d}/bench"
-    return Mirror.open(path, server_info=False), made * len(filler) + len(own), project
-
-
-def _nest(repo: pygit2.Repository, dirs: list[str], leaf: pygit2.Oid) -> pygit2.Oid:
-    oid = leaf
-    for d in reversed(dirs):
-        tb = repo.TreeBuilder()
-        tb.insert(d, oid, FileMode.TREE)
-        oid = tb.write()
-    return oid
-
-
 # --- measurements --------------------------------------------------------------------------------------
-class Ops:
-    """Fresh release registrations for the bench project (each a real rules operation)."""
-
-    def __init__(self, project: str, key: SecretKey) -> None:
-        self.project, self.key, self.n = project, key, 0
-        self._lock = threading.Lock()
-
-    def next(self) -> RegisterRelease:
-        with self._lock:
-            self.n += 1
-            tag = f"bench-{self.n}"
-        x = layout.github_release_index_path(self.project, tag)
-        return RegisterRelease(x, _index(tag), self.key.public_key)
-
-
 def serial_latencies(m: Mirror, ops: Ops, n: int) -> list[float]:
     out = []
     for _ in range(n):
