@@ -250,6 +250,29 @@ def test_ssrf_checksum_redirect_refused(world):
     assert msg.startswith("Refusing to fetch from"), msg
 
 
+def test_redirect_escaping_the_rewrite_target_is_not_followed(world):
+    """A forge redirect whose path climbs out of the operator's target with encoded
+    separators: the server never fetches it (the emulator would serve a valid signers file
+    there, from outside the raw-files tree the rewrite names)."""
+    server, emu, keys = world
+    raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
+    emu.put_fileserver_file("escape/asfaload.signers.json", raw)
+    url = "https://github.com/acme/escape/blob/main/asfaload.signers.json"
+    served = emu.served_path(
+        "https://raw.githubusercontent.com/acme/escape/main/asfaload.signers.json"
+    )
+    climb = "..%2F..%2F..%2F..%2Ffiles%2Fescape%2Fasfaload.signers.json"
+    emu.redirect(served, f"https://raw.githubusercontent.com/acme/escape/main/{climb}")
+    msg = _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 500)
+    assert msg == (
+        "Forge redirected https://raw.githubusercontent.com/acme/escape/main/"
+        "asfaload.signers.json to an invalid URL"
+    )
+    assert emu.hits(served) == 1
+    assert emu.hits(f"/raw/acme/escape/main/{climb}") == 0
+    assert emu.hits("/files/escape/asfaload.signers.json") == 0
+
+
 def test_08_gitlab_release(world):
     server, emu, keys = world
     raw = signers_bytes(artifact=[([keys[1]], 1)], admin=[([keys[1]], 1)])

@@ -188,9 +188,42 @@ class HttpConfig:
 
 
 # --- URL syntax --------------------------------------------------------------------------------------
+# Percent-decoding rounds looked through: a path still changing after this many is refused.
+_MAX_DECODES = 4
+
+
+def _path_escape(path: str) -> str | None:
+    """Why ``path`` could leave the directory it names on some server, or None.
+
+    A rewrite is a string prefix, so the rest of the path must stay under the operator's
+    target however the server at the other end reads it: decoded once or several times, with
+    ``%2F`` taken as a separator and ``;params`` stripped from segments. No layer of decoding
+    may hold a dot segment, a backslash (a separator to some servers), a control character or
+    bytes that are not UTF-8 (overlong forms of ``.`` and ``/``). An encoded ``/`` alone stays
+    allowed: GitLab's API names projects and tags that way (``group%2Fproject``).
+    """
+    layer = path
+    for _ in range(_MAX_DECODES):
+        if "\\" in layer:
+            return "an encoded backslash"
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in layer):
+            return "an encoded control character"
+        for seg in layer.split("/"):
+            if seg.split(";", 1)[0] in (".", ".."):
+                return "a '.' or '..' path segment"
+        try:
+            decoded = unquote(layer, errors="strict")
+        except UnicodeDecodeError:
+            return "percent-encoded bytes that are not UTF-8"
+        if decoded == layer:
+            return None
+        layer = decoded
+    return "too many layers of percent-encoding"
+
+
 def check_url(url: str) -> SplitResult:
-    """Syntax rules for any URL we fetch: absolute http(s), a host, no credentials, no dot
-    segments (a rewrite is a string prefix, so ``/../`` could walk out of its target path)."""
+    """Syntax rules for any URL we fetch: absolute http(s), a host, no credentials, and a path
+    that cannot walk out of a rewrite target (see :func:`_path_escape`)."""
     if not isinstance(url, str) or not url or len(url) > 4096:
         raise FormatError("Invalid URL")
     if any(c in url for c in "\\ \t\r\n\x00") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
@@ -206,9 +239,9 @@ def check_url(url: str) -> SplitResult:
         raise FormatError(f"URL has no host: {url}")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise FormatError(f"URL must not carry credentials: {url}")
-    for seg in parts.path.split("/"):
-        if unquote(seg) in (".", ".."):
-            raise FormatError(f"URL must not contain '.' or '..' path segments: {url}")
+    why = _path_escape(parts.path)
+    if why is not None:
+        raise FormatError(f"URL path must not contain {why}, plain or percent-encoded: {url}")
     return parts
 
 
@@ -444,7 +477,11 @@ class HttpClient:
                 raise ForgeError(f"Forge redirected {url} to an invalid URL") from None
             target = self.config.rewrite(current)
             if target is not None:
-                check_url(target)
+                try:
+                    check_url(target)
+                except FormatError:
+                    # Never name the rewrite target: it is the operator's internal address.
+                    raise FormatError(f"Invalid URL once rewritten: {current}") from None
                 trusted = True
             else:
                 target = current
