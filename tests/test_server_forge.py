@@ -191,6 +191,32 @@ def test_06_update_signers(world):
     assert chain["chain"]["current_signers_info"] is not None
 
 
+def test_06b_oversized_or_invalid_signers_files_are_400(world):
+    """A signers file is the user's choice: too big or unreadable is a bad request, on
+    registration and on update alike, and nothing is written."""
+    server, emu, keys = world
+    good = signers_bytes(artifact=[(keys, 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_200)
+    files = {
+        "huge": b" " * (64 * 1024) + good,
+        "binary": b"\xff\xfe",
+        "truncated": good[:-5],
+        "an array": b"[]",
+    }
+    head = signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers/{P}").body
+    for name, raw in files.items():
+        slug = name.replace(" ", "-")
+        url = emu.put_github_file("acme", f"bad-{slug}", "main", "asfaload.signers.json", raw)
+        msg = _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 400)
+        assert msg.startswith("Invalid signers file"), (name, msg)
+        url = emu.put_github_file("acme", "tool", "signers", f"{slug}.json", raw)
+        msg = _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], url)), 400)
+        assert msg.startswith("Invalid signers file"), (name, msg)
+    big = emu.put_github_file("acme", "tool", "signers", "huge.json", files["huge"])
+    msg = _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], big)), 400)
+    assert msg == f"Invalid signers file: {big} is larger than the limit of 65536 bytes"
+    assert signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers/{P}").body == head
+
+
 def test_07_checksum_files_mode(world):
     server, emu, keys = world
     raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])

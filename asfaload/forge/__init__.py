@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import FormatError
+from ..errors import FormatError, SignersFileError
 from ..layout import detect_forge
 from . import checksums, fileserver, github, gitlab
 from .checksums import ChecksumEntry, parse_checksums
@@ -30,6 +30,7 @@ from .http import (
     SIGNERS_FILE_MAX_BYTES,
     HttpClient,
     HttpConfig,
+    ResponseTooLargeError,
     Rewrite,
     apply_rewrites,
     parse_rewrites,
@@ -127,7 +128,14 @@ class Forges:
         kind = _check_kind(kind or self.detect(url))
         raw = self.retrieval_url(url, kind)
         _check_json_extension(raw)
-        fetched = self.http.get(raw, max_bytes=self.config.http.signers_max_bytes)
+        cap = self.config.http.signers_max_bytes
+        try:
+            fetched = self.http.get(raw, max_bytes=cap)
+        except ResponseTooLargeError:
+            # The user chose this file: too big is a bad signers file (400), not a forge failure.
+            raise SignersFileError(
+                f"Invalid signers file: {url} is larger than the limit of {cap} bytes"
+            ) from None
         return FetchedFile(fetched.content, url, raw, kind)
 
     def fetch_release(self, url: str, kind: str | None = None) -> ReleaseAssets:

@@ -59,6 +59,11 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "private-token", "cookie"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
+class ResponseTooLargeError(ForgeError):
+    """A forge answer above the size cap of its fetch. A forge failure (500) unless the caller
+    knows the user chose the URL of that content (a signers file: 400)."""
+
+
 # --- rewrites -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rewrite:
@@ -581,13 +586,15 @@ class HttpClient:
     ) -> int:
         length = resp.headers.get("Content-Length", "").strip()
         if length.isdigit() and int(length) > max_bytes:
-            raise ForgeError(f"Response from {shown} exceeds the size limit of {max_bytes} bytes")
+            raise ResponseTooLargeError(
+                f"Response from {shown} exceeds the size limit of {max_bytes} bytes"
+            )
         total = 0
         try:
             for chunk in resp.raw.stream(CHUNK, decode_content=False):
                 total += len(chunk)
                 if total > max_bytes:
-                    raise ForgeError(
+                    raise ResponseTooLargeError(
                         f"Response from {shown} exceeds the size limit of {max_bytes} bytes"
                     )
                 sink(chunk)
