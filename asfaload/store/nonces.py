@@ -31,7 +31,6 @@ request already did. Only another request's row makes it a replay.
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
 import threading
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AuthenticationError
+from ..private import private_dirs, private_sqlite
 
 REPLAY_MESSAGE = "Replay attack detected: nonce already used"
 
@@ -86,10 +86,8 @@ class SqliteNonceStore:
         self._path = path
         self._lock = threading.Lock()
         self._inserts = 0
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the mode of
-        # the database file, so none of the three is readable by other users.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        private_dirs(path.parent, path.parent)
+        private_sqlite(path)
         # check_same_thread=False: every use is under self._lock.
         self._conn = sqlite3.connect(
             path, timeout=30, isolation_level=None, check_same_thread=False
