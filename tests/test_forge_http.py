@@ -399,6 +399,56 @@ def test_total_timeout_covers_a_server_that_never_answers() -> None:
         listener.close()
 
 
+def test_a_forge_that_accepts_and_stays_silent_fails_on_the_read_timeout() -> None:
+    """Connections accepted and never answered: the default read timeout ends the fetch long
+    before a total timeout set far away (the bound below is generous, not a measurement)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    outcome: list[BaseException | None] = []
+
+    def fetch() -> None:
+        port = listener.getsockname()[1]
+        cfg = HttpConfig(
+            rewrites=parse_rewrites(f"https://mute.example=http://127.0.0.1:{port}"),
+            total_timeout=3600.0,
+        )
+        try:
+            HttpClient(cfg).get("https://mute.example/x", max_bytes=10)
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    fetcher = threading.Thread(target=fetch, daemon=True)
+    try:
+        fetcher.start()
+        fetcher.join(60)
+        assert not fetcher.is_alive(), "a silent forge held the fetch for a minute"
+        assert len(outcome) == 1 and isinstance(outcome[0], ForgeError), outcome
+        assert str(outcome[0]) == "Failed to fetch https://mute.example/x: timed out"
+        assert accepted  # the connection was taken: this is a read, not a connect, timeout
+    finally:
+        stop.set()
+        listener.close()
+        acceptor.join(5)
+        for conn in accepted:
+            conn.close()
+
+
 def test_retry_after_is_capped_and_retries_succeed(emu: ForgeEmulator) -> None:
     url = emu.put_fileserver_file("rl", b"fine")
     emu.fail("/files/rl", 429, times=2, retry_after="3600")

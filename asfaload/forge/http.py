@@ -13,6 +13,9 @@ Every forge fetch goes through :class:`HttpClient`. The rules it enforces:
 - **Redirects** are followed by hand (at most ``max_redirects``) so each hop is re-checked.
 - **Total timeout**: a watchdog shuts the sockets of a fetch down when its deadline passes, so a
   server dripping one byte at a time cannot hold us beyond it (per-read timeouts alone would).
+- **Read timeout**: besides, a forge that takes the connection and then says nothing fails after
+  ``read_timeout`` (10 s), and that attempt is not retried: a silent server would only be
+  waited for again, up to the total timeout.
 - **Size caps**: ``Content-Length`` is checked first, then the streamed byte count.
 - **Retries**: 429 and 5xx (and connection failures) are retried at most ``max_retries`` times,
   waiting ``Retry-After`` capped at ``max_retry_after`` (the reference waited up to an hour, §10.24).
@@ -143,7 +146,8 @@ class HttpConfig:
     rewrites: tuple[Rewrite, ...] = ()
     allow_private: bool = False
     connect_timeout: float = 10.0
-    read_timeout: float = 30.0
+    # Longest silence of a forge, for its answer's headers or between two reads of its body.
+    read_timeout: float = 10.0
     # Deadline of a whole small fetch (API answer, signers or checksums file), retries included.
     total_timeout: float = 60.0
     # Deadline of an asset download (hashing a release asset).
@@ -540,7 +544,8 @@ class HttpClient:
             except requests.RequestException as exc:
                 if wd.expired:
                     raise self._timeout(shown, wd) from None
-                if attempt < cfg.max_retries:
+                silent = isinstance(exc, requests.ReadTimeout)
+                if attempt < cfg.max_retries and not silent:
                     self._sleep(min(cfg.backoff * 2**attempt, cfg.max_retry_after), shown, wd)
                     continue
                 raise ForgeError(f"Failed to fetch {shown}: {_describe(exc)}") from None
