@@ -217,6 +217,33 @@ def test_06b_oversized_or_invalid_signers_files_are_400(world):
     assert signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers/{P}").body == head
 
 
+def test_06c_signers_file_urls_at_a_commit_id_are_400(world):
+    """Registration and update pin a signers file to a branch or tag: a fork's commit is
+    served under the parent's URLs. Refused before anything is fetched."""
+    server, emu, keys = world
+    commit = "89abcdef" * 5
+    raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
+    for target, url in (
+        (
+            "/v1/register_repo",
+            emu.put_github_file("acme", "pinned", commit, "asfaload.signers.json", raw),
+        ),
+        (
+            "/v1/register_repo",
+            emu.put_gitlab_file("group/pinned", commit, "asfaload.signers.json", raw),
+        ),
+        ("/v1/update_signers", emu.put_github_file("acme", "tool", commit, "v3.json", raw)),
+    ):
+        msg = _error(_post(server, keys[0], target, _reg(keys[0], url)), 400)
+        assert msg.startswith(
+            f"Signers file URL must name a branch or tag, not the commit {commit}"
+        ), msg
+        assert url in msg
+    assert emu.hits(f"/raw/acme/pinned/{commit}/asfaload.signers.json") == 0
+    assert emu.hits(f"/gl/group/pinned/-/raw/{commit}/asfaload.signers.json") == 0
+    assert emu.hits(f"/raw/acme/tool/{commit}/v3.json") == 0
+
+
 def test_07_checksum_files_mode(world):
     server, emu, keys = world
     raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
