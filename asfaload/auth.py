@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from .crypto import PublicKey, SecretKey, Signature, sha512
@@ -56,10 +57,10 @@ class AuthenticatedRequest:
     nonce: str
     checked_at: int
 
-    @property
+    @cached_property
     def nonce_claim(self) -> NonceClaim:
         """The nonce to record: kept one second past the last instant its timestamp is
-        accepted."""
+        accepted. One claim per request (it names the request as the nonce's owner)."""
         return NonceClaim(self.nonce, self.timestamp + MAX_AGE_SECONDS + 1, self.checked_at)
 
 

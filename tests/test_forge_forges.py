@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asfaload.errors import ForbiddenURLError, ForgeError, FormatError
+from asfaload.errors import ForbiddenURLError, ForgeError, FormatError, SignersFileError
 from asfaload.forge import ForgeConfig, Forges, HttpConfig, github, gitlab, parse_rewrites
 from tests.forge_emulator import FILESERVER, GITHUB, GITLAB, ForgeEmulator
 
@@ -182,7 +182,8 @@ def test_signers_file_is_capped_at_64_kib(emu: ForgeEmulator) -> None:
     ok = emu.put_github_file("acme", "tool", "main", "ok.json", b" " * (64 * 1024))
     assert len(forges_for(emu).fetch_signers_file(ok).raw) == 64 * 1024
     big = emu.put_github_file("acme", "tool", "main", "big.json", b" " * (64 * 1024 + 1))
-    with pytest.raises(ForgeError, match="size limit"):
+    # The user chose the file: a bad signers file (400), not a failing forge (500).
+    with pytest.raises(SignersFileError, match="larger than the limit of 65536 bytes"):
         forges_for(emu).fetch_signers_file(big)
 
 
@@ -218,6 +219,39 @@ def test_signers_file_on_private_address_is_refused(emu: ForgeEmulator) -> None:
         with pytest.raises(ForbiddenURLError):
             forges_for(emu).fetch_signers_file(url)
     assert emu.hits("/files/s.json") == 0
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{GITHUB}/acme/tool/blob/{COMMIT}/asfaload.signers.json",
+        f"{GITHUB}/acme/tool/blob/{COMMIT.upper()}/asfaload.signers.json",
+        f"https://raw.githubusercontent.com/acme/tool/{COMMIT}/asfaload.signers.json",
+        f"{GITHUB}/acme/tool/blob/{'ab' * 32}/dir/asfaload.signers.json",
+        f"{GITLAB}/grp/sub/tool/-/blob/{COMMIT}/asfaload.signers.json",
+        f"{GITLAB}/grp/tool/-/raw/{COMMIT}/asfaload.signers.json",
+    ],
+)
+def test_signers_file_at_a_commit_id_is_refused(emu: ForgeEmulator, url: str) -> None:
+    """A fork's commit is served under its parent's URLs: only a branch or tag pins the
+    project's own file. Refused before any request."""
+    with pytest.raises(FormatError, match="must name a branch or tag, not the commit") as err:
+        forges_for(emu).fetch_signers_file(url)
+    assert url in str(err.value)
+    assert emu._hits == {}
+
+
+@pytest.mark.parametrize(
+    "ref", ["main", "v1.2.3", "0123456", COMMIT[:39], COMMIT + "0", "release/" + COMMIT]
+)
+def test_signers_file_at_a_branch_or_tag_is_fetched(emu: ForgeEmulator, ref: str) -> None:
+    url = emu.put_github_file("acme", "tool", ref, "asfaload.signers.json", SIGNERS)
+    assert forges_for(emu).fetch_signers_file(url).raw == SIGNERS
+    url = emu.put_gitlab_file("grp/tool", ref, "asfaload.signers.json", SIGNERS)
+    assert forges_for(emu).fetch_signers_file(url).raw == SIGNERS
 
 
 def test_kind_override(emu: ForgeEmulator) -> None:

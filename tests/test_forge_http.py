@@ -23,6 +23,7 @@ from asfaload.forge.http import (
     HttpConfig,
     Rewrite,
     apply_rewrites,
+    check_url,
     parse_rewrites,
 )
 from tests.forge_emulator import FILESERVER, ForgeEmulator
@@ -155,6 +156,78 @@ def test_unreachable_target_is_a_forge_error_without_internal_host() -> None:
 def test_bad_urls_are_refused(emu: ForgeEmulator, url: str) -> None:
     with pytest.raises(FormatError):
         client_for(emu).get(url, max_bytes=10)
+
+
+ESCAPING_PATHS = [
+    "a/..%2F..%2Fsecret",
+    "a/..%2f..%2fsecret",
+    "a/%2e%2e%2Fsecret",
+    "a/..%5Csecret",
+    "a/..%5csecret",
+    "a/x%5Cy",
+    "a/%252e%252e%252fsecret",
+    "a/%25252e%25252e/secret",
+    "a/..;/secret",
+    "a/%2e%2e;x/secret",
+    "a/..%00/secret",
+    "a/%C0%AE%C0%AE/secret",
+    "a/%2525252525252e",
+]
+
+
+@pytest.mark.parametrize("path", ESCAPING_PATHS)
+def test_encoded_separators_and_dots_never_leave_the_rewrite_target(
+    emu: ForgeEmulator, path: str
+) -> None:
+    """Refused before any connection: the emulator (the operator's target) never sees them."""
+    emu.put_file("secret", b"not for you")
+    url = f"{FILESERVER}/{path}"
+    with pytest.raises(FormatError, match="URL path must not contain"):
+        check_url(url)
+    with pytest.raises(FormatError):
+        client_for(emu).get(url, max_bytes=100)
+    assert emu._hits == {}
+
+
+def test_a_rewritten_url_that_escapes_is_refused_without_naming_the_target(
+    emu: ForgeEmulator,
+) -> None:
+    # The prefix ends inside a segment's encoding: only the rewritten URL holds a dot segment.
+    cfg = HttpConfig(
+        rewrites=parse_rewrites(f"https://odd.example/x=http://127.0.0.1:{emu.port}/.")
+    )
+    with pytest.raises(FormatError) as err:
+        HttpClient(cfg).get("https://odd.example/x/y", max_bytes=10)
+    assert "https://odd.example/x/y" in str(err.value)
+    assert "127.0.0.1" not in str(err.value)
+    assert emu._hits == {}
+
+
+def test_a_redirect_to_an_escaping_path_is_not_followed(emu: ForgeEmulator) -> None:
+    emu.put_file("secret", b"not for you")
+    url = emu.put_fileserver_file("p/signers.json", b"{}")
+    emu.redirect("/files/p/signers.json", "/files/p/..%2F..%2Fsecret")
+    with pytest.raises(ForgeError, match="redirected .* to an invalid URL"):
+        client_for(emu).get(url, max_bytes=100)
+    emu.redirect("/files/p/signers.json", f"{FILESERVER}/p/..%2F..%2Fsecret")
+    with pytest.raises(ForgeError, match="redirected .* to an invalid URL"):
+        client_for(emu).get(url, max_bytes=100)
+    assert emu.hits("/secret") == 0 and emu.hits("/files/p/..%2F..%2Fsecret") == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "api/v4/projects/group%2Fproject/releases/v1%2Fbeta",
+        "p/100%25.txt",
+        "p/a%252Fb",
+        "p/caf%C3%A9.txt",
+        "p/..x/x..",
+        "p/.well/x",
+    ],
+)
+def test_encoded_slashes_and_percents_that_stay_inside_pass(emu: ForgeEmulator, path: str) -> None:
+    check_url(f"{FILESERVER}/{path}")
 
 
 # --- address policy -----------------------------------------------------------------------------------
@@ -324,6 +397,56 @@ def test_total_timeout_covers_a_server_that_never_answers() -> None:
             HttpClient(cfg).get("https://mute.example/x", max_bytes=10)
     finally:
         listener.close()
+
+
+def test_a_forge_that_accepts_and_stays_silent_fails_on_the_read_timeout() -> None:
+    """Connections accepted and never answered: the default read timeout ends the fetch long
+    before a total timeout set far away (the bound below is generous, not a measurement)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    outcome: list[BaseException | None] = []
+
+    def fetch() -> None:
+        port = listener.getsockname()[1]
+        cfg = HttpConfig(
+            rewrites=parse_rewrites(f"https://mute.example=http://127.0.0.1:{port}"),
+            total_timeout=3600.0,
+        )
+        try:
+            HttpClient(cfg).get("https://mute.example/x", max_bytes=10)
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    fetcher = threading.Thread(target=fetch, daemon=True)
+    try:
+        fetcher.start()
+        fetcher.join(60)
+        assert not fetcher.is_alive(), "a silent forge held the fetch for a minute"
+        assert len(outcome) == 1 and isinstance(outcome[0], ForgeError), outcome
+        assert str(outcome[0]) == "Failed to fetch https://mute.example/x: timed out"
+        assert accepted  # the connection was taken: this is a read, not a connect, timeout
+    finally:
+        stop.set()
+        listener.close()
+        acceptor.join(5)
+        for conn in accepted:
+            conn.close()
 
 
 def test_retry_after_is_capped_and_retries_succeed(emu: ForgeEmulator) -> None:

@@ -156,7 +156,7 @@ def test_git_sign_pending_over_http_completes_the_release(primary, tmp_path: Pat
 
 @pytest.mark.parametrize("size", [256 * 1024, 3 * 1024 * 1024])  # with a length; chunked
 def test_push_body_over_the_cap_is_refused(tmp_path: Path, tool_key: SecretKey, size: int) -> None:
-    env = {"ASFALOAD_GIT_MAX_PUSH_BYTES": "65536"}
+    env = {"ASFALOAD_MAX_PUSH_BYTES": "65536"}
     with server_with_project(tmp_path / "data", P, [tool_key], env=env) as (server, mirror):
         head = mirror.head()
         clone = tmp_path / "clone"

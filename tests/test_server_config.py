@@ -103,3 +103,29 @@ def test_serve_reports_a_bad_configuration_as_one_line(tmp_path):
     assert res.stderr.strip().splitlines()[-1] == "Error: Not a mirror repository"
     assert "Traceback" not in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_the_served_mirror_caps_pushes(tmp_path):
+    """The real server creates its mirror with receive.maxInputSize, from
+    ASFALOAD_MAX_PUSH_BYTES when set, and sets it again when it opens an existing one."""
+    import subprocess
+
+    from tests.conftest_server import ServerProcess
+
+    data = tmp_path / "data"
+
+    def cap() -> str:
+        out = subprocess.run(
+            ["git", "--git-dir", str(data / "mirror.git"), "config", "receive.maxInputSize"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    server = ServerProcess(data).start()
+    server.stop()
+    assert cap() == str(64 * 1024 * 1024)
+    server = ServerProcess(data, env={"ASFALOAD_MAX_PUSH_BYTES": "2097152"}).start()
+    server.stop()
+    assert cap() == "2097152"

@@ -244,8 +244,8 @@ def test_08_revocation(world):
         }
         return signed_json(server.base_url, key, "POST", "/v1/revoke", body)
 
-    # An artifact signer without the revocation role: refused.
-    _error(revoke(keys[0]), 403)
+    # An artifact signer without the revocation role: refused, 400 as the manual says.
+    assert _error(revoke(keys[0]), 400) == "Public key is not authorized to revoke this file"
     reply = revoke(keys[2])
     assert reply.status == 200, reply.body
     assert reply.json() == {"success": True, "message": "File revoked successfully"}

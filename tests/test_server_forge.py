@@ -191,6 +191,59 @@ def test_06_update_signers(world):
     assert chain["chain"]["current_signers_info"] is not None
 
 
+def test_06b_oversized_or_invalid_signers_files_are_400(world):
+    """A signers file is the user's choice: too big or unreadable is a bad request, on
+    registration and on update alike, and nothing is written."""
+    server, emu, keys = world
+    good = signers_bytes(artifact=[(keys, 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_200)
+    files = {
+        "huge": b" " * (64 * 1024) + good,
+        "binary": b"\xff\xfe",
+        "truncated": good[:-5],
+        "an array": b"[]",
+    }
+    head = signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers/{P}").body
+    for name, raw in files.items():
+        slug = name.replace(" ", "-")
+        url = emu.put_github_file("acme", f"bad-{slug}", "main", "asfaload.signers.json", raw)
+        msg = _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 400)
+        assert msg.startswith("Invalid signers file"), (name, msg)
+        url = emu.put_github_file("acme", "tool", "signers", f"{slug}.json", raw)
+        msg = _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], url)), 400)
+        assert msg.startswith("Invalid signers file"), (name, msg)
+    big = emu.put_github_file("acme", "tool", "signers", "huge.json", files["huge"])
+    msg = _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], big)), 400)
+    assert msg == f"Invalid signers file: {big} is larger than the limit of 65536 bytes"
+    assert signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers/{P}").body == head
+
+
+def test_06c_signers_file_urls_at_a_commit_id_are_400(world):
+    """Registration and update pin a signers file to a branch or tag: a fork's commit is
+    served under the parent's URLs. Refused before anything is fetched."""
+    server, emu, keys = world
+    commit = "89abcdef" * 5
+    raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
+    for target, url in (
+        (
+            "/v1/register_repo",
+            emu.put_github_file("acme", "pinned", commit, "asfaload.signers.json", raw),
+        ),
+        (
+            "/v1/register_repo",
+            emu.put_gitlab_file("group/pinned", commit, "asfaload.signers.json", raw),
+        ),
+        ("/v1/update_signers", emu.put_github_file("acme", "tool", commit, "v3.json", raw)),
+    ):
+        msg = _error(_post(server, keys[0], target, _reg(keys[0], url)), 400)
+        assert msg.startswith(
+            f"Signers file URL must name a branch or tag, not the commit {commit}"
+        ), msg
+        assert url in msg
+    assert emu.hits(f"/raw/acme/pinned/{commit}/asfaload.signers.json") == 0
+    assert emu.hits(f"/gl/group/pinned/-/raw/{commit}/asfaload.signers.json") == 0
+    assert emu.hits(f"/raw/acme/tool/{commit}/v3.json") == 0
+
+
 def test_07_checksum_files_mode(world):
     server, emu, keys = world
     raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
@@ -248,6 +301,29 @@ def test_ssrf_checksum_redirect_refused(world):
     emu.redirect(emu.served_path(csum), "http://127.0.0.1:9/SHA256SUMS")
     msg = _error(_post(server, keys[0], "/v1/assets", {"csum_files": [csum]}), 400)
     assert msg.startswith("Refusing to fetch from"), msg
+
+
+def test_redirect_escaping_the_rewrite_target_is_not_followed(world):
+    """A forge redirect whose path climbs out of the operator's target with encoded
+    separators: the server never fetches it (the emulator would serve a valid signers file
+    there, from outside the raw-files tree the rewrite names)."""
+    server, emu, keys = world
+    raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
+    emu.put_fileserver_file("escape/asfaload.signers.json", raw)
+    url = "https://github.com/acme/escape/blob/main/asfaload.signers.json"
+    served = emu.served_path(
+        "https://raw.githubusercontent.com/acme/escape/main/asfaload.signers.json"
+    )
+    climb = "..%2F..%2F..%2F..%2Ffiles%2Fescape%2Fasfaload.signers.json"
+    emu.redirect(served, f"https://raw.githubusercontent.com/acme/escape/main/{climb}")
+    msg = _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 500)
+    assert msg == (
+        "Forge redirected https://raw.githubusercontent.com/acme/escape/main/"
+        "asfaload.signers.json to an invalid URL"
+    )
+    assert emu.hits(served) == 1
+    assert emu.hits(f"/raw/acme/escape/main/{climb}") == 0
+    assert emu.hits("/files/escape/asfaload.signers.json") == 0
 
 
 def test_08_gitlab_release(world):

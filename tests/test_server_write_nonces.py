@@ -5,6 +5,7 @@ across restarts, and also when the first request was refused before reaching the
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import uuid
 
@@ -116,6 +117,42 @@ def test_a_submission_refused_before_its_write_still_uses_up_its_nonce(world):
     _replay_refused(_post(server, body, headers))
 
 
+def test_every_refused_submission_uses_up_its_nonce(world):
+    """Whatever refuses a verified request (its body, the handler, the backend before the
+    write, the rules in the writer), the same request sent again is a replay: 401."""
+    server, mirror, keys = world
+    index, raw = _release(mirror, keys[0], "v5")
+    outsider = SecretKey.generate("ed25519")
+    missing = layout.github_release_index_path(P, "v404")
+    forged = keys[1].sign(sha512(b"other bytes")).to_wire()
+    cases: dict[str, tuple[SecretKey, dict[str, object]]] = {
+        "body not a map": (keys[1], {"signatures": "not a map"}),
+        "public_key of another key": (keys[1], {"public_key": str(keys[2].public_key)}),
+        "malformed signature": (keys[1], {"signatures": {index: "garbage"}}),
+        "malformed signature, unknown file": (
+            keys[1],
+            {"file_path": missing, "signatures": {missing: "garbage"}},
+        ),
+        "path outside the mirror": (keys[1], {"file_path": "../../etc/passwd"}),
+        "unknown file": (keys[1], {"file_path": missing, "signatures": {missing: forged}}),
+        "signature over other bytes": (keys[1], {"signatures": {index: forged}}),
+        "not a signer": (
+            outsider,
+            {"signatures": {index: outsider.sign(sha512(raw)).to_wire()}},
+        ),
+    }
+    head = mirror.head()
+    for name, (key, override) in cases.items():
+        body, headers = _signed_submission(key, index, raw, **override)
+        first = _post(server, body, headers)
+        assert first.status in (400, 401, 403, 404), (name, first.status, first.body)
+        assert "Replay" not in first.json()["error"], name
+        again = _post(server, body, headers)
+        assert again.status == 401, (name, first.status, again.status, again.body)
+        assert "Replay" in again.json()["error"], (name, again.body)
+    assert mirror.head() == head
+
+
 def test_a_replayed_submission_is_refused_after_a_restart(world):
     server, mirror, keys = world
     index, raw = _release(mirror, keys[0], "v4")
@@ -159,3 +196,38 @@ def test_a_mirror_writing_in_process_records_the_nonce_first(tmp_path):
     with pytest.raises(StoreError, match="nonce store"):
         mirror.submit(_write("c"), nonce=claim)  # type: ignore[arg-type]
     mirror.close()
+
+
+def test_settle_records_once_and_tells_the_request_that_recorded_it(tmp_path):
+    store = SqliteNonceStore(tmp_path / "n.sqlite3")
+    mine = NonceClaim(str(uuid.uuid4()), NOW + 301, NOW)
+    assert store.settle(mine)  # recorded now
+    assert store.settle(mine)  # already this request's
+    replay = NonceClaim(mine.nonce, NOW + 301, NOW)
+    assert replay.owner != mine.owner
+    assert not store.settle(replay)
+    written = NonceClaim(str(uuid.uuid4()), NOW + 301, NOW)
+    assert store.remember_all([written]) == [True]  # as the writer process does
+    assert store.settle(written)
+    assert not store.settle(NonceClaim(written.nonce, NOW + 301, NOW))
+    plain = str(uuid.uuid4())
+    assert store.remember(plain, NOW + 301, NOW)  # a row without an owner is nobody's
+    assert not store.settle(NonceClaim(plain, NOW + 301, NOW))
+    assert store.count() == 3
+
+
+def test_a_store_from_before_owners_keeps_its_nonces(tmp_path):
+    db = tmp_path / "n.sqlite3"
+    old = str(uuid.uuid4())
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE nonces (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
+            " WITHOUT ROWID"
+        )
+        conn.execute("INSERT INTO nonces VALUES (?, ?)", (old, NOW + 301))
+    conn.close()
+    store = SqliteNonceStore(db)
+    assert not store.settle(NonceClaim(old, NOW + 301, NOW))
+    fresh = NonceClaim(str(uuid.uuid4()), NOW + 301, NOW)
+    assert store.settle(fresh) and store.settle(fresh)
+    assert SqliteNonceStore(db).count() == 2  # a second open finds the column in place

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asfaload.errors import ConcurrentUpdateError, FormatError, StoreError
+from asfaload.errors import ConcurrentUpdateError, ConfigError, FormatError, StoreError
 from asfaload.rules.tree import Change, DictTree, TreeView
 from asfaload.store import INIT_MESSAGE, MAIN, GitTreeView, Mirror, apply_change, diff_trees
 from asfaload.store.durable import WriterLock
@@ -72,6 +72,47 @@ def test_init_creates_bare_repo_with_root_commit_hooks_and_config(tmp_path):
         assert (path / "info" / "refs").read_text().split() == [m.head(), MAIN]
     with pytest.raises(StoreError):
         Mirror.init(str(path))
+
+
+def test_the_push_size_is_capped_on_creation_and_on_every_opening(tmp_path, monkeypatch):
+    monkeypatch.delenv("ASFALOAD_MAX_PUSH_BYTES", raising=False)
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    assert git(path, "config", "receive.maxInputSize").strip() == str(64 * 1024 * 1024)
+    # A mirror made without the cap (or under another one) gets the current one when opened.
+    git(path, "config", "--unset", "receive.maxInputSize")
+    Mirror.open(path).close()
+    assert git(path, "config", "receive.maxInputSize").strip() == str(64 * 1024 * 1024)
+    monkeypatch.setenv("ASFALOAD_MAX_PUSH_BYTES", "1048576")
+    Mirror.open(path).close()
+    assert git(path, "config", "receive.maxInputSize").strip() == "1048576"
+    for bad in ("0", "-5", "64M", "1e6"):
+        monkeypatch.setenv("ASFALOAD_MAX_PUSH_BYTES", bad)
+        with pytest.raises(ConfigError, match="ASFALOAD_MAX_PUSH_BYTES"):
+            Mirror.open(path)
+    assert git(path, "config", "receive.maxInputSize").strip() == "1048576"
+
+
+def test_a_push_above_the_cap_is_refused_by_git(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASFALOAD_MAX_PUSH_BYTES", "4096")
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", path, str(work)], check=True)
+    (work / "big.bin").write_bytes(os.urandom(64 * 1024))  # incompressible: a pack above 4 KiB
+    for args in (
+        ["add", "big.bin"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+    ):
+        subprocess.run(["git", "-C", str(work), *args], check=True)
+    head = Mirror.open(path).head()
+    push = subprocess.run(
+        ["git", "-C", str(work), "push", "origin", "HEAD:main"], capture_output=True, text=True
+    )
+    assert push.returncode != 0
+    assert "pack exceeds maximum allowed size" in push.stderr, push.stderr
+    with Mirror.open(path) as m:
+        assert m.head() == head
 
 
 def test_open_refuses_non_mirrors(tmp_path):

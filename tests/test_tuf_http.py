@@ -24,7 +24,14 @@ from tuf.ngclient.updater import Updater
 from asfaload.tuf._api import Metadata, Root, SSlibKey, Timestamp
 from asfaload.tuf.accounts import Accounts
 from tests.conftest_server import ASFALOAD, ServerProcess
-from tests.test_tuf_support import key, make_root, sig_for, signed_doc
+from tests.test_tuf_support import (
+    key,
+    make_root,
+    sig_for,
+    signed_by_twins,
+    signed_doc,
+    twin_root,
+)
 
 NOW = int(time.time())
 CHEAP: dict[str, Any] = {"opslimit": 1, "memlimit": 8192}
@@ -405,6 +412,33 @@ def test_rejections(env):
         "task_id": "nope",
         "state": "PENDING",
     }
+
+
+def test_roots_listing_one_key_under_two_keyids_are_refused(env):
+    """One holder, two keyids (the same hex in upper case): never threshold 2, at any door."""
+    t: Tuf = env["alice"]
+    app = "twins"
+    A = key()
+    twins, twin = twin_root(1, A, "upper", env["online"], now=NOW)
+    r = t.bootstrap(app, signed_by_twins(twins, A, twin))
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"] == "Failed to load root metadata"
+    assert "same public key" in body["details"]
+    assert A.public_key.keyid in body["details"] and twin.keyid in body["details"]
+    assert t.get("/tuf/v1/bootstrap", appName=app).json()["data"]["bootstrap"] is False
+
+    good = make_root(1, [A], 1, env["online"], now=NOW)
+    assert t.bootstrap(app, signed_doc(good, [A])).status_code == 202
+    v2, twin = twin_root(2, A, "extra", env["online"], now=NOW)
+    for doc in (signed_by_twins(v2, A, twin), signed_doc(v2, [])):
+        r = t.rotate(app, doc)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == "Failed to load new root metadata"
+        assert "same public key" in r.json()["details"]
+    assert t.get("/tuf/v1/metadata/sign", appName=app).json()["data"] is None
+    r = requests.get(t.server.url(f"/v1/files/tuf/alice/{app}/2.root.json"), timeout=30)
+    assert r.status_code == 404
 
 
 # --- concurrency -------------------------------------------------------------------------------------

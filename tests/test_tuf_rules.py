@@ -17,12 +17,23 @@ from hypothesis import strategies as st
 
 from asfaload.errors import FormatError
 from asfaload.rules.tree import DictTree
-from asfaload.tuf import repo
+from asfaload.tuf import build, repo
 from asfaload.tuf._api import Metadata, Root, Snapshot, Targets, Timestamp
-from asfaload.tuf.documents import Expirations, parse_root
+from asfaload.tuf.documents import Expirations, key_material, parse_root
 from asfaload.tuf.errors import TufError
 from asfaload.tuf.online import OnlineKeyring, keys_json
-from tests.test_tuf_support import NOW, REF, apply, key, make_root, sig_for, signed_doc
+from tests.test_tuf_support import (
+    NOW,
+    REF,
+    apply,
+    key,
+    make_root,
+    sig_for,
+    signed_by_twins,
+    signed_doc,
+    twin_key,
+    twin_root,
+)
 
 EXP = Expirations()
 
@@ -540,3 +551,64 @@ def test_parse_root_keeps_any_unknown_fields(extra):
 _BASE_SIGNED = make_root(
     1, [key()], 1, {r: key().public_key for r in ("targets", "snapshot", "timestamp")}
 ).to_dict()
+
+
+# --- one key under two keyids -------------------------------------------------------------------------
+TWINS = ("upper", "extra", "pem")
+
+
+@pytest.mark.parametrize("how", TWINS)
+def test_bootstrap_refuses_one_key_under_two_keyids(ring, pool, how):
+    root, twin = twin_root(1, pool[0], how, ring.ensure())
+    doc = signed_by_twins(root, pool[0], twin)
+    if how != "pem":  # python-tuf reads the raw key only as hex: the PEM twin never verifies
+        md = Metadata[Root].from_dict(copy.deepcopy(doc))
+        assert md.signed.get_root_verification_result(None, md.signed_bytes, md.signatures).verified
+    with pytest.raises(TufError) as exc:
+        repo.bootstrap(DictTree(), NOW, REF, doc, EXP, ring.signers())
+    assert exc.value.http_status == 400 and exc.value.error == "Failed to load root metadata"
+    assert exc.value.details is not None and "same public key" in exc.value.details
+    assert twin.keyid in exc.value.details and pool[0].public_key.keyid in exc.value.details
+
+
+@pytest.mark.parametrize("how", TWINS)
+def test_rotation_refuses_one_key_under_two_keyids(ring, pool, how):
+    tree, _ = bootstrapped(ring, pool[:1], 1)
+    root, twin = twin_root(2, pool[0], how, ring.ensure())
+    for doc in (signed_by_twins(root, pool[0], twin), signed_doc(root, [])):
+        with pytest.raises(TufError) as exc:
+            repo.propose_root(tree, NOW, REF, doc, EXP, ring.signers())
+        assert exc.value.http_status == 400
+        assert exc.value.error == "Failed to load new root metadata"
+        assert exc.value.details is not None and "same public key" in exc.value.details
+    assert tree.read(REF.versioned("root", 2)) is None and tree.read(REF.pending_root) is None
+
+
+def test_a_stored_draft_listing_one_key_twice_collects_no_signature(ring, pool):
+    """A draft in the tree from before the check: signing it is refused, never published."""
+    tree, _ = bootstrapped(ring, pool[:1], 1)
+    root, twin = twin_root(2, pool[0], "upper", ring.ensure())
+    draft = signed_doc(root, [])
+    files = tree.files()
+    files[REF.pending_root] = json.dumps(draft).encode()
+    tree = DictTree(files)
+    for keyid in (pool[0].public_key.keyid, twin.keyid):
+        sig = {"keyid": keyid, "sig": sig_for(draft, pool[0])["sig"]}
+        with pytest.raises(TufError, match="same public key") as exc:
+            repo.add_signature(tree, NOW, REF, "root", **sig, expirations=EXP, keys=ring.signers())
+        assert exc.value.http_status == 400 and exc.value.message == "Signature Failed"
+
+
+@pytest.mark.parametrize("how", TWINS)
+def test_key_material_sees_through_spellings(pool, how):
+    assert key_material(twin_key(pool[0], how)) == key_material(pool[0].public_key)
+    assert key_material(pool[0].public_key) != key_material(pool[1].public_key)
+
+
+def test_cli_builders_refuse_one_key_under_two_keyids(ring, pool):
+    twin = twin_key(pool[0], "upper")
+    with pytest.raises(FormatError, match="given twice"):
+        build.new_root([pool[0].public_key, twin], 2, ring.ensure(), days=30, now=NOW)
+    trusted = build.new_root([pool[0].public_key], 1, ring.ensure(), days=30, now=NOW)
+    with pytest.raises(FormatError, match="same public key"):
+        build.next_root(trusted, add=[twin], threshold=2, days=30, now=NOW)

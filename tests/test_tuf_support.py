@@ -6,6 +6,10 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from securesystemslib.signer._utils import compute_default_keyid
+
 from asfaload.rules.tree import Change, DictTree
 from asfaload.tuf._api import CryptoSigner, Metadata, Root, Signer, SSlibKey
 from asfaload.tuf.documents import AppRef
@@ -62,3 +66,45 @@ def apply(tree: DictTree, change: Change) -> DictTree:
         files.pop(p, None)
     files.update(change.writes)
     return DictTree(files)
+
+
+def twin_key(signer: CryptoSigner, how: str) -> SSlibKey:
+    """``signer``'s public key spelt another way, so under another keyid: the same key material.
+
+    ``upper``: the hex in upper case; ``extra``: an extra ``keyval`` field; ``pem``: the key as
+    a PEM SubjectPublicKeyInfo instead of raw hex.
+    """
+    public = signer.public_key.keyval["public"]
+    if how == "upper":
+        keyval = {"public": public.upper()}
+    elif how == "extra":
+        keyval = {"public": public, "x-note": "twin"}
+    elif how == "pem":
+        pem = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public)).public_bytes(
+            Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+        )
+        keyval = {"public": pem.decode()}
+    else:
+        raise ValueError(how)
+    keytype, scheme = signer.public_key.keytype, signer.public_key.scheme
+    keyid = compute_default_keyid(keytype, scheme, keyval)
+    assert keyid != signer.public_key.keyid
+    return SSlibKey(keyid, keytype, scheme, keyval)
+
+
+def twin_root(
+    version: int, holder: CryptoSigner, how: str, online: dict[str, SSlibKey], **kw: Any
+) -> tuple[Root, SSlibKey]:
+    """A root of threshold 2 whose two root keys are ``holder``'s key under two keyids."""
+    root = make_root(version, [holder], 1, online, **kw)
+    twin = twin_key(holder, how)
+    root.add_key(twin, "root")
+    root.roles["root"].threshold = 2
+    return root, twin
+
+
+def signed_by_twins(root: Root, holder: CryptoSigner, twin: SSlibKey) -> dict[str, Any]:
+    """``root`` signed by ``holder`` alone, its one signature given under both keyids."""
+    doc = signed_doc(root, [holder])
+    doc["signatures"].append({"keyid": twin.keyid, "sig": doc["signatures"][0]["sig"]})
+    return doc

@@ -17,12 +17,13 @@ sockets go. Errors: ``FormatError`` (bad URL or content), ``ForbiddenURLError`` 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import FormatError
+from ..errors import FormatError, SignersFileError
 from ..layout import detect_forge
 from . import checksums, fileserver, github, gitlab
 from .checksums import ChecksumEntry, parse_checksums
@@ -30,6 +31,7 @@ from .http import (
     SIGNERS_FILE_MAX_BYTES,
     HttpClient,
     HttpConfig,
+    ResponseTooLargeError,
     Rewrite,
     apply_rewrites,
     parse_rewrites,
@@ -102,6 +104,20 @@ def _check_json_extension(raw: str) -> None:
         raise FormatError(f"Signers file must have extension in [ json ], got {got}")
 
 
+_COMMIT_ID = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+
+
+def _check_not_a_commit(url: str, kind: str) -> None:
+    ref = github.file_ref(url) if kind == "github" else gitlab.file_ref(url)
+    if _COMMIT_ID.fullmatch(ref):
+        name = "GitHub" if kind == "github" else "GitLab"
+        raise FormatError(
+            f"Signers file URL must name a branch or tag, not the commit {ref}: {name} serves"
+            f" commits of any fork under the repository's URLs, so use a branch or tag of the"
+            f" project: {url}"
+        )
+
+
 class Forges:
     """Forge access under one configuration."""
 
@@ -123,11 +139,25 @@ class Forges:
         return fileserver.raw_url(url)
 
     def fetch_signers_file(self, url: str, kind: str | None = None) -> FetchedFile:
-        """The signers file at ``url``, byte for byte, at most 64 KiB (configurable)."""
+        """The signers file at ``url``, byte for byte, at most 64 KiB (configurable).
+
+        On GitHub and GitLab the URL must name a branch or tag: both serve a fork's commits
+        under the parent repository's URLs, so a file at a commit id is not proof that the
+        project itself published it.
+        """
         kind = _check_kind(kind or self.detect(url))
         raw = self.retrieval_url(url, kind)
+        if kind in ("github", "gitlab"):
+            _check_not_a_commit(url, kind)
         _check_json_extension(raw)
-        fetched = self.http.get(raw, max_bytes=self.config.http.signers_max_bytes)
+        cap = self.config.http.signers_max_bytes
+        try:
+            fetched = self.http.get(raw, max_bytes=cap)
+        except ResponseTooLargeError:
+            # The user chose this file: too big is a bad signers file (400), not a forge failure.
+            raise SignersFileError(
+                f"Invalid signers file: {url} is larger than the limit of {cap} bytes"
+            ) from None
         return FetchedFile(fetched.content, url, raw, kind)
 
     def fetch_release(self, url: str, kind: str | None = None) -> ReleaseAssets:

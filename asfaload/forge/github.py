@@ -53,6 +53,13 @@ def raw_url(url: str) -> str:
     return f"https://{RAW_HOST}/{rest}{query}"
 
 
+def file_ref(url: str) -> str:
+    """The first segment of the ref in a GitHub blob or raw file URL, percent-decoded (a ref
+    with '/' in it spans more segments; a commit id never does)."""
+    raw = raw_url(url)
+    return unquote(urlsplit(raw).path.split("/")[3])
+
+
 def parse_release_url(url: str) -> tuple[str, str, str]:
     """``(owner, repo, tag)`` of ``https://github.com/<o>/<r>/releases/tag/<tag>``."""
     parts = _check_github(url)

@@ -45,6 +45,13 @@ def raw_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/{tail}{query}"
 
 
+def file_ref(url: str) -> str:
+    """The first segment of the ref in a GitLab ``-/blob/`` or ``-/raw/`` file URL,
+    percent-decoded."""
+    _, _, rest = _split(raw_url(url))
+    return unquote(rest[1])
+
+
 def parse_release_url(url: str) -> tuple[str, str, str]:
     """``(base URL, project path, tag)`` of ``<base>/<ns…>/<p>/-/releases/<tag>`` (or ``-/tags/``)."""
     parts, project, rest = _split(url)

@@ -13,6 +13,9 @@ Every forge fetch goes through :class:`HttpClient`. The rules it enforces:
 - **Redirects** are followed by hand (at most ``max_redirects``) so each hop is re-checked.
 - **Total timeout**: a watchdog shuts the sockets of a fetch down when its deadline passes, so a
   server dripping one byte at a time cannot hold us beyond it (per-read timeouts alone would).
+- **Read timeout**: besides, a forge that takes the connection and then says nothing fails after
+  ``read_timeout`` (10 s), and that attempt is not retried: a silent server would only be
+  waited for again, up to the total timeout.
 - **Size caps**: ``Content-Length`` is checked first, then the streamed byte count.
 - **Retries**: 429 and 5xx (and connection failures) are retried at most ``max_retries`` times,
   waiting ``Retry-After`` capped at ``max_retry_after`` (the reference waited up to an hour, §10.24).
@@ -57,6 +60,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRIED = frozenset({429, 500, 502, 503, 504})
 _CREDENTIAL_HEADERS = frozenset({"authorization", "private-token", "cookie"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+class ResponseTooLargeError(ForgeError):
+    """A forge answer above the size cap of its fetch. A forge failure (500) unless the caller
+    knows the user chose the URL of that content (a signers file: 400)."""
 
 
 # --- rewrites -------------------------------------------------------------------------------------
@@ -138,7 +146,8 @@ class HttpConfig:
     rewrites: tuple[Rewrite, ...] = ()
     allow_private: bool = False
     connect_timeout: float = 10.0
-    read_timeout: float = 30.0
+    # Longest silence of a forge, for its answer's headers or between two reads of its body.
+    read_timeout: float = 10.0
     # Deadline of a whole small fetch (API answer, signers or checksums file), retries included.
     total_timeout: float = 60.0
     # Deadline of an asset download (hashing a release asset).
@@ -188,9 +197,42 @@ class HttpConfig:
 
 
 # --- URL syntax --------------------------------------------------------------------------------------
+# Percent-decoding rounds looked through: a path still changing after this many is refused.
+_MAX_DECODES = 4
+
+
+def _path_escape(path: str) -> str | None:
+    """Why ``path`` could leave the directory it names on some server, or None.
+
+    A rewrite is a string prefix, so the rest of the path must stay under the operator's
+    target however the server at the other end reads it: decoded once or several times, with
+    ``%2F`` taken as a separator and ``;params`` stripped from segments. No layer of decoding
+    may hold a dot segment, a backslash (a separator to some servers), a control character or
+    bytes that are not UTF-8 (overlong forms of ``.`` and ``/``). An encoded ``/`` alone stays
+    allowed: GitLab's API names projects and tags that way (``group%2Fproject``).
+    """
+    layer = path
+    for _ in range(_MAX_DECODES):
+        if "\\" in layer:
+            return "an encoded backslash"
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in layer):
+            return "an encoded control character"
+        for seg in layer.split("/"):
+            if seg.split(";", 1)[0] in (".", ".."):
+                return "a '.' or '..' path segment"
+        try:
+            decoded = unquote(layer, errors="strict")
+        except UnicodeDecodeError:
+            return "percent-encoded bytes that are not UTF-8"
+        if decoded == layer:
+            return None
+        layer = decoded
+    return "too many layers of percent-encoding"
+
+
 def check_url(url: str) -> SplitResult:
-    """Syntax rules for any URL we fetch: absolute http(s), a host, no credentials, no dot
-    segments (a rewrite is a string prefix, so ``/../`` could walk out of its target path)."""
+    """Syntax rules for any URL we fetch: absolute http(s), a host, no credentials, and a path
+    that cannot walk out of a rewrite target (see :func:`_path_escape`)."""
     if not isinstance(url, str) or not url or len(url) > 4096:
         raise FormatError("Invalid URL")
     if any(c in url for c in "\\ \t\r\n\x00") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
@@ -206,9 +248,9 @@ def check_url(url: str) -> SplitResult:
         raise FormatError(f"URL has no host: {url}")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise FormatError(f"URL must not carry credentials: {url}")
-    for seg in parts.path.split("/"):
-        if unquote(seg) in (".", ".."):
-            raise FormatError(f"URL must not contain '.' or '..' path segments: {url}")
+    why = _path_escape(parts.path)
+    if why is not None:
+        raise FormatError(f"URL path must not contain {why}, plain or percent-encoded: {url}")
     return parts
 
 
@@ -444,7 +486,11 @@ class HttpClient:
                 raise ForgeError(f"Forge redirected {url} to an invalid URL") from None
             target = self.config.rewrite(current)
             if target is not None:
-                check_url(target)
+                try:
+                    check_url(target)
+                except FormatError:
+                    # Never name the rewrite target: it is the operator's internal address.
+                    raise FormatError(f"Invalid URL once rewritten: {current}") from None
                 trusted = True
             else:
                 target = current
@@ -498,7 +544,8 @@ class HttpClient:
             except requests.RequestException as exc:
                 if wd.expired:
                     raise self._timeout(shown, wd) from None
-                if attempt < cfg.max_retries:
+                silent = isinstance(exc, requests.ReadTimeout)
+                if attempt < cfg.max_retries and not silent:
                     self._sleep(min(cfg.backoff * 2**attempt, cfg.max_retry_after), shown, wd)
                     continue
                 raise ForgeError(f"Failed to fetch {shown}: {_describe(exc)}") from None
@@ -544,13 +591,15 @@ class HttpClient:
     ) -> int:
         length = resp.headers.get("Content-Length", "").strip()
         if length.isdigit() and int(length) > max_bytes:
-            raise ForgeError(f"Response from {shown} exceeds the size limit of {max_bytes} bytes")
+            raise ResponseTooLargeError(
+                f"Response from {shown} exceeds the size limit of {max_bytes} bytes"
+            )
         total = 0
         try:
             for chunk in resp.raw.stream(CHUNK, decode_content=False):
                 total += len(chunk)
                 if total > max_bytes:
-                    raise ForgeError(
+                    raise ResponseTooLargeError(
                         f"Response from {shown} exceeds the size limit of {max_bytes} bytes"
                     )
                 sink(chunk)

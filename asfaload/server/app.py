@@ -14,10 +14,10 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import PathConverter
 
 from ..auth import HEADERS, AuthenticatedRequest, verify_request_signature
-from ..errors import AuthenticationError, ConfigError, ReadOnlyError
+from ..errors import ConfigError, ReadOnlyError
 from ..service import Backend
 from ..store import Mirror
-from ..store.nonces import NonceClaim, SqliteNonceStore
+from ..store.nonces import REPLAY_MESSAGE, NonceClaim, SqliteNonceStore
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
 from .watch import PendingRefresher
@@ -136,9 +136,9 @@ def authenticate(*, nonce_with_write: bool = False) -> AuthenticatedRequest:
 
     ``nonce_with_write``: the handler will pass :func:`nonce_for_write` to the one write it
     makes, which records the nonce in the same batch (a replay is refused there, 401). A request
-    answered without that write (refused before it) has its nonce recorded on the way out, and
-    is answered 401 instead if the nonce was already used: the same answers as recording it
-    here, at the cost of a lookup only for those.
+    answered otherwise than by that write's success has its nonce settled on the way out, and
+    is answered 401 instead if another request used it: the same answers as recording it here,
+    at the cost of a lookup only for those.
     """
     cached: AuthenticatedRequest | None = g.get("auth")
     if cached is not None:
@@ -159,18 +159,24 @@ def authenticate(*, nonce_with_write: bool = False) -> AuthenticatedRequest:
 
 
 def nonce_for_write() -> NonceClaim | None:
-    """The nonce :func:`authenticate` left to the request's write; the write now owns it."""
-    claim: NonceClaim | None = g.pop("pending_nonce", None)
+    """The nonce :func:`authenticate` left to the request's write, which records it."""
+    claim: NonceClaim | None = g.get("pending_nonce")
+    g.nonce_written = claim is not None
     return claim
 
 
 def _settle_unused_nonce(resp: Response) -> Response:
+    """Every verified request spends its nonce, whatever its answer.
+
+    A write that succeeded recorded it. Any other answer may come before the claim reached the
+    writer or after the writer recorded it: settling records it unless this request already
+    did, and a nonce another request recorded makes this one a replay.
+    """
     claim: NonceClaim | None = g.pop("pending_nonce", None)
-    if claim is not None:
-        try:
-            state().nonces.claim(claim)
-        except AuthenticationError as err:
-            return error_response(err.http_status, str(err))
+    if claim is None or (g.pop("nonce_written", False) and resp.status_code < 400):
+        return resp
+    if not state().nonces.settle(claim):
+        return error_response(401, REPLAY_MESSAGE)
     return resp
 
 

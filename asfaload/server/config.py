@@ -13,10 +13,11 @@ from typing import Any
 from .. import layout
 from ..errors import ConfigError
 from ..forge import ForgeConfig, HttpConfig, parse_rewrites
+from ..store.mirror import DEFAULT_MAX_PUSH_BYTES
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the upstream Asfaload server's limit
 # The mirror's receive.maxInputSize, and the push body a server accepts on /mirror.git.
-DEFAULT_GIT_MAX_PUSH_BYTES = 64 * 1024 * 1024
+DEFAULT_GIT_MAX_PUSH_BYTES = DEFAULT_MAX_PUSH_BYTES
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ _ENV = {
     "ASFALOAD_REQUEST_TIMEOUT": "request_timeout",
     "ASFALOAD_READ_ONLY": "read_only",
     "ASFALOAD_REPO": "repo",
-    "ASFALOAD_GIT_MAX_PUSH_BYTES": "git_max_push_bytes",
+    "ASFALOAD_MAX_PUSH_BYTES": "git_max_push_bytes",
     "ASFALOAD_GIT_TIMEOUT": "git_timeout",
     "ASFALOAD_GIT_MAX_CONCURRENT": "git_max_concurrent",
 }

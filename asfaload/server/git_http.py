@@ -98,7 +98,7 @@ def _is_push(rest: str) -> bool:
     )
 
 
-def _cgi_environ(repo: Path, rest: str, *, allow_push: bool) -> dict[str, str]:
+def _cgi_environ(repo: Path, rest: str, *, allow_push: bool, max_push_bytes: int) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C",
@@ -113,11 +113,13 @@ def _cgi_environ(repo: Path, rest: str, *, allow_push: bool) -> dict[str, str]:
         "REMOTE_ADDR": request.remote_addr or "",
         "SERVER_PROTOCOL": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
         # Per-invocation configuration (git >= 2.31): the service switches and partial clone.
-        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_COUNT": "3",
         "GIT_CONFIG_KEY_0": "http.receivepack",
         "GIT_CONFIG_VALUE_0": "true" if allow_push else "false",
         "GIT_CONFIG_KEY_1": "uploadpack.allowFilter",
         "GIT_CONFIG_VALUE_1": "true",
+        "GIT_CONFIG_KEY_2": "receive.maxInputSize",
+        "GIT_CONFIG_VALUE_2": str(max_push_bytes),
     }
     for header, var in (
         ("Content-Type", "CONTENT_TYPE"),
@@ -198,7 +200,7 @@ def serve_git(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_cgi_environ(repo, rest, allow_push=allow_push),
+            env=_cgi_environ(repo, rest, allow_push=allow_push, max_push_bytes=max_push_bytes),
             close_fds=True,
         )
     except BaseException:

@@ -354,7 +354,7 @@ def openapi_document() -> dict[str, Any]:
                 "Revoke a fully signed file",
                 "RevokeRequest",
                 "SuccessMessage",
-                (400, 401, 403, 404, 409, 413, 500),
+                (400, 401, 404, 409, 413, 500),
                 "revoke",
             ),
             "/v1/assets": _post(

@@ -250,11 +250,14 @@ class Backend:
         if self.mirror.view().read(p) is None:
             raise NotFoundError(f"File not found: {p}")
         sig = _parse_signature(signature, caller, "the revocation document")
-        self.mirror.submit(
-            Revoke(
-                subject=p, document=revocation_json.encode("utf-8"), signature=sig, submitter=caller
-            )
+        op = Revoke(
+            subject=p, document=revocation_json.encode("utf-8"), signature=sig, submitter=caller
         )
+        try:
+            self.mirror.submit(op)
+        except NotAuthorizedError as exc:
+            # The REST manual answers a key that may not revoke with 400: /v1/revoke has no 403.
+            raise RuleViolation(str(exc)) from None
 
     # --- forge-backed writes -----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from types import TracebackType
 
 import pygit2
 
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..rules.tree import Operation
 from . import remote
 from .durable import lock_path_for
@@ -38,14 +38,56 @@ log = logging.getLogger(__name__)
 INIT_MESSAGE = "init mirror"
 
 
+# The largest pack a push may send (git's receive.maxInputSize): signers push small text files,
+# so a push far above this is an attempt to fill the disk. ASFALOAD_MAX_PUSH_BYTES overrides it.
+ENV_MAX_PUSH_BYTES = "ASFALOAD_MAX_PUSH_BYTES"
+DEFAULT_MAX_PUSH_BYTES = 64 * 1024 * 1024
+MAX_PUSH_CONFIG = "receive.maxInputSize"
+
+
+def max_push_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The push size cap: ``ASFALOAD_MAX_PUSH_BYTES`` (a positive number of bytes) or 64 MiB."""
+    raw = (os.environ if environ is None else environ).get(ENV_MAX_PUSH_BYTES, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PUSH_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"Invalid {ENV_MAX_PUSH_BYTES}: {raw!r} (a positive number of bytes)")
+    return int(raw)
+
+
+def limit_push_size(repo: pygit2.Repository, limit: int | None = None) -> None:
+    """Set ``receive.maxInputSize`` to ``limit`` (default :func:`max_push_bytes`) unless it is
+    already: on every creation and opening, so a mirror made before the cap, or under another
+    setting, gets it too."""
+    value = str(max_push_bytes() if limit is None else limit)
+    if _config_value(repo, MAX_PUSH_CONFIG) == value:
+        return
+    try:
+        repo.config[MAX_PUSH_CONFIG] = value
+    except pygit2.GitError:
+        # Another process opening the mirror holds the config lock: fine if it wrote the same.
+        if _config_value(repo, MAX_PUSH_CONFIG) != value:
+            raise StoreError("Cannot set the mirror's push size limit") from None
+
+
+def _config_value(repo: pygit2.Repository, key: str) -> str | None:
+    try:
+        value = repo.config[key]
+    except KeyError:
+        return None
+    return str(value)
+
+
 def init_bare_repository(path: str, config: Mapping[str, str]) -> pygit2.Repository:
-    """An empty bare repository (HEAD → main) at ``path`` with ``config`` set: the common start
-    of a primary mirror and of a read-only one. Never over an existing non-empty path."""
+    """An empty bare repository (HEAD → main) at ``path`` with ``config`` set and the push size
+    capped: the common start of a primary mirror and of a read-only one. Never over an existing
+    non-empty path."""
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise StoreError("Refusing to create a mirror over an existing non-empty path")
     repo = pygit2.init_repository(path, bare=True, initial_head="main")
     for key, value in config.items():
         repo.config[key] = value
+    limit_push_size(repo)
     return repo
 
 
@@ -119,6 +161,7 @@ class Mirror:
             raise StoreError("Not a mirror repository") from e
         if not repo.is_bare or repo.references.get(MAIN) is None:
             raise StoreError("Not a mirror repository (bare, with a main branch)")
+        limit_push_size(repo)
         self._local = threading.local()
         self._listeners: list[Callable[[str], None]] = []
         # A server's workers write through its writer process (asfaload.store.remote).

@@ -21,28 +21,45 @@ other nonces of its batch in one transaction (:meth:`SqliteNonceStore.remember_a
 before the batch is applied: the same table, so a nonce is still accepted once whichever
 process claims it. One insert per request in a worker cost ~0.17 ms of CPU there (SQLite's code
 and pages gone cold between requests), a twentieth of a signature's whole server cost.
+
+Every verified request spends its nonce, whatever its answer. A write request may be refused
+before its claim reaches the writer process, or after the writer recorded it, and its worker
+cannot tell which from the refusal; so each row names the request that recorded it (``owner``,
+random per request), and :meth:`SqliteNonceStore.settle` records a claim unless that same
+request already did. Only another request's row makes it a replay.
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AuthenticationError
+from ..private import private_dirs, private_sqlite
 
 REPLAY_MESSAGE = "Replay attack detected: nonce already used"
 
 
+def _new_owner() -> str:
+    return secrets.token_hex(8)
+
+
 @dataclass(frozen=True)
 class NonceClaim:
-    """A verified request's nonce, to be recorded until ``expires_at`` (checked at ``now``)."""
+    """A verified request's nonce, to be recorded until ``expires_at`` (checked at ``now``).
+
+    ``owner`` tells this request's row from a row left by an earlier request with the same
+    nonce (a replay): random, so a replayed request never has its original's.
+    """
 
     nonce: str
     expires_at: int
     now: int
+    owner: str = field(default_factory=_new_owner)
 
 
 def replay_error() -> AuthenticationError:
@@ -52,7 +69,8 @@ def replay_error() -> AuthenticationError:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (
     nonce TEXT PRIMARY KEY,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    owner TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 """
@@ -68,7 +86,8 @@ class SqliteNonceStore:
         self._path = path
         self._lock = threading.Lock()
         self._inserts = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent, path.parent)
+        private_sqlite(path)
         # check_same_thread=False: every use is under self._lock.
         self._conn = sqlite3.connect(
             path, timeout=30, isolation_level=None, check_same_thread=False
@@ -76,17 +95,49 @@ class SqliteNonceStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._add_owner_column()
+
+    def _add_owner_column(self) -> None:
+        """A store written before rows had owners: add the column (NULL, never anyone's)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")  # one process adds it; the others then see it
+        try:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(nonces)")}
+            if "owner" not in columns:
+                conn.execute("ALTER TABLE nonces ADD COLUMN owner TEXT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def remember(self, nonce: str, expires_at: int, now: int) -> bool:
         """Record ``nonce``; False when it is already recorded (and not yet expired)."""
         with self._lock:
             self._purge_now_and_then(now, 1)
-            return self._insert(nonce, expires_at, now)
+            return self._insert(nonce, expires_at, now, None)
 
     def claim(self, claim: NonceClaim) -> None:
         """Record ``claim``'s nonce; the 401 replay error when it is already recorded."""
-        if not self.remember(claim.nonce, claim.expires_at, claim.now):
+        with self._lock:
+            self._purge_now_and_then(claim.now, 1)
+            won = self._insert(claim.nonce, claim.expires_at, claim.now, claim.owner)
+        if not won:
             raise replay_error()
+
+    def settle(self, claim: NonceClaim) -> bool:
+        """Make sure ``claim``'s nonce is recorded: True when it now is, for this request (just
+        recorded, or by its own write earlier), False when another request recorded it first.
+
+        For a request whose write may or may not have recorded the claim before it was refused.
+        """
+        with self._lock:
+            self._purge_now_and_then(claim.now, 1)
+            if self._insert(claim.nonce, claim.expires_at, claim.now, claim.owner):
+                return True
+            row = self._conn.execute(
+                "SELECT owner FROM nonces WHERE nonce = ?", (claim.nonce,)
+            ).fetchone()
+        return row is not None and row[0] == claim.owner
 
     def remember_all(self, claims: Sequence[NonceClaim]) -> list[bool]:
         """:meth:`remember` for each claim, in one transaction: True for each one accepted (a
@@ -98,7 +149,7 @@ class SqliteNonceStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 self._purge_now_and_then(max(c.now for c in claims), len(claims))
-                won = [self._insert(c.nonce, c.expires_at, c.now) for c in claims]
+                won = [self._insert(c.nonce, c.expires_at, c.now, c.owner) for c in claims]
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -112,14 +163,14 @@ class SqliteNonceStore:
         if (self._inserts - 1) // _PURGE_EVERY != (before - 1) // _PURGE_EVERY:
             self._conn.execute("DELETE FROM nonces WHERE expires_at < ?", (now,))
 
-    def _insert(self, nonce: str, expires_at: int, now: int) -> bool:
+    def _insert(self, nonce: str, expires_at: int, now: int, owner: str | None) -> bool:
         # An expired row for the same nonce may linger until the next purge; it no longer
         # protects anything (its timestamp window closed), so it may be replaced.
         cur = self._conn.execute(
-            "INSERT INTO nonces (nonce, expires_at) VALUES (?, ?) "
-            "ON CONFLICT (nonce) DO UPDATE SET expires_at = excluded.expires_at "
-            "WHERE nonces.expires_at < ?",
-            (nonce, expires_at, now),
+            "INSERT INTO nonces (nonce, expires_at, owner) VALUES (?, ?, ?) "
+            "ON CONFLICT (nonce) DO UPDATE SET expires_at = excluded.expires_at, "
+            "owner = excluded.owner WHERE nonces.expires_at < ?",
+            (nonce, expires_at, owner, now),
         )
         return cur.rowcount == 1
 

@@ -23,7 +23,7 @@ import nacl.pwhash
 
 from ..errors import AuthenticationError, ConflictError, NotAuthorizedError, PasswordError
 from .documents import validate_username
-from .files import tuf_private_dir, write_private
+from .files import private_file, tuf_private_dir, write_private
 
 TOKEN_LIFETIME = 24 * 3600
 ROLES = ("admin", "team")
@@ -68,7 +68,7 @@ class Accounts:
             raise PasswordError("The password must have at least 8 characters")
         digest = nacl.pwhash.argon2id.str(password.encode(), opslimit=opslimit, memlimit=memlimit)
         self._base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self._base / "users.lock", "a") as lock:
+        with os.fdopen(private_file(self._base / "users.lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             users = self._load()
             if username in users:

@@ -19,7 +19,7 @@ from securesystemslib.signer._utils import compute_default_keyid
 
 from ..errors import FormatError, KeyFormatError
 from ._api import CryptoSigner, Key, Metadata, Root, Signer, SSlibKey
-from .documents import ONLINE_ROLES, expires_in, parse_root
+from .documents import ONLINE_ROLES, check_distinct_keys, expires_in, key_material, parse_root
 
 MAX_ROOT_DAYS = 365
 
@@ -144,11 +144,13 @@ def _check_threshold(threshold: int, count: int) -> None:
 
 
 def _distinct(keys: Iterable[Key]) -> list[Key]:
-    seen: dict[str, Key] = {}
+    """``keys`` once each; the server refuses a root listing one public key under two keyids."""
+    seen: dict[bytes, Key] = {}
     for k in keys:
-        if k.keyid in seen:
+        material = key_material(k)
+        if material in seen:
             raise FormatError(f"root key {k.keyid} is given twice")
-        seen[k.keyid] = k
+        seen[material] = k
     return list(seen.values())
 
 
@@ -175,6 +177,7 @@ def new_root(
     for role in ONLINE_ROLES:
         root.add_key(online[role], role)
     root.roles["root"].threshold = threshold
+    check_distinct_keys(root)
     return root
 
 
@@ -220,6 +223,7 @@ def next_root(
                 root.revoke_key(keyid, role)
             root.add_key(online[role], role)
             root.roles[role].threshold = 1
+    check_distinct_keys(root)
     return root
 
 

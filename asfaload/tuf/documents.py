@@ -16,12 +16,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 from securesystemslib.signer._utils import compute_default_keyid
 from tuf.api.serialization import DeserializationError
 
 from .. import layout
 from ..errors import FormatError, one_line
-from ._api import Metadata, Root, Signed, Targets
+from ._api import Key, Metadata, Root, Signed, Targets
 from .errors import TufError
 
 APP_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*$")
@@ -230,6 +236,55 @@ def parse_root(doc: Any) -> ParsedRoot:
                 f"role {name} has threshold {role.threshold} but only {len(role.keyids)} keys"
             )
     return ParsedRoot(doc, md)
+
+
+def key_material(key: Key) -> bytes:
+    """The public key ``key`` verifies with, in one spelling per key.
+
+    A keyid hashes the key dict as written, so one key can appear under several keyids: hex in
+    another case or with spaces, a PEM with other line breaks, a raw ed25519 key and its PEM,
+    another scheme, or an extra ``keyval`` field. Verifiers read the key the same way each time,
+    so the comparison is on what they read: the DER SubjectPublicKeyInfo when ``cryptography``
+    can load it, else the decoded hex, else the text without whitespace.
+    """
+    public = key.keyval.get("public")
+    if not isinstance(public, str):
+        return b"keyval:" + json.dumps(key.keyval, sort_keys=True).encode("utf-8")
+    try:
+        raw = bytes.fromhex(public)
+    except ValueError:
+        raw = None
+    try:
+        if raw is not None and len(raw) == 32:  # an ed25519 key, whatever keytype it claims
+            loaded: Any = Ed25519PublicKey.from_public_bytes(raw)
+        elif raw is None:
+            loaded = load_pem_public_key(public.strip().encode("utf-8"))
+        else:
+            return b"hex:" + raw
+        spki: bytes = loaded.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return b"spki:" + spki
+    except (ValueError, TypeError):
+        if raw is not None:
+            return b"hex:" + raw
+        return b"text:" + "".join(public.split()).encode("utf-8")
+
+
+def check_distinct_keys(root: Root) -> None:
+    """Refuse a root that lists one public key under two keyids; FormatError if it does.
+
+    python-tuf counts signatures per keyid, so a key listed twice lets its one holder meet a
+    threshold of two. Every root the service accepts (bootstrap, rotation, a draft collecting
+    signatures) must pass this; a published root is read without it so that a repository
+    holding such a root can still rotate away from it.
+    """
+    seen: dict[bytes, str] = {}
+    for keyid in sorted(root.keys):
+        material = key_material(root.keys[keyid])
+        first = seen.setdefault(material, keyid)
+        if first != keyid:
+            raise FormatError(
+                f"keys {first} and {keyid} are the same public key: list each key once"
+            )
 
 
 def parse_root_bytes(raw: bytes) -> ParsedRoot:

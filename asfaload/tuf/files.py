@@ -8,6 +8,15 @@ import tempfile
 from pathlib import Path
 
 from ..errors import StoreError
+from ..private import private_dirs, private_file, private_sqlite
+
+__all__ = [
+    "private_dirs",
+    "private_file",
+    "private_sqlite",
+    "tuf_private_dir",
+    "write_private",
+]
 
 
 def tuf_private_dir(private_dir: Path) -> Path:
@@ -15,8 +24,7 @@ def tuf_private_dir(private_dir: Path) -> Path:
     base = Path(private_dir) / "tuf"
     if not base.is_dir():
         try:
-            base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            base.mkdir(exist_ok=True, mode=0o700)
+            private_dirs(base, base.parent)
         except OSError as exc:
             # A server answers this as a plain 500; the CLI prints it as one line.
             raise StoreError(f"Cannot create {base}: {exc.strerror}") from None

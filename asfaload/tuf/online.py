@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from ..errors import FormatError, StoreError
 from ._api import CryptoSigner, Signer, SSlibKey
 from .documents import ONLINE_ROLES
-from .files import tuf_private_dir, write_private
+from .files import private_file, tuf_private_dir, write_private
 
 _KEYID_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -38,7 +39,7 @@ class OnlineKeyring:
     def _locked(self) -> Iterator[None]:
         # Several workers or a CLI may create the keys at once; only one must win.
         self._keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self._base / "online-keys.lock", "a") as fh:
+        with os.fdopen(private_file(self._base / "online-keys.lock"), "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

@@ -36,6 +36,7 @@ from .documents import (
     AppRef,
     Expirations,
     ParsedRoot,
+    check_distinct_keys,
     expires_in,
     is_expired,
     parse_root,
@@ -319,6 +320,7 @@ def bootstrap(
         raise TufError("System already has root metadata. Bootstrap already completed.", status=409)
     try:
         parsed = parse_root(root_doc)
+        check_distinct_keys(parsed.root)
     except FormatError as exc:
         raise TufError("Failed to load root metadata", details=str(exc)) from None
     root = parsed.root
@@ -413,6 +415,7 @@ def propose_root(
     trusted = require_bootstrapped(view, ref)
     try:
         parsed = parse_root(root_doc)
+        check_distinct_keys(parsed.root)
     except FormatError as exc:
         raise TufError("Failed to load new root metadata", details=str(exc)) from None
     expected = trusted.version + 1
@@ -472,6 +475,13 @@ def add_signature(
             message=f"No signatures pending for {role}",
         )
     parsed = parse_root(doc)
+    try:
+        # A draft staged before this check existed may still list a key twice.
+        check_distinct_keys(parsed.root)
+    except FormatError as exc:
+        raise TufError(
+            f"the draft root cannot collect signatures: {exc}", message=SIGNATURE_FAILED
+        ) from None
     if is_expired(parsed.root, now):
         raise TufError("metadata is expired", message=SIGNATURE_FAILED)
     trusted = verified_trusted_root(view, ref, now)

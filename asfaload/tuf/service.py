@@ -20,7 +20,7 @@ from . import repo
 from .accounts import Accounts
 from .documents import ONLINE_ROLES, AppRef, Expirations, load_json
 from .errors import TASK_NOT_ACCEPTED, TufError
-from .files import tuf_private_dir, write_private
+from .files import private_dirs, tuf_private_dir, write_private
 from .online import OnlineKeyring
 from .repo import NothingToCommit, Progress, RootOutcome
 from .tasks import TaskStore
@@ -81,7 +81,7 @@ class TufService:
 
     def _save_settings(self, ref: AppRef, data: dict[str, Any]) -> None:
         path = self._settings_path(ref)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent, self.private_dir)
         write_private(path, json.dumps(data, indent=2).encode() + b"\n")
 
     # --- running an operation ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .documents import AppRef
-from .files import tuf_private_dir
+from .files import private_sqlite, tuf_private_dir
 
 STATES = (
     "PENDING",
@@ -60,7 +60,7 @@ class TaskStore:
     def __init__(self, private_dir: Path) -> None:
         base = tuf_private_dir(private_dir)
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._path = base / "tasks.sqlite3"
+        self._path = private_sqlite(base / "tasks.sqlite3")
         with self._db() as db:
             db.executescript(_SCHEMA)
 
