@@ -40,7 +40,7 @@ from asfaload.mirror_sync import create_readonly_mirror, sync  # noqa: E402
 from asfaload.rules import AddSignatures, pending_request  # noqa: E402
 from asfaload.store import MAIN, Mirror  # noqa: E402
 from asfaload.verify import verify_range  # noqa: E402
-from bench.support import Ops, build_mirror, template_project  # noqa: E402
+from bench.support import Ops, build_mirror, template_project, wait_for_index  # noqa: E402
 from tests.conftest_server import ServerProcess, free_port  # noqa: E402
 
 SIZES = (1_000, 100_000)
@@ -252,6 +252,7 @@ def main() -> int:
 
         # clone of the 100k mirror: asfaload serve vs a plain CGI git http-backend
         server = ServerProcess(big.data_dir).start()
+        wait_for_index(server, 1)  # its worker indexes pending work once, in the background
         cgi = PlainCgiServer(workdir, big.data_dir)
         try:
             ours, plain = median_alternating(
@@ -271,6 +272,8 @@ def main() -> int:
             Path(ro[small.files]).parent, env={"ASFALOAD_READ_ONLY": "1"}
         ).start()
         try:
+            wait_for_index(primary, 1)
+            wait_for_index(read_only, 1)
             sync(ro[small.files], small.repo_path)
             path = layout.signatures_path(
                 layout.github_release_index_path(small.ops.project, "bench-1")

@@ -271,7 +271,7 @@ def throughput(workdir: str) -> tuple[list[dict[str, float]], list[dict[str, flo
     pings: list[dict[str, float]] = []
     sigs: list[dict[str, float]] = []
     try:
-        wait_for_index(server, WORKERS)
+        support.wait_for_index(server, WORKERS)
         warm = [[request("GET", "/v1/ping")] * 20 for _ in range(CLIENTS)]
         run_load(server.base_url, warm, workdir)
         wait_for_idle(server)
@@ -282,7 +282,7 @@ def throughput(workdir: str) -> tuple[list[dict[str, float]], list[dict[str, flo
             # The workers' pending index catches up once the writes stop, and the writer's
             # fold child may still be folding the round's packs; let both finish, so that
             # their work lands in neither the next ping run nor the next signature run.
-            wait_for_index(server, WORKERS * (len(sigs) + 1))
+            support.wait_for_index(server, WORKERS * (len(sigs) + 1))
             wait_for_idle(server)
     finally:
         server.stop()
@@ -301,17 +301,6 @@ def wait_for_idle(server: ServerProcess, quiet: float = 0.5, timeout: float = 12
             return
         last = now
     raise RuntimeError("the server did not go idle between rounds")
-
-
-def wait_for_index(server: ServerProcess, count: int) -> None:
-    """Each worker builds its pending index in the background after starting, and catches up
-    once writes pause; wait until the server has logged ``count`` such catch-ups, so that the
-    work lands on neither side of the comparison."""
-    deadline = time.monotonic() + 300
-    while server.log().count("pending index caught up with main") < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server's workers did not build their pending index")
-        time.sleep(0.2)
 
 
 class PendingWorld:

@@ -10,6 +10,7 @@ the real paths.
 from __future__ import annotations
 
 import threading
+import time
 
 import pygit2
 from pygit2.enums import FileMode
@@ -29,6 +30,7 @@ from asfaload.rules import (
 )
 from asfaload.rules.ops import Op
 from asfaload.store import MAIN, Mirror
+from tests.conftest_server import ServerProcess
 
 T0 = 1_700_000_000
 
@@ -166,3 +168,14 @@ class Ops:
             tag = f"bench-{self.n}"
         x = layout.github_release_index_path(self.project, tag)
         return RegisterRelease(x, _index(tag), self.key.public_key)
+
+
+def wait_for_index(server: ServerProcess, count: int) -> None:
+    """Each worker builds its pending index in the background after starting, and catches up
+    once writes pause; wait until the server has logged ``count`` such catch-ups, so that the
+    work lands on neither side of the comparison."""
+    deadline = time.monotonic() + 300
+    while server.log().count("pending index caught up with main") < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server's workers did not build their pending index")
+        time.sleep(0.2)

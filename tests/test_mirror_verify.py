@@ -475,6 +475,76 @@ def test_tree_diff_matches_libgit2(
         )
 
 
+# Names that sort next to each other and look like parts of raw entries (modes, spaces, digits):
+# consecutive versions of a big directory are parsed against each other, and a wrong alignment
+# would show as a wrong diff.
+_big_dir_names = st.sampled_from(
+    [f"r{i:03d}" for i in range(40)] + ["100644 x", "40000", "a b", "r0", "r00", "r1000", "z"]
+)
+_versions = st.lists(
+    st.dictionaries(
+        st.one_of(_big_dir_names, st.tuples(_big_dir_names, _big_dir_names).map("/".join)),
+        st.binary(max_size=3),
+        max_size=60,
+    ),
+    min_size=2,
+    max_size=5,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(versions=_versions, executable=st.booleans())
+def test_tree_diff_of_consecutive_versions_of_big_directories_matches_libgit2(
+    versions: list[dict[str, bytes]], executable: bool
+) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        repo = pygit2.init_repository(d, bare=True)
+        trees = []
+        for files in versions:
+            clean: dict[str, bytes] = {}
+            for p, data in sorted(files.items()):
+                if any(q.startswith(p + "/") or p.startswith(q + "/") for q in clean):
+                    continue
+                clean[p] = data
+            trees.append(build_tree(repo, clean, executable_suffix="9" if executable else None))
+        # each version against the next (the second side is parsed against the first), then
+        # the same pairs again (both sides cached), then every pair in reverse
+        pairs = list(zip(trees, trees[1:], strict=False))
+        for old, new in pairs + pairs + [(b, a) for a, b in pairs]:
+            ours = sorted((c.path, c.old, c.new, c.mode) for c in diff_trees(repo, old, new))
+            assert ours == libgit2_diff(old, new)
+
+
+@settings(max_examples=80, deadline=None)
+@given(versions=_versions)
+def test_a_tree_parsed_against_its_previous_version_is_parsed_right(
+    versions: list[dict[str, bytes]],
+) -> None:
+    """The diff's fast path: a new version parsed by reusing the old one's entries outside the
+    bytes that differ must be exactly the whole parse, and must be taken for one changed entry."""
+    from asfaload.store import gittree
+
+    def whole(raw: bytes) -> tuple[list[int], list[str], list[tuple[bytes, bytes]]]:
+        starts, names, values, _ = gittree._parse_entries(raw, 0, len(raw))
+        return starts, names, values
+
+    with tempfile.TemporaryDirectory() as d:
+        repo = pygit2.init_repository(d, bare=True)
+        flat = [{p.replace("/", "-"): v for p, v in files.items()} for files in versions]
+        raws = [bytes(repo[build_tree(repo, f).id].read_raw()) for f in flat]
+        for old_raw, new_raw in zip(raws, raws[1:], strict=False):
+            base = gittree._RawTree(old_raw, *whole(old_raw))
+            parsed = gittree._parse_against(base, new_raw, gittree._middle(base, new_raw))
+            if parsed is not None:
+                assert (parsed.starts, parsed.names, parsed.values) == whole(new_raw)
+        one = dict(flat[0], **{"r020": b"changed"})
+        old_raw, new_raw = (bytes(repo[build_tree(repo, f).id].read_raw()) for f in (flat[0], one))
+        base = gittree._RawTree(old_raw, *whole(old_raw))
+        parsed = gittree._parse_against(base, new_raw, gittree._middle(base, new_raw))
+        assert parsed is not None
+        assert (parsed.starts, parsed.names, parsed.values) == whole(new_raw)
+
+
 def test_tree_diff_handles_trees_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
     repo = pygit2.init_repository(str(tmp_path / "deep.git"), bare=True)
     depth = sys.getrecursionlimit() + 100
