@@ -379,9 +379,22 @@ class WriterService:
 
 
 class WriterProcess:
-    """``python -m asfaload.store.remote`` for one mirror, started and stopped by the server."""
+    """``python -m asfaload.store.remote`` for one mirror, started, watched and stopped by the
+    server.
+
+    The server supervises it: a writer process that dies (killed, out of memory) is started
+    again on the same socket, and the workers reconnect on their next write. Meanwhile a worker
+    that cannot reach it writes in-process (:meth:`Mirror.submit`), so writes go on; the lock
+    and the compare-and-swap of ``main`` keep the two kinds of writer from losing each other's
+    commits, and an operation in flight when it died is answered with an error, never
+    acknowledged without its commit.
+    """
 
     def __init__(self, repo_path: str, nonce_db: str | None = None) -> None:
+        self._repo_path = repo_path
+        self._nonce_db = nonce_db
+        self._stopping = threading.Event()
+        self.restarts = 0
         # 0700: only this user enters. Under /tmp when $TMPDIR is long: a Unix socket's path
         # must fit in 108 bytes.
         base = tempfile.gettempdir()
@@ -392,16 +405,23 @@ class WriterProcess:
         except OSError as e:
             raise StoreError("Cannot create the mirror writer's socket directory") from e
         self.socket_path = os.path.join(self._dir, "writer.sock")
+        self._proc = self._spawn()
+        self._watcher = threading.Thread(target=self._supervise, daemon=True, name="writer-watch")
+        self._watcher.start()
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket_path)  # left by a writer that was killed
         # stdin stays a pipe from us: the process ends when we do, even if we are killed.
         try:
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "asfaload.store.remote",
-                    repo_path,
+                    self._repo_path,
                     self.socket_path,
-                    *([nonce_db] if nonce_db else []),
+                    *([self._nonce_db] if self._nonce_db else []),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -410,24 +430,60 @@ class WriterProcess:
         except OSError as e:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise StoreError("Cannot start the mirror writer process") from e
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline().strip()
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
         if line != _READY:
-            self.stop()
+            self._end(proc)
             raise StoreError("The mirror writer process did not start")
+        return proc
+
+    def _supervise(self) -> None:
+        backoff = 0.1
+        while not self._stopping.wait(0.2):
+            if self._proc.poll() is None:
+                backoff = 0.1
+                continue
+            if self._stopping.is_set():
+                return
+            log.warning(
+                "the mirror writer process exited (%s); starting it again", self._proc.returncode
+            )
+            self._close_streams(self._proc)
+            try:
+                self._proc = self._spawn()
+                self.restarts += 1
+            except StoreError as e:
+                log.error("%s; the workers write in-process meanwhile", e)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    @staticmethod
+    def _close_streams(proc: subprocess.Popen[str]) -> None:
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def _end(self, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._close_streams(proc)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def stop(self, timeout: float = 60.0) -> None:
-        if self._proc.poll() is None:
-            with contextlib.suppress(OSError):
-                self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
+        self._stopping.set()
+        if self._watcher.is_alive() and self._watcher is not threading.current_thread():
+            self._watcher.join(5)
+        self._end(self._proc, timeout)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> WriterProcess:
