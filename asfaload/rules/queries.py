@@ -416,7 +416,14 @@ def _verify_complete_artifact(view: TreeView, path: str, sigs: SignaturesFile) -
         )
 
 
-def _verify_active_signers(view: TreeView, project: str) -> None:
+def active_signers_request(
+    view: TreeView, project: str
+) -> tuple[RequestKind, SignersFile, SignersFile, frozenset[PublicKey]]:
+    """``(kind, old, new, signed)`` of the request that activated ``project``'s signers file:
+    its stored kind, the file it was judged against (itself for an initial registration, the
+    last history entry for an update), the file, and the keys whose signatures verify on both
+    the file and its metadata. ThresholdNotMetError when an update has no history entry to be
+    judged against."""
     from .history import last_history_signers
 
     files = (layout.signers_file_path(project), layout.metadata_path(project))
@@ -427,7 +434,16 @@ def _verify_active_signers(view: TreeView, project: str) -> None:
     assert raw is not None
     new = parse_signers(raw)
     old = new if kind is RequestKind.SIGNERS_INITIAL else last_history_signers(view, project)
-    if old is None or not completion_met(kind, old, new, signed):
+    if old is None:
+        raise ThresholdNotMetError(
+            f"Active signers file of {project} is not complete according to its signatures"
+        )
+    return kind, old, new, signed
+
+
+def _verify_active_signers(view: TreeView, project: str) -> None:
+    kind, old, new, signed = active_signers_request(view, project)
+    if not completion_met(kind, old, new, signed):
         raise ThresholdNotMetError(
             f"Active signers file of {project} is not complete according to its signatures"
         )
