@@ -17,7 +17,6 @@ index and the hook ask these; :mod:`asfaload.rules.engine` builds on them.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -27,7 +26,6 @@ from ..crypto import PublicKey, Signature, sha512
 from ..errors import (
     AsfaloadError,
     ConflictError,
-    NotAuthorizedError,
     NotFoundError,
     RuleViolation,
     ThresholdNotMetError,
@@ -354,21 +352,6 @@ def can_sign(view: TreeView, subject: str, key: PublicKey) -> bool:
     if key not in authorised_keys(req.kind, old, new):
         return False
     return all(key not in s for s in collected(view, req))
-
-
-def check_may_query_status(view: TreeView, path: str, key: PublicKey) -> None:
-    """Who may ask for the signature status of ``path`` (``GET /v1/signatures``): a signer of
-    the governing signers file, or a key authorised for its open request (a newly added key
-    of a pending update is not in the active file yet). 404 when nothing governs ``path``."""
-    allowed: set[PublicKey] = set()
-    with contextlib.suppress(NotFoundError):
-        allowed |= governing_signers(view, path).all_signer_keys()
-    with contextlib.suppress(AsfaloadError):
-        allowed |= who_may_sign(view, path)
-    if not allowed and governing_signers_path(view, path) is None:
-        raise NotFoundError(f"No signers file found for: {path}")
-    if key not in allowed:
-        raise NotAuthorizedError("Public key is not an authorized signer for this file")
 
 
 # --- status of a signable file -----------------------------------------------------------------
