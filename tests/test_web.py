@@ -21,10 +21,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from asfaload import layout
 from asfaload.model.index import PublishedFile
+from asfaload.rules.ops import Register
 from asfaload.store import Mirror
 from examples.webpage import (
     Demo,
     chromium,
+    metadata,
     register_release,
     screenshot,
     seed_demo,
@@ -106,6 +108,23 @@ def test_index_lists_every_project_escaped(site) -> None:
     assert f'href="/projects/{demo.project}"' in r.text
     assert "&#34;&gt;&lt;img src=x onerror=&#34;document.title=1&#34;&gt;" in r.text
     assert "<img" not in r.text
+
+
+def test_index_follows_new_projects(site) -> None:
+    # The listing is memoised by git tree id: a commit that adds a project must show it.
+    server, demo, _ = site
+    before = requests.get(server.url("/"), timeout=30).text
+    extra = "https/gitlab.com/443/acme/group/other"
+    assert extra not in before
+    alice = demo.keys["alice"]
+    raw = signers_file([alice], 1, admin=[alice], timestamp=1_700_000_000)
+    url = "https://gitlab.com/acme/group/other/-/raw/main/asfaload.signers.json"
+    with Mirror.open(str(server.data_dir / layout.MIRROR_REPO_DIR)) as mirror:
+        mirror.submit(Register(extra, raw, metadata(raw, url, 1_700_000_000), alice.public_key))
+    after = requests.get(server.url("/"), timeout=30).text
+    assert re.findall(r'<a href="/projects/([^"]+)">', after) == sorted(
+        [quote(p, safe="/") for p in (demo.project, extra, HOSTILE_PROJECT)]
+    )
 
 
 def test_errors_are_html_on_pages_and_json_on_the_api(site) -> None:
