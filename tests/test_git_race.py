@@ -70,7 +70,7 @@ def test_rest_and_git_push_signatures_of_one_release_complete_it_exactly_once(
         for index, signed in acknowledged.items():
             assert signed == {str(k.public_key) for k in keys}
             done = SignaturesFile.from_bytes(view.read(layout.signatures_path(index)) or b"")
-            assert {str(k) for k in done.keys()} == signed  # every acknowledged signature
+            assert {str(k) for k in done} == signed  # every acknowledged signature
             assert view.read(layout.pending_signatures_path(index)) is None
             completions = [m for m in messages if f"complete {index}" in m]
             assert len(completions) == 1, completions  # completed exactly once
