@@ -182,6 +182,12 @@ def test_project_page_shows_the_api_states_without_console_errors(site) -> None:
         badge = driver.find_element(By.CSS_SELECTOR, ".state-complete")
         assert badge.value_of_css_property("text-transform") == "uppercase"
         assert _console(driver) == []
+        # Readable on a phone: at a narrow window nothing (keys, hashes, URLs) widens the page.
+        driver.set_window_size(400, 900)
+        wide, inner = driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert wide <= inner, (wide, inner)
 
 
 def test_hostile_names_are_shown_as_text_and_no_script_runs(site) -> None:
