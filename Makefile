@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck unit deps clean
+.PHONY: test demo bench lint typecheck unit deps clean screenshot
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,10 @@ deps: $(STAMP)
 	@command -v minisign >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq minisign; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq minisign; fi; }
+	@# The web pages are tested in a real headless Chromium (tests/test_web.py).
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver; fi; }
 
 lint: deps
 	$(BIN)/ruff check asfaload cli tests bench examples
@@ -32,6 +36,10 @@ test: lint typecheck unit
 demo: deps
 	$(BIN)/python examples/demo.py
 	$(BIN)/python examples/demo_tuf.py
+
+# The project page's screenshot in the docs, made from the demo data in headless Chromium.
+screenshot: deps
+	$(BIN)/python examples/webpage.py docs/screenshot-project.png
 
 bench: deps
 	$(BIN)/python bench/run.py

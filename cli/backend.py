@@ -28,6 +28,7 @@ from ._common import (
     handle_errors,
     json_option,
     load_secret_key,
+    one_line,
     password_options,
     secret_key_option,
 )
@@ -58,6 +59,33 @@ def authenticated(f: Callable[..., None]) -> Callable[..., None]:
     return secret_key_option(g)
 
 
+def optionally_authenticated(f: Callable[..., None]) -> Callable[..., None]:
+    """As :func:`authenticated`, for a public read: ``-K`` may be left out, and the command gets
+    ``key=None`` (its requests then go unsigned)."""
+
+    @functools.wraps(f)
+    def with_key(
+        *args: Any,
+        secret_key: str | None,
+        password: str | None,
+        password_file: str | None,
+        **kw: Any,
+    ) -> None:
+        key = None if secret_key is None else load_secret_key(secret_key, password, password_file)
+        f(*args, key=key, **kw)
+
+    g: Callable[..., None] = handle_errors(with_key)
+    g = json_option(g)
+    g = backend_url_option(g)
+    g = password_options(g)
+    return click.option(
+        "-K",
+        "--secret-key",
+        type=click.Path(dir_okay=False),
+        help="Your secret key file; optional, the status is public.",
+    )(g)
+
+
 def git_option(f: F) -> F:
     return click.option(
         "--git",
@@ -68,7 +96,7 @@ def git_option(f: F) -> F:
     )(f)
 
 
-def _client(backend_url: str, key: SecretKey) -> BackendClient:
+def _client(backend_url: str, key: SecretKey | None) -> BackendClient:
     from asfaload.client.api import BackendClient
 
     return BackendClient(backend_url, secret_key=key)
@@ -186,15 +214,22 @@ def list_pending(
 ) -> None:
     """List the files on the backend that still need your signature."""
     with _client(backend_url, key) as api:
-        paths = api.pending_signatures()
+        files = api.pending_files()
     if json_output:
-        click.echo(dumps_compact({"file_paths": paths}))
-    elif not paths:
+        click.echo(
+            dumps_compact(
+                {
+                    "file_paths": [f.file_path for f in files],
+                    "files": [{"file_path": f.file_path, "status": f.status} for f in files],
+                }
+            )
+        )
+    elif not files:
         click.echo("No pending signatures found.")
     else:
         click.echo("Files requiring your signature:")
-        for p in paths:
-            click.echo(f"  - {p}")
+        for f in files:
+            click.echo(f"  - {f.file_path} ({f.status})")
 
 
 @click.command("sign-pending")
@@ -224,22 +259,60 @@ def sign_pending(
 
 @click.command("signature-status")
 @click.argument("file_path")
-@authenticated
+@optionally_authenticated
 def signature_status(
     file_path: str,
-    key: SecretKey,
+    key: SecretKey | None,
     backend_url: str,
     json_output: bool,
 ) -> None:
-    """Show whether a file's signature collection is pending or complete."""
+    """Show a file's state (pending, complete or revoked), who signed it and who is still
+    needed, per group; for a revoked file, when and by whom."""
     with _client(backend_url, key) as api:
         status = api.signature_status(file_path)
     if json_output:
-        click.echo(
-            dumps_compact({"file_path": status.file_path, "is_complete": status.is_complete})
+        click.echo(dumps_compact(dict(status.document)))
+        return
+    for line in status_lines(status.document):
+        click.echo(line)
+
+
+def _signer(doc: Any) -> str:
+    if isinstance(doc, dict):
+        return f"{doc.get('key_id')} {doc.get('public_key')}"
+    return str(doc)
+
+
+def _group_lines(groups: Any, indent: str) -> list[str]:
+    out: list[str] = []
+    for g in groups if isinstance(groups, list) else []:
+        state = "met" if g.get("met") else f"{g.get('needed')} more needed"
+        signed = g.get("signed") or []
+        out.append(
+            f"{indent}Group {g.get('role')}: {len(signed)} of {g.get('size')} signed, "
+            f"threshold {g.get('threshold')}, {state}"
         )
-    else:
-        click.echo(f"{status.file_path}: {'complete' if status.is_complete else 'pending'}")
+        out.extend(f"{indent}  signed:  {_signer(k)}" for k in signed)
+        out.extend(f"{indent}  missing: {_signer(k)}" for k in g.get("missing") or [])
+    return out
+
+
+def status_lines(doc: Any) -> list[str]:
+    """The human form of a ``GET /v1/signatures/…`` answer; the first line is
+    ``<path>: <state>``, as before the details were added."""
+    lines = [f"{doc.get('file_path')}: {doc.get('status')}"]
+    lines.append(f"Kind: {doc.get('kind')} (complete when {doc.get('rule')})")
+    lines.extend(_group_lines(doc.get("groups"), ""))
+    rev = doc.get("revocation")
+    if isinstance(rev, dict):
+        what = "Revoked" if rev.get("status") == "complete" else "Revocation pending"
+        lines.append(f"{what}: {rev.get('timestamp')} by {_signer(rev.get('initiator'))}")
+        if rev.get("reason"):
+            # Free text from the revoker: one printable line, so it cannot forge output lines.
+            reason = "".join(c if c.isprintable() else "?" for c in one_line(str(rev["reason"])))
+            lines.append(f"  reason: {reason}")
+        lines.extend(_group_lines(rev.get("groups"), "  "))
+    return lines
 
 
 @click.command("revoke")

@@ -310,7 +310,12 @@ TRAVERSALS = {
     "dot": "a/./b",
     "empty-segment": "a//b",
 }
-PUBLIC_ENDPOINTS = ["/v1/files/", "/v1/get_signers/", "/v1/get_signers_chain/"]
+PUBLIC_ENDPOINTS = [
+    "/v1/files/",
+    "/v1/get_signers/",
+    "/v1/get_signers_chain/",
+    "/v1/signatures/",
+]
 AUTH_ENDPOINTS = ["/v1/files-to-sign/", "/v1/signatures/"]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from asfaload.crypto import PublicKey
 from examples.harness import (
     Signer,
     World,
@@ -90,12 +91,15 @@ def test_manual_guides_github(world: World, tmp_path: Path) -> None:
     order: list[Signer] = [carol, rev2, alice, rev1, bob]
     for i, s in enumerate(order):
         listed = w.as_signer(s, "list-pending")
-        assert listed.lines == ["Files requiring your signature:", f"  - {pending}"]
+        assert listed.lines == ["Files requiring your signature:", f"  - {pending} (pending)"]
         signed = w.as_signer(s, "sign-pending", pending)
         last = i == len(order) - 1
         assert signed.lines == ["Success! Signature submitted" + (" (complete)" if last else "")]
     assert w.as_signer(alice, "list-pending").lines == ["No pending signatures found."]
-    assert json.loads(w.as_signer(alice, "list-pending", "--json").stdout) == {"file_paths": []}
+    assert json.loads(w.as_signer(alice, "list-pending", "--json").stdout) == {
+        "file_paths": [],
+        "files": [],
+    }
 
     # --- Register a release ---
     rel = w.forge.add_github_release("acme", "tool", "v1.0", {"tool-linux-amd64.tar.gz": ASSET})
@@ -112,16 +116,36 @@ def test_manual_guides_github(world: World, tmp_path: Path) -> None:
     assert both.returncode != 0 and "mutually exclusive" in both.stderr
 
     # --- Sign a release: two of three ---
-    assert w.as_signer(carol, "signature-status", INDEX_V1).lines == [f"{INDEX_V1}: pending"]
+    pending_status = w.as_signer(carol, "signature-status", INDEX_V1).lines
+    assert pending_status[:3] == [
+        f"{INDEX_V1}: pending",
+        "Kind: artifact (complete when every artifact signers group reaches its threshold)",
+        "Group artifact: 0 of 3 signed, threshold 2, 2 more needed",
+    ]
+    assert sorted(pending_status[3:]) == sorted(
+        f"  missing: {PublicKey.parse(s.public_key).key_id} {s.public_key}"
+        for s in (alice, bob, carol)
+    )
     listed = w.as_signer(carol, "list-pending", "--json")
-    assert json.loads(listed.stdout) == {"file_paths": [INDEX_V1]}
+    assert json.loads(listed.stdout) == {
+        "file_paths": [INDEX_V1],
+        "files": [{"file_path": INDEX_V1, "status": "pending"}],
+    }
     first = w.as_signer(carol, "sign-pending", INDEX_V1, "--json")
     assert json.loads(first.stdout) == {"is_complete": False}
     second = w.as_signer(alice, "sign-pending", INDEX_V1)
     assert second.lines == ["Success! Signature submitted (complete)"]
-    status = w.as_signer(bob, "signature-status", INDEX_V1, "--json")
-    assert json.loads(status.stdout) == {"file_path": INDEX_V1, "is_complete": True}
-    assert w.as_signer(bob, "signature-status", INDEX_V1).lines == [f"{INDEX_V1}: complete"]
+    status = json.loads(w.as_signer(bob, "signature-status", INDEX_V1, "--json").stdout)
+    assert (status["file_path"], status["is_complete"], status["status"]) == (
+        INDEX_V1,
+        True,
+        "complete",
+    )
+    assert {k["public_key"] for k in status["signed"]} == {s.public_key for s in (alice, carol)}
+    # The state is public: no -K needed, the same answer.
+    anonymous = w.run("signature-status", INDEX_V1, "--json")
+    assert json.loads(anonymous.stdout) == status
+    assert w.run("signature-status", INDEX_V1).lines[0] == f"{INDEX_V1}: complete"
     late = w.as_signer(bob, "sign-pending", INDEX_V1, ok=False)
     assert late.returncode != 0
 
@@ -185,13 +209,20 @@ def test_manual_guides_github(world: World, tmp_path: Path) -> None:
     rp = f"{INDEX_V1}.revocation.json.pending"
     assert w.as_signer(rev2, "list-pending").lines == [
         "Files requiring your signature:",
-        f"  - {rp}",
+        f"  - {rp} (pending)",
     ]
     # Still downloadable while the revocation is pending.
     w.download(dl_url, "-o", str(tmp_path / "still.tgz"))
     assert w.as_signer(rev2, "sign-pending", rp).lines == [
         "Success! Signature submitted (complete)"
     ]
+    revoked = w.run("signature-status", INDEX_V1).lines
+    assert revoked[0] == f"{INDEX_V1}: revoked"
+    when = next(line for line in revoked if line.startswith("Revoked: "))
+    assert re.fullmatch(
+        r"Revoked: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ by [0-9A-F]{16} " + re.escape(rev1.public_key),
+        when,
+    ), when
     target = tmp_path / "revoked.tgz"
     bad = w.download(dl_url, "-o", str(target), ok=False)
     assert bad.returncode == 1

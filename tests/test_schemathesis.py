@@ -265,7 +265,9 @@ def test_every_real_path_and_caller_conforms(world: World) -> None:
                 )
                 statuses.setdefault(operation.path, set()).add(response.status_code)
     assert statuses["/v1/files-to-sign/{file_path}"] >= {200, 401, 403, 404}
-    assert statuses["/v1/signatures/{file_path}"] >= {200, 401, 403, 404}
+    # Public: the same answers signed or not, to signers and outsiders alike.
+    assert statuses["/v1/signatures/{file_path}"] >= {200, 404}
+    assert not statuses["/v1/signatures/{file_path}"] & {401, 403}
     assert statuses["/v1/get_signers_chain/{file_path}"] >= {200, 400}
 
     submit = next(op for op in _all_operations(world) if op.path == "/v1/signatures")

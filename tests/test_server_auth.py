@@ -114,7 +114,6 @@ def test_no_headers_at_all_on_every_authenticated_endpoint(live_server: ServerPr
         ("POST", "/v1/register_repo"),
         ("POST", "/v1/update_signers"),
         ("POST", "/v1/signatures"),
-        ("GET", "/v1/signatures/a/b"),
         ("GET", "/v1/pending_signatures"),
         ("GET", "/v1/files-to-sign/a/b"),
         ("POST", "/v1/revoke"),
@@ -122,6 +121,14 @@ def test_no_headers_at_all_on_every_authenticated_endpoint(live_server: ServerPr
     ]:
         body = b"{}" if method == "POST" else b""
         _is_401(raw_request(live_server.base_url, method, target, body))
+
+
+def test_status_is_public_yet_sent_headers_must_verify(live_server: ServerProcess, key):
+    # GET /v1/signatures/... answers without headers (the state is public) ...
+    assert raw_request(live_server.base_url, "GET", PROBE).status == 404
+    # ... but headers that are sent are checked like anywhere else.
+    headers = sign_request(key, "GET", "/v1/signatures/elsewhere")
+    _is_401(raw_request(live_server.base_url, "GET", PROBE, headers=headers))
 
 
 def test_bad_signature_does_not_burn_the_nonce(live_server: ServerProcess, key):

@@ -85,7 +85,7 @@ def test_get_signers_unknown_project(live_server: ServerProcess):
 @pytest.mark.parametrize(
     ("method", "target", "status"),
     [
-        ("GET", "/", 404),
+        ("GET", "/nothing-here", 404),  # "/" is the web pages' project list
         ("GET", "/v2/ping", 404),
         ("DELETE", "/v1/ping", 405),
         ("GET", "/v1/register_repo", 405),

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from asfaload import layout
+from asfaload.auth import HEADER_PK, sign_request
 from asfaload.crypto import SecretKey, sha512
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import Register, RegisterRelease
 from asfaload.store import Mirror
 from tests.conftest_server import ServerProcess
-from tests.http_util import signed_json, signed_request
+from tests.http_util import raw_request, signed_json, signed_request
 from tests.test_rules_support import metadata_bytes, signers_bytes
 
 P = "https/github.com/443/acme/tool"
@@ -52,6 +53,15 @@ def _get(server: ServerProcess, key: SecretKey, target: str):
     return signed_request(server.base_url, key, "GET", target)
 
 
+def _pending(server: ServerProcess, key: SecretKey) -> list[str]:
+    """The caller's pending list; each file listed once more with its state, pending."""
+    reply = _get(server, key, "/v1/pending_signatures")
+    assert reply.status == 200, reply.body
+    doc = reply.json()
+    assert doc["files"] == [{"file_path": p, "status": "pending"} for p in doc["file_paths"]]
+    return list(doc["file_paths"])
+
+
 def _sign_all(server: ServerProcess, key: SecretKey, subject: str):
     reply = _get(server, key, "/v1/files-to-sign/" + subject)
     assert reply.status == 200, reply.body
@@ -75,10 +85,8 @@ def _error(reply, status: int) -> str:
 def test_01_pending_lists_the_new_signers_file_for_every_signer(world):
     server, _, keys, outsider = world
     for k in keys:
-        reply = _get(server, k, "/v1/pending_signatures")
-        assert reply.status == 200
-        assert reply.json() == {"file_paths": [SIGNERS]}
-    assert _get(server, outsider, "/v1/pending_signatures").json() == {"file_paths": []}
+        assert _pending(server, k) == [SIGNERS]
+    assert _pending(server, outsider) == []
 
 
 def test_02_files_to_sign_includes_metadata_and_refuses_outsiders(world):
@@ -95,14 +103,34 @@ def test_02_files_to_sign_includes_metadata_and_refuses_outsiders(world):
     _error(_get(server, keys[0], "/v1/files-to-sign/../x"), 400)
 
 
-def test_03_signature_status_pending_and_403(world):
+def test_03_signature_status_is_public(world):
     server, _, keys, outsider = world
     reply = _get(server, keys[0], "/v1/signatures/" + SIGNERS)
     assert reply.status == 200
-    assert reply.json() == {"file_path": SIGNERS, "is_complete": False}
-    assert _get(server, outsider, "/v1/signatures/" + SIGNERS).status == 403
+    doc = reply.json()
+    assert (doc["file_path"], doc["is_complete"], doc["status"]) == (SIGNERS, False, "pending")
+    assert doc["kind"] == "signers-initial"
+    assert {m["public_key"] for m in doc["missing"]} == {str(k.public_key) for k in keys}
+    assert {m["key_id"] for m in doc["missing"]} == {k.public_key.key_id for k in keys}
+    # The same answer to anyone: without headers, and to a signed request of an outsider.
+    assert _status(server, SIGNERS) == doc
+    assert _get(server, outsider, "/v1/signatures/" + SIGNERS).json() == doc
     _error(_get(server, keys[0], "/v1/signatures/" + P + "/nothing"), 404)
     _error(_get(server, keys[0], "/v1/signatures/"), 400)
+    _error(raw_request(server.base_url, "GET", "/v1/signatures/" + P + "/nothing"), 404)
+    _error(raw_request(server.base_url, "GET", "/v1/signatures/a/../b"), 400)
+    # Headers that are sent must verify: a forged or partial set is a 401, not a public read.
+    forged = sign_request(outsider, "GET", "/v1/signatures/other")
+    _error(raw_request(server.base_url, "GET", "/v1/signatures/" + SIGNERS, headers=forged), 401)
+    partial = {HEADER_PK: str(outsider.public_key)}
+    _error(raw_request(server.base_url, "GET", "/v1/signatures/" + SIGNERS, headers=partial), 401)
+
+
+def _status(server: ServerProcess, path: str) -> dict:
+    reply = raw_request(server.base_url, "GET", "/v1/signatures/" + path)
+    assert reply.status == 200, reply.body
+    doc: dict = reply.json()
+    return doc
 
 
 def test_04_submission_checks(world):
@@ -160,14 +188,16 @@ def test_05_every_signer_signs_then_activation(world):
     first = _sign_all(server, keys[0], SIGNERS)
     assert first.status == 200 and first.json() == {"is_complete": False}
     _error(_sign_all(server, keys[0], SIGNERS), 409)  # same key twice
-    assert _get(server, keys[0], "/v1/pending_signatures").json() == {"file_paths": []}
+    assert _pending(server, keys[0]) == []
     assert _sign_all(server, keys[1], SIGNERS).json() == {"is_complete": False}
     assert _sign_all(server, keys[2], SIGNERS).json() == {"is_complete": True}
     active = layout.signers_file_path(P)
-    reply = _get(server, keys[0], "/v1/signatures/" + active)
-    assert reply.json() == {"file_path": active, "is_complete": True}
+    doc = _status(server, active)
+    assert (doc["file_path"], doc["is_complete"], doc["status"]) == (active, True, "complete")
+    assert {s["public_key"] for s in doc["signed"]} == {str(k.public_key) for k in keys}
+    assert doc["missing"] == []
     for k in keys:
-        assert _get(server, k, "/v1/pending_signatures").json() == {"file_paths": []}
+        assert _pending(server, k) == []
 
 
 def test_06_public_reads_after_activation(world):
@@ -205,7 +235,7 @@ def test_07_release_signing_threshold_and_409(world):
     server, mirror, keys, outsider = world
     _release(mirror, keys[0])
     for k in keys:
-        assert _get(server, k, "/v1/pending_signatures").json() == {"file_paths": [INDEX]}
+        assert _pending(server, k) == [INDEX]
     # Not fully signed yet: revocation is a conflict.
     doc = b'{"x": 1}'
     body = {
@@ -218,13 +248,13 @@ def test_07_release_signing_threshold_and_409(world):
     assert _sign_all(server, keys[0], INDEX).json() == {"is_complete": False}
     assert _sign_all(server, keys[1], INDEX).json() == {"is_complete": True}
     # Threshold met: the third signer is not asked any more, and cannot add a signature.
-    assert _get(server, keys[2], "/v1/pending_signatures").json() == {"file_paths": []}
+    assert _pending(server, keys[2]) == []
     _error(_get(server, keys[2], "/v1/files-to-sign/" + INDEX), 409)
-    assert _get(server, keys[2], "/v1/signatures/" + INDEX).json() == {
-        "file_path": INDEX,
-        "is_complete": True,
-    }
-    assert _get(server, outsider, "/v1/signatures/" + INDEX).status == 403
+    doc = _get(server, keys[2], "/v1/signatures/" + INDEX).json()
+    assert (doc["file_path"], doc["is_complete"], doc["status"]) == (INDEX, True, "complete")
+    assert [s["public_key"] for s in doc["signed"]] == sorted(str(k.public_key) for k in keys[:2])
+    assert doc["groups"][0]["met"] is True and doc["revocation"] is None
+    assert _get(server, outsider, "/v1/signatures/" + INDEX).json() == doc
 
 
 def test_08_revocation(world):
@@ -250,13 +280,23 @@ def test_08_revocation(world):
     assert reply.status == 200, reply.body
     assert reply.json() == {"success": True, "message": "File revoked successfully"}
     _error(revoke(keys[1]), 409)  # a revocation is already pending: co-sign it instead
+    doc = _status(server, INDEX)
+    assert (doc["status"], doc["revocation"]["status"]) == ("complete", "pending")
+    assert [m["public_key"] for m in doc["revocation"]["groups"][0]["missing"]] == [
+        str(keys[1].public_key)
+    ]
     pending = layout.pending_revocation_path(INDEX)
-    assert _get(server, keys[1], "/v1/pending_signatures").json() == {"file_paths": [pending]}
-    assert _get(server, keys[2], "/v1/pending_signatures").json() == {"file_paths": []}
+    assert _pending(server, keys[1]) == [pending]
+    assert _pending(server, keys[2]) == []
     assert _sign_all(server, keys[1], pending).json() == {"is_complete": True}
-    assert _get(server, keys[1], "/v1/pending_signatures").json() == {"file_paths": []}
+    assert _pending(server, keys[1]) == []
     _error(revoke(keys[2]), 400)  # already revoked
-    assert _get(server, keys[0], "/v1/signatures/" + INDEX).json()["is_complete"] is False
+    doc = _status(server, INDEX)
+    assert (doc["is_complete"], doc["status"]) == (False, "revoked")
+    rev = doc["revocation"]
+    assert rev["status"] == "complete" and rev["timestamp"] == "2024-04-11T18:40:00Z"
+    assert rev["initiator"]["public_key"] == str(keys[2].public_key)
+    assert {s["public_key"] for s in rev["signed"]} == {str(k.public_key) for k in keys[1:]}
     r = signed_request(
         server.base_url, keys[0], "GET", "/v1/files/" + layout.revocation_path(INDEX)
     )
@@ -274,7 +314,7 @@ def test_08_revocation(world):
 def test_09_pending_index_survives_restart(world, tmp_path: Path):
     server, _, keys, _ = world
     server.restart()
-    assert _get(server, keys[0], "/v1/pending_signatures").json() == {"file_paths": []}
+    assert _pending(server, keys[0]) == []
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ from ..layout import DEFAULT_BACKEND_URL
 # (connect, read) seconds: a backend that stops answering must not hang a CI job forever.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = "asfaload-client"
+# The states a signed file can be in (asfaload.rules.status).
+FILE_STATES = ("pending", "complete", "revoked")
 
 
 def error_for_status(status: int, message: str) -> AsfaloadError:
@@ -77,8 +79,19 @@ class AssetsResult:
 
 @dataclass(frozen=True)
 class SignatureStatus:
+    """``GET /v1/signatures/…``: ``status`` is ``pending``, ``complete`` or ``revoked``;
+    ``document`` is the whole answer (groups, signers, revocation), as the server sent it."""
+
     file_path: str
     is_complete: bool
+    status: str
+    document: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    file_path: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -259,6 +272,24 @@ class BackendClient:
             raise FormatError("Unexpected backend answer for pending_signatures")
         return list(paths)
 
+    def pending_files(self) -> list[ListedFile]:
+        """``GET /v1/pending_signatures`` with each file's state."""
+        doc = _expect_dict(
+            self._json("GET", "/v1/pending_signatures", auth=True), "pending_signatures"
+        )
+        files = doc.get("files")
+        if not isinstance(files, list):
+            raise FormatError("Unexpected backend answer for pending_signatures")
+        out: list[ListedFile] = []
+        for item in files:
+            if not isinstance(item, dict):
+                raise FormatError("Unexpected backend answer for pending_signatures")
+            status = _str_field(item, "status", "pending_signatures")
+            if status not in FILE_STATES:
+                raise FormatError("Unexpected backend answer for pending_signatures")
+            out.append(ListedFile(_str_field(item, "file_path", "pending_signatures"), status))
+        return out
+
     def files_to_sign(self, path: str) -> dict[str, bytes]:
         """Every file to sign for ``path`` (the signers file comes with its metadata)."""
         doc = _expect_dict(
@@ -289,12 +320,23 @@ class BackendClient:
         return _bool_field(doc, "is_complete", "signatures")
 
     def signature_status(self, path: str) -> SignatureStatus:
+        """Public; signed with the secret key when the client has one."""
         doc = _expect_dict(
-            self._json("GET", "/v1/signatures/" + encode_path(path), auth=True), "signatures"
+            self._json(
+                "GET",
+                "/v1/signatures/" + encode_path(path),
+                auth=self.secret_key is not None,
+            ),
+            "signatures",
         )
+        status = _str_field(doc, "status", "signatures")
+        if status not in FILE_STATES:
+            raise FormatError(f"Unexpected backend answer for signatures: status {status!r}")
         return SignatureStatus(
             file_path=_str_field(doc, "file_path", "signatures", path),
             is_complete=_bool_field(doc, "is_complete", "signatures"),
+            status=status,
+            document=doc,
         )
 
     def revoke(self, file_path: str, revocation_json: str, signature: Signature) -> RevokeResult:

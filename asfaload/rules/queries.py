@@ -17,7 +17,6 @@ index and the hook ask these; :mod:`asfaload.rules.engine` builds on them.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -27,7 +26,6 @@ from ..crypto import PublicKey, Signature, sha512
 from ..errors import (
     AsfaloadError,
     ConflictError,
-    NotAuthorizedError,
     NotFoundError,
     RuleViolation,
     ThresholdNotMetError,
@@ -356,21 +354,6 @@ def can_sign(view: TreeView, subject: str, key: PublicKey) -> bool:
     return all(key not in s for s in collected(view, req))
 
 
-def check_may_query_status(view: TreeView, path: str, key: PublicKey) -> None:
-    """Who may ask for the signature status of ``path`` (``GET /v1/signatures``): a signer of
-    the governing signers file, or a key authorised for its open request (a newly added key
-    of a pending update is not in the active file yet). 404 when nothing governs ``path``."""
-    allowed: set[PublicKey] = set()
-    with contextlib.suppress(NotFoundError):
-        allowed |= governing_signers(view, path).all_signer_keys()
-    with contextlib.suppress(AsfaloadError):
-        allowed |= who_may_sign(view, path)
-    if not allowed and governing_signers_path(view, path) is None:
-        raise NotFoundError(f"No signers file found for: {path}")
-    if key not in allowed:
-        raise NotAuthorizedError("Public key is not an authorized signer for this file")
-
-
 # --- status of a signable file -----------------------------------------------------------------
 def file_status(view: TreeView, path: str) -> FileStatus:
     """``pending`` / ``complete`` / ``revoked`` for ``path``; NotFoundError if it is not a signed
@@ -416,7 +399,14 @@ def _verify_complete_artifact(view: TreeView, path: str, sigs: SignaturesFile) -
         )
 
 
-def _verify_active_signers(view: TreeView, project: str) -> None:
+def active_signers_request(
+    view: TreeView, project: str
+) -> tuple[RequestKind, SignersFile, SignersFile, frozenset[PublicKey]]:
+    """``(kind, old, new, signed)`` of the request that activated ``project``'s signers file:
+    its stored kind, the file it was judged against (itself for an initial registration, the
+    last history entry for an update), the file, and the keys whose signatures verify on both
+    the file and its metadata. ThresholdNotMetError when an update has no history entry to be
+    judged against."""
     from .history import last_history_signers
 
     files = (layout.signers_file_path(project), layout.metadata_path(project))
@@ -427,7 +417,16 @@ def _verify_active_signers(view: TreeView, project: str) -> None:
     assert raw is not None
     new = parse_signers(raw)
     old = new if kind is RequestKind.SIGNERS_INITIAL else last_history_signers(view, project)
-    if old is None or not completion_met(kind, old, new, signed):
+    if old is None:
+        raise ThresholdNotMetError(
+            f"Active signers file of {project} is not complete according to its signatures"
+        )
+    return kind, old, new, signed
+
+
+def _verify_active_signers(view: TreeView, project: str) -> None:
+    kind, old, new, signed = active_signers_request(view, project)
+    if not completion_met(kind, old, new, signed):
         raise ThresholdNotMetError(
             f"Active signers file of {project} is not complete according to its signatures"
         )

@@ -90,11 +90,13 @@ def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Fla
     from .git_http import git_blueprint
     from .tuf_api import tuf_blueprint
     from .v1 import openapi_bp, v1
+    from .web import web
 
     app.register_blueprint(v1)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(tuf_blueprint)
     app.register_blueprint(git_blueprint)
+    app.register_blueprint(web)
     return app
 
 

@@ -40,8 +40,8 @@ _PATH_PARAM = {
 }
 
 
-def _auth_params() -> list[dict[str, Any]]:
-    return [
+def _auth_params(*, required: bool = True) -> list[dict[str, Any]]:
+    params = [
         {
             "name": HEADER_TIMESTAMP,
             "in": "header",
@@ -73,6 +73,7 @@ def _auth_params() -> list[dict[str, Any]]:
             "schema": {"type": "string"},
         },
     ]
+    return [dict(p, required=required) for p in params]
 
 
 def _body(schema_ref: str) -> dict[str, Any]:
@@ -99,6 +100,10 @@ _REGISTRATION_RESPONSE = {
         "signature_submission_url": {"type": "string"},
     },
 }
+
+_SIGNER = {"$ref": "#/components/schemas/Signer"}
+_GROUP = {"$ref": "#/components/schemas/Group"}
+_STATUS = {"type": "string", "enum": ["pending", "complete", "revoked"]}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -134,15 +139,92 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["is_complete"],
         "properties": {"is_complete": {"type": "boolean"}},
     },
+    "Signer": {
+        "type": "object",
+        "description": "A key: its minisign-style key id and its key string.",
+        "required": ["key_id", "public_key"],
+        "properties": {"key_id": {"type": "string"}, "public_key": {"type": "string"}},
+    },
+    "Group": {
+        "type": "object",
+        "description": (
+            "One group of the completion rule. missing: its keys that have not signed while the "
+            "requirement it belongs to is unmet (any `needed` of them suffice); empty once met."
+        ),
+        "required": ["role", "threshold", "size", "signed", "missing", "needed", "met"],
+        "properties": {
+            "role": {"type": "string"},
+            "threshold": {"type": "integer", "minimum": 1},
+            "size": {"type": "integer", "minimum": 1},
+            "signed": {"type": "array", "items": _SIGNER},
+            "missing": {"type": "array", "items": _SIGNER},
+            "needed": {"type": "integer", "minimum": 0},
+            "met": {"type": "boolean"},
+        },
+    },
+    "Revocation": {
+        "type": "object",
+        "description": "A revocation: complete (the file is revoked) or pending.",
+        "required": ["file_path", "status", "initiator", "timestamp", "reason", "signed", "groups"],
+        "properties": {
+            "file_path": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "complete"]},
+            "initiator": _SIGNER,
+            "timestamp": {"type": "string", "description": "The document's, RFC 3339 UTC."},
+            "reason": {"type": "string", "nullable": True},
+            "signed": {"type": "array", "items": _SIGNER},
+            "groups": {"type": "array", "items": _GROUP},
+        },
+    },
     "SignatureStatus": {
         "type": "object",
-        "required": ["file_path", "is_complete"],
-        "properties": {"file_path": {"type": "string"}, "is_complete": {"type": "boolean"}},
+        "required": [
+            "file_path",
+            "is_complete",
+            "status",
+            "kind",
+            "rule",
+            "groups",
+            "signed",
+            "missing",
+            "revocation",
+        ],
+        "properties": {
+            "file_path": {"type": "string"},
+            "is_complete": {"type": "boolean"},
+            "status": _STATUS,
+            "kind": {
+                "type": "string",
+                "enum": ["artifact", "revocation", "signers-initial", "signers-update"],
+            },
+            "rule": {"type": "string"},
+            "groups": {"type": "array", "items": _GROUP},
+            "signed": {"type": "array", "items": _SIGNER},
+            "missing": {
+                "type": "array",
+                "items": _SIGNER,
+                "description": "Every key still needed (empty unless pending).",
+            },
+            "revocation": {
+                "allOf": [{"$ref": "#/components/schemas/Revocation"}],
+                "nullable": True,
+            },
+        },
     },
     "PendingSignatures": {
         "type": "object",
-        "required": ["file_paths"],
-        "properties": {"file_paths": {"type": "array", "items": {"type": "string"}}},
+        "required": ["file_paths", "files"],
+        "properties": {
+            "file_paths": {"type": "array", "items": {"type": "string"}},
+            "files": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["file_path", "status"],
+                    "properties": {"file_path": {"type": "string"}, "status": _STATUS},
+                },
+            },
+        },
     },
     "FilesToSign": {
         "type": "object",
@@ -242,10 +324,13 @@ def _get(
     codes: tuple[int, ...],
     op_id: str,
     *,
-    auth: bool,
+    auth: bool | str,
     path_param: bool = True,
 ) -> dict[str, Any]:
-    params = ([dict(_PATH_PARAM)] if path_param else []) + (_auth_params() if auth else [])
+    """``auth``: True (the X-asfld-* headers are required), "optional" (a public read that
+    also takes them: sent, they must verify) or False."""
+    auth_params = _auth_params(required=auth is True) if auth else []
+    params = ([dict(_PATH_PARAM)] if path_param else []) + auth_params
     return {
         "get": {
             "operationId": op_id,
@@ -308,11 +393,12 @@ def openapi_document() -> dict[str, Any]:
                 "submit_signatures",
             ),
             "/v1/signatures/{file_path}": _get(
-                "Signature collection status of a file",
+                "State of a file (pending, complete, revoked), who signed it, who is still "
+                "needed per group, and its revocation (public)",
                 _json_response("OK", _ref("SignatureStatus")),
-                (400, 401, 403, 404, 500),
+                (400, 401, 404, 500),
                 "signature_status",
-                auth=True,
+                auth="optional",
             ),
             "/v1/pending_signatures": _get(
                 "Files awaiting the caller's signature",

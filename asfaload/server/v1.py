@@ -10,6 +10,7 @@ import base64
 
 from flask import Blueprint, Response, request
 
+from ..auth import HEADERS
 from ..errors import FormatError
 from ..service import RegistrationResult
 from ..service.backend import check_submitter
@@ -88,15 +89,24 @@ def submit_signatures() -> Response:
 
 @v1.get("/signatures/<anypath:file_path>")
 def signature_status(file_path: str) -> Response:
-    caller = authenticate()
-    path, complete = state().backend.signature_status(file_path, caller.public_key)
-    return _json({"file_path": path, "is_complete": complete})
+    # Public facts (the mirror shows them to anyone); a request that carries the X-asfld-*
+    # headers is still held to them, so a bad signature stays a 401.
+    if any(name in request.headers for name in HEADERS):
+        authenticate()
+    return _json(state().backend.signature_status(file_path).to_dict())
 
 
 @v1.get("/pending_signatures")
 def pending_signatures() -> Response:
     caller = authenticate()
-    return _json({"file_paths": state().backend.pending_for(caller.public_key)})
+    backend = state().backend
+    states = backend.file_states(backend.pending_for(caller.public_key))
+    return _json(
+        {
+            "file_paths": [p for p, _ in states],
+            "files": [{"file_path": p, "status": s.value} for p, s in states],
+        }
+    )
 
 
 # --- files ---------------------------------------------------------------------------------------

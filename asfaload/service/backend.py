@@ -38,11 +38,13 @@ from ..rules.engine import (
     check_update_target,
 )
 from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
+from ..rules.status import FileReport, file_report
 from ..rules.tree import TreeView
 from ..store import Mirror
 from ..store.nonces import NonceClaim
 from ..store.pending import PendingIndex
 from .pending import RulesPendingPolicy
+from .projects import ProjectLister, ProjectOverview, project_overview
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Backend:
         self.pending = pending
         self.forges = forges
         self.gitlab_hosts = forges.config.gitlab_hosts
+        self.project_lister = ProjectLister(mirror.path)
 
     @classmethod
     def create(cls, mirror: Mirror, private_dir: Path, forge_config: ForgeConfig) -> Backend:
@@ -181,16 +184,36 @@ class Backend:
             manual.append(dict(governing.to_dict(), obsoleted_at=None))
         return {"chain": chain.to_dict(), "history": {"entries": manual}}
 
-    # --- authenticated reads ------------------------------------------------------------------
-    def signature_status(self, path: str, caller: PublicKey) -> tuple[str, bool]:
+    def signature_status(self, path: str) -> FileReport:
+        """The state of ``path`` and who signed it (public: the mirror shows it to anyone)."""
         p = clean_path(path)
         view = self.mirror.view()
         if view.read(p) is None:
             raise NotFoundError(f"File not found: {p}")
-        queries.check_may_query_status(view, p, caller)
-        status = queries.file_status(view, p)
-        return p, status is queries.FileStatus.COMPLETE
+        return file_report(view, p)
 
+    def file_states(self, paths: list[str]) -> list[tuple[str, queries.FileStatus]]:
+        """``(path, state)`` for each listed path, all read from one tip. A path that has no
+        state there is left out: a listing made a moment earlier (the pending index) may name
+        a signers request that has since been activated and moved."""
+        view = self.mirror.view()
+        out: list[tuple[str, queries.FileStatus]] = []
+        for p in paths:
+            try:
+                out.append((p, queries.file_status(view, p)))
+            except AsfaloadError:
+                continue
+        return out
+
+    def projects(self) -> list[str]:
+        """Every registered project id, sorted (see :class:`.ProjectLister` for the cost)."""
+        return self.project_lister.projects(self.mirror.head())
+
+    def project(self, project_id: str) -> ProjectOverview:
+        """One project: signers, releases and their states, revocations, signers history."""
+        return project_overview(self.mirror.view(), project_id)
+
+    # --- authenticated reads ------------------------------------------------------------------
     def pending_for(self, caller: PublicKey) -> list[str]:
         return self.pending.for_signer(str(caller))
 
