@@ -2,8 +2,8 @@
 
 Every authenticated request carries four headers. The signature covers SHA-512 of the canonical
 string ``"{timestamp}##{nonce}##{METHOD}##{target}##{body}"`` — method and request target are
-signed so that a body valid for one endpoint cannot be replayed on another (reference notes §10
-item 6). The server accepts exactly one spelling of each value, so the bytes it verifies are the
+signed so that a body valid for one endpoint cannot be replayed on another (upstream signs
+only the body). The server accepts exactly one spelling of each value, so the bytes it verifies are the
 bytes it stores: a nonce re-spelt in upper case, with braces or as ``urn:uuid:`` is refused rather
 than normalised into a fresh replay.
 """

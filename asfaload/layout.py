@@ -1,20 +1,20 @@
 """Every path name of the mirror, and project ids from forge URLs. Pure: no I/O, no network.
 
 No other module spells a suffix or a directory name; they call the builders here. A *project id*
-``P`` is ``<scheme>/<host>/<port>/<path...>`` (S2), e.g. ``https/github.com/443/acme/tool``.
-Inside a project (DESIGN "Mirror layout")::
+``P`` is ``<scheme>/<host>/<port>/<path...>``, e.g. ``https/github.com/443/acme/tool``.
+Inside a project::
 
     P/asfaload.signers.history.json
     P/asfaload.signers[.pending]/asfaload.signers.json              (raw forge bytes)
     P/asfaload.signers[.pending]/asfaload.signers.json.metadata.json
-    P/asfaload.signers[.pending]/asfaload.signers.json.kind         ("initial" | "update", §10.17)
+    P/asfaload.signers[.pending]/asfaload.signers.json.kind         ("initial" | "update")
     P/asfaload.signers[.pending]/<file>.signatures.json[.pending]   (for the file and its metadata)
     P/releases/tag/<tag>/asfaload.index.json                        (GitHub)
     P/-/releases/<tag>/asfaload.index.json                          (GitLab)
     P/<checksum files' parent path>/asfaload.index.json             (checksum mode)
 
 Every subject ``X`` may carry ``X.signatures.json.pending`` -> ``X.signatures.json`` and
-``X.signers.json``; revocations use ``X.revocation.json[.pending]`` and friends (§3.2). TUF lives
+``X.signers.json``; revocations use ``X.revocation.json[.pending]`` and friends. TUF lives
 under ``tuf/<admin>/<app>/``. Project ids start with ``http``/``https``, so ``tuf`` never clashes.
 
 Paths are relative, ``/``-separated and clean (:func:`asfaload.rules.tree.check_path`): the
@@ -63,11 +63,11 @@ SIGNERS_DIR = "asfaload.signers"
 PENDING_SIGNERS_DIR = "asfaload.signers.pending"
 SIGNERS_FILE = "asfaload.signers.json"
 METADATA_FILE = SIGNERS_FILE + ".metadata.json"
-# The kind of a signers request is stored, never guessed from the surrounding tree (§10.17).
+# The kind of a signers request is stored, never guessed from the surrounding tree.
 KIND_FILE = SIGNERS_FILE + ".kind"
 HISTORY_FILE = "asfaload.signers.history.json"
 INDEX_FILE = "asfaload.index.json"
-# A hidden signers dir on a file server is skipped like the plain one (S2 §11.3).
+# A hidden signers dir on a file server is skipped like the plain one.
 HIDDEN_SIGNERS_DIR = "." + SIGNERS_DIR
 
 SIGNATURES_SUFFIX = ".signatures.json"
@@ -118,7 +118,7 @@ def _suffixed(path: str, suffix: str) -> str:
 
 
 def _strip_one(path: str, suffix: str, what: str) -> str:
-    # Strip exactly ONE suffix: the reference strips repeatedly (§10.20), which maps
+    # Strip exactly ONE suffix: stripping repeatedly, which maps
     # "X.signatures.json.pending.signatures.json.pending" to X instead of its real subject.
     check_path(path)
     if not path.endswith(suffix) or basename(path) == suffix.lstrip("."):
@@ -126,7 +126,7 @@ def _strip_one(path: str, suffix: str, what: str) -> str:
     return check_path(path[: -len(suffix)])
 
 
-# --- per-subject names (§3.2) ----------------------------------------------------------------------
+# --- per-subject names ----------------------------------------------------------------------------
 def signatures_path(subject: str) -> str:
     """``X.signatures.json``: the complete signature set of X."""
     return _suffixed(subject, SIGNATURES_SUFFIX)
@@ -172,7 +172,7 @@ def revoked_pending_signatures_path(subject: str) -> str:
 
 
 def subject_of_pending_signatures(path: str) -> str:
-    """``X`` from ``X.signatures.json.pending`` (one suffix only, §10.20)."""
+    """``X`` from ``X.signatures.json.pending`` (one suffix only)."""
     return _strip_one(path, PENDING_SIGNATURES_SUFFIX, "pending signatures")
 
 
@@ -266,7 +266,7 @@ def index_path_in(directory: str) -> str:
 def checksum_index_path(urls: Sequence[str]) -> str:
     """Index path for checksum-files mode: ``<prefix>/<parent path>/asfaload.index.json``.
 
-    All URLs must share origin and parent directory (S2 §11.5).
+    All URLs must share origin and parent directory.
     """
     if not urls:
         raise FormatError("At least one checksums file URL is required")
@@ -347,7 +347,7 @@ def tuf_pending_root_path(admin: str, app: str) -> str:
 
 
 # --- the server's data dir (beside the mirror, never inside it) ----------------------------------
-# ``--data-dir`` holds the public mirror repo and ``private/`` (DESIGN "Server data").
+# ``--data-dir`` holds the public mirror repo and ``private/`` .
 DEFAULT_DATA_DIR = "asfaload-data"
 # Where clients look for the backend unless told otherwise (-u / ASFALOAD_BACKEND_URL).
 DEFAULT_BACKEND_URL = "http://127.0.0.1:3000"
@@ -413,7 +413,7 @@ def url_prefix(url: str) -> str:
 
 
 def detect_forge(host: str, gitlab_hosts: Collection[str] = ()) -> str:
-    """Forge by exact host (never a suffix match, §10.12)."""
+    """Forge by exact host (never a suffix match: ``evilgithub.com`` is no GitHub)."""
     host = host.lower()
     if host in GITHUB_HOSTS:
         return "github"
@@ -431,7 +431,7 @@ def project_id(url: str, forge: str | None = None, *, gitlab_hosts: Collection[s
     """Project id of a forge URL (signers file, release page or asset URL).
 
     - GitHub: ``https/github.com/443/<owner>/<repo>``, owner and repo case-folded (GitHub is
-      case-insensitive, so ``Acme/Tool`` must not become a second project, §10.3). A
+      case-insensitive, so ``Acme/Tool`` must not become a second project). A
       ``raw.githubusercontent.com`` URL names the same project as ``github.com``.
     - GitLab: ``<prefix>/<namespace...>/<project>``: everything before the first ``-`` segment.
     - File server: ``<prefix>`` + the parent directory of the file, skipping a parent named

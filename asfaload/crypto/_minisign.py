@@ -179,7 +179,7 @@ def encode_secret_key(keynum: bytes, sk: bytes, password: str) -> str:
     """Encrypt and encode like rust-minisign (scrypt N=2^15) in the minisign text form."""
     if not password:
         # minisign writes kdf "Sc" even without a password, making such keys unloadable
-        # (reference notes §1.3); we refuse to produce them instead.
+        # by the upstream client; we refuse to produce them instead.
         raise PasswordError("An empty password cannot protect a secret key")
     salt = os.urandom(32)
     plain = keynum + sk + _checksum(keynum, sk)

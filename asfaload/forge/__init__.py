@@ -1,4 +1,4 @@
-"""Forges: outbound HTTP to GitHub, GitLab and file servers (DESIGN "Outbound HTTP (forges)").
+"""Forges: outbound HTTP to GitHub, GitLab and file servers (see docs/formats.md, "Outbound HTTP").
 
 Public API::
 

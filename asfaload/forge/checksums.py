@@ -1,4 +1,5 @@
-"""Checksum-files mode: the strict parser of reference notes §11.5 and the URL rules.
+"""Checksum-files mode: a strict parser (one
+``<hex digest> <name>`` per line, as sha256sum/sha512sum write them) and the URL rules.
 
 Accepted lines are exactly what ``sha256sum``/``sha512sum`` print: ``<hex><sep><name>`` with
 ``sep`` two spaces (text mode) or space + ``*`` (binary mode). Comments, BSD-style lines and
@@ -50,7 +51,7 @@ def _split(line: str) -> tuple[str, str] | None:
 
 
 def parse_checksums(content: bytes | str) -> tuple[ChecksumEntry, ...]:
-    """Parse a checksum file strictly; raise FormatError with §11.5's messages."""
+    """Parse a checksum file strictly; raise FormatError naming the line at fault."""
     if isinstance(content, bytes):
         try:
             text = content.decode("utf-8")

@@ -1,7 +1,7 @@
 """GitHub: signers files from raw URLs, releases from the REST API.
 
 Hosts are an exact allow-list (``github.com``, ``raw.githubusercontent.com``; never a suffix
-match, §10.12). A blob URL ``https://github.com/o/r/blob/<ref>/<path>`` is read from
+match). A blob URL ``https://github.com/o/r/blob/<ref>/<path>`` is read from
 ``https://raw.githubusercontent.com/o/r/<ref>/<path>``: everything after ``blob/`` is carried over
 verbatim, so refs containing '/' work (the reference split the ref as one segment).
 """
@@ -119,7 +119,7 @@ def fetch_release(http: HttpClient, url: str, token: str | None = None) -> Relea
     """The assets of a GitHub release page URL, with their hashes.
 
     An asset's ``digest`` is used when GitHub provides one; otherwise the asset is downloaded
-    and hashed (SHA-256) while streaming (the reference silently dropped such assets, §10.22)."""
+    and hashed (SHA-256) while streaming (never silently dropped)."""
     owner, repo, tag = parse_release_url(url)
     api = (
         f"{API}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"

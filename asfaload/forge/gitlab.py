@@ -3,7 +3,7 @@
 Project paths are everything before the first ``-`` segment (namespaces nest). The raw URL keeps
 the user's scheme, host and port, so self-hosted instances work. Releases come from
 ``api/v4/projects/<url-encoded path>/releases/<tag>``; the real API returns
-``assets: {count, sources, links: [...]}`` (the reference expected a list, §10.22). Link assets
+``assets: {count, sources, links: [...]}`` (an object, not a list). Link assets
 carry no digest, so each is downloaded and hashed while streaming.
 """
 

@@ -18,7 +18,7 @@ Every forge fetch goes through :class:`HttpClient`. The rules it enforces:
   waited for again, up to the total timeout.
 - **Size caps**: ``Content-Length`` is checked first, then the streamed byte count.
 - **Retries**: 429 and 5xx (and connection failures) are retried at most ``max_retries`` times,
-  waiting ``Retry-After`` capped at ``max_retry_after`` (the reference waited up to an hour, §10.24).
+  waiting ``Retry-After`` capped at ``max_retry_after`` (a forge must not hold a request for an hour).
 """
 
 from __future__ import annotations

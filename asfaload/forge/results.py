@@ -14,7 +14,7 @@ from ..model.index import PublishedFile
 from ..model.timestamps import parse_rfc3339
 
 KINDS = ("github", "gitlab", "fileserver")
-# The metadata file spells forge kinds in S2's PascalCase.
+# The metadata file spells forge kinds in PascalCase (``Github``, ``Gitlab``, ``FileServer``), as upstream writes them.
 METADATA_KINDS = {"github": "Github", "gitlab": "Gitlab", "fileserver": "FileServer"}
 RELEASE_MODES = ("github", "gitlab", "checksums")
 HASH_LENGTHS = {"Sha256": 64, "Sha512": 128}

@@ -279,7 +279,7 @@ def type_name(value: object) -> str:
 
 
 def is_blank(raw: bytes) -> bool:
-    """True for empty or whitespace-only bytes (read as an empty document, reference §10.21)."""
+    """True for empty or whitespace-only bytes (read as an empty document, as upstream writes a fresh one)."""
     return not bytes(raw).strip()
 
 

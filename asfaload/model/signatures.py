@@ -1,6 +1,6 @@
 """The signatures envelope: ``X.signatures.json`` and ``X.signatures.json.pending``.
 
-Format (DESIGN "Formats", S2 §11.2)::
+Format (see docs/formats.md)::
 
     {"entries": {"<key string>": {"format": "minisign|ed25519", "signature": "<wire>"}}}
 
@@ -8,11 +8,11 @@ Public API
 ----------
 - :class:`SignaturesFile` ``(entries: Mapping[PublicKey, Signature])``, immutable.
   ``SignaturesFile.from_bytes(raw)``: empty or whitespace-only bytes, and the literal ``{}`` the
-  reference writes for a fresh release, read as an empty envelope (reference §10.21). Every key
+  reference writes for a fresh release, read as an empty envelope. Every key
   and signature must parse, ``format`` must be the key's algorithm, and two spellings of the same
   key (``RW…`` and ``minisign:RW…``) are refused as a duplicate.
 - ``sigs.with_entry(pk, sig)`` returns a new envelope; a key that already signed raises
-  :class:`~asfaload.errors.ConflictError` (409, reference §10.18).
+  :class:`~asfaload.errors.ConflictError` (409).
 - ``to_bytes()`` is deterministic (sorted keys, 2-space indent, trailing newline), so every
   writer — server, hook, replay — derives the same bytes. ``to_dict()`` / ``from_dict()`` for the
   envelope embedded in history entries.

@@ -117,7 +117,7 @@ def check_register_target(view: TreeView, p: str) -> None:
         raise ConflictError(f"Project '{p}' is already registered or registration is in progress.")
     for anc in layout.ancestors(p):
         if anc and (view.read(anc) is not None or is_project_root(view, anc)):
-            # Projects never nest: one root governs every path (§10.17).
+            # Projects never nest: one root governs every path.
             raise ConflictError(f"Project '{p}' lies inside the registered project '{anc}'.")
 
 
@@ -223,7 +223,7 @@ def check_release_target(view: TreeView, x: str, submitter: PublicKey) -> None:
         layout.pending_revocation_path(x),
     )
     if any(view.read(r) is not None or view.is_dir(r) for r in related):
-        # Never overwrite: re-registering would wipe collected signatures (§10.5).
+        # Never overwrite: re-registering would wipe collected signatures.
         raise ConflictError("Release already registered: Release already registered")
 
 
@@ -238,7 +238,7 @@ def _register_release(view: TreeView, op: RegisterRelease) -> Change:
 # --- signatures -------------------------------------------------------------------------------------
 def _verify(pk: PublicKey, data: bytes, sig: Signature, path: str) -> None:
     if not signature_is_valid(pk, sha512(data), sig):
-        # 400 without any server path (§10.18).
+        # 400 without any server path.
         raise RuleViolation(f"Invalid signature for {path}")
 
 
@@ -339,14 +339,14 @@ def _revoke(view: TreeView, op: Revoke, now: int) -> Change:
         raise NotAuthorizedError("Public key is not authorized to revoke this file")
     subject_digest, initiator, issued = hist.revocation_fields(op.document)
     if initiator != op.submitter:
-        # The reference never binds the initiator to the key (§10.8).
+        # The initiator named in the document must be the key that signs it.
         raise RuleViolation("Revocation initiator does not match the submitting public key")
     if subject_digest != sha512(data):
         raise RuleViolation(
             f"Digest mismatch: Revocation subject_digest does not match actual file digest for {a}"
         )
     if issued > now + REVOCATION_CLOCK_SKEW:
-        # A revocation dated in the future would read as issued later than it was (§10.8).
+        # A revocation dated in the future would read as issued later than it was.
         raise RuleViolation("Revocation timestamp is in the future")
     pending = layout.pending_revocation_path(a)
     _verify(op.submitter, op.document, op.signature, pending)

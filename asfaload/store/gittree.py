@@ -1,7 +1,7 @@
 """Git trees as the rules engine sees them: a read-only view, and a change turned into a new tree.
 
 Both work by path lookup and touch only the trees along the paths involved, so their cost does
-not grow with the size of the mirror (DESIGN "Performance design").
+not grow with the size of the mirror.
 """
 
 from __future__ import annotations
