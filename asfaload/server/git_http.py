@@ -33,6 +33,8 @@ from typing import IO, cast
 from flask import Blueprint, Response, request, stream_with_context
 
 from ..errors import AsfaloadError
+from ..mirror_sync import primary_of
+from .context import state
 
 log = logging.getLogger("asfaload.server.git")
 
@@ -280,13 +282,9 @@ class _Once:
 @git_blueprint.route(MOUNT, defaults={"rest": ""}, methods=["GET", "HEAD", "POST"])
 @git_blueprint.route(f"{MOUNT}/<anypath:rest>", methods=["GET", "HEAD", "POST"])
 def git_http(rest: str) -> Response:
-    from .app import state
-
     st = state()
     cfg = st.config
     if _is_push(rest) and cfg.read_only:
-        from ..mirror_sync import primary_of
-
         primary = primary_of(str(cfg.mirror_path))
         where = f" at {primary}" if primary else ""
         return refuse_push_response(

@@ -20,8 +20,9 @@ from gunicorn.app.base import BaseApplication
 
 from ..errors import StoreError
 from ..store.remote import WriterProcess
-from .app import STATE_KEY, ServerState, create_app, prepare_data_dir
+from .app import create_app, prepare_data_dir
 from .config import ServerConfig
+from .context import STATE_KEY, ServerState
 from .front import BufferingWorker, FrontLimits
 
 log = logging.getLogger("asfaload.server")

@@ -19,6 +19,7 @@ from ..tuf.accounts import User
 from ..tuf.documents import AppRef, Expirations, validate_app_name
 from ..tuf.errors import TufError
 from ..tuf.service import TufService
+from .context import state
 from .errors import json_response as _json
 
 tuf_blueprint = Blueprint("tuf", __name__)
@@ -33,8 +34,6 @@ def service() -> TufService:
         with _lock:
             svc = current_app.extensions.get(_SERVICE_KEY)
             if svc is None:
-                from .app import state
-
                 st = state()
                 svc = TufService(st.mirror, st.config.private_dir)
                 current_app.extensions[_SERVICE_KEY] = svc

@@ -14,8 +14,8 @@ from ..auth import HEADERS
 from ..errors import FormatError
 from ..service import RegistrationResult
 from ..service.backend import check_submitter
-from .app import authenticate, nonce_for_write, state
 from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
+from .context import authenticate, nonce_for_write, state
 from .errors import json_response as _json
 from .openapi import openapi_document
 

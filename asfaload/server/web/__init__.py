@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from ...errors import AsfaloadError, StoreError, one_line
 from ...rules.status import signer_dict
-from ..app import state
+from ..context import state
 
 log = logging.getLogger("asfaload.server")
 
