@@ -23,7 +23,7 @@ from ..errors import AsfaloadError, VerificationError
 from ..model import CurrentSignersInfo, SignersChain
 from ..rules.groups import valid_signers
 from ..rules.queries import RequestKind, completion_met
-from .api import BackendClient
+from .source import ReleaseSource
 
 
 class ChainError(VerificationError):
@@ -99,7 +99,7 @@ def check_realm(first: CurrentSignersInfo, artifact_path: str) -> None:
 
 
 def verify_full_chain(
-    backend: BackendClient,
+    backend: ReleaseSource,
     artifact_path: str,
     signers_copy: bytes,
     fetch: Callable[[str], bytes],
