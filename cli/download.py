@@ -86,10 +86,11 @@ def mirror_option(f: F) -> F:
         metavar="PATH_OR_GIT_URL",
         default=None,
         help="Verify against a git mirror instead of a backend: a local mirror repository (bare, "
-        "a clone, or a server data dir), read as it is; or a git URL, fetched into "
-        f"$XDG_CACHE_HOME/asfaload/mirrors/ (or ${CACHE_DIR_ENV}/mirrors/) with every new "
-        "commit replayed through the rules first. No asfaload backend is contacted; "
-        "-u is ignored.",
+        "a clone, or a server data dir), or a git URL fetched into "
+        f"$XDG_CACHE_HOME/asfaload/mirrors/ (or ${CACHE_DIR_ENV}/mirrors/). Its history is "
+        "replayed through the rules before use (new commits only for a URL; a local "
+        "repository whose tip `mirror sync`/`mirror verify` recorded as verified is not "
+        "replayed again). No asfaload backend is contacted; -u is ignored.",
     )(f)
 
 

@@ -11,8 +11,10 @@ is written once against the protocol and never trusts either source.
 A mirror named by a git URL is fetched into a per-URL cache repository and every new commit is
 replayed through the rules before it is used, exactly as ``asfaload mirror sync`` does
 (:func:`asfaload.mirror_sync.sync`): a hostile mirror cannot feed a rewritten history, or a
-commit the rules do not derive, to the client. A local path is read as it is: it is the user's
-own copy (usually kept by ``mirror sync``, which verified it).
+commit the rules do not derive, to the client. A local path is replayed the same way, from its
+root, unless ``mirror sync`` or ``mirror verify`` already recorded this very tip as verified
+(:mod:`asfaload.mirror_status`): a plain ``git clone`` of an untrusted mirror is checked before
+use, a mirror kept by ``mirror sync`` is not replayed again.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Protocol
 
 import pygit2
 
-from ..errors import FormatError, NotFoundError, StoreError, VerificationError
+from ..errors import AsfaloadError, FormatError, NotFoundError, StoreError, VerificationError
 from ..layout import MIRROR_REPO_DIR
 from ..service import reads
 from ..store.gittree import GitTreeView
@@ -88,7 +90,27 @@ class GitMirrorSource:
         if commit is None:
             raise StoreError(f"The mirror at {path} has no main branch")
         self.tip = str(commit.id)
+        self.ref = name
+        self._repo = repo
         self._view = GitTreeView(repo, commit.tree)
+
+    def verify(self) -> None:
+        """Replay the history of this tip through the rules, unless a sync or verify of this
+        repository already recorded the tip as verified. VerificationError when it fails."""
+        from ..mirror_status import mirror_status
+        from ..verify import verify_history
+
+        try:
+            verified = mirror_status(self._repo.path)["last_verified"]
+        except AsfaloadError:
+            verified = None
+        if isinstance(verified, dict) and verified.get("tip") == self.tip:
+            return
+        report = verify_history(self._repo, self.ref)
+        if report.bad is not None:
+            bad = report.bad
+            where = f"commit {bad.commit}" if bad.commit else "its main"
+            raise VerificationError(f"Refused the mirror at {self.path}: {where}: {bad.reason}")
 
     def get_file(self, path: str) -> bytes:
         return reads.read_file(self._view, path)
@@ -136,7 +158,7 @@ def mirror_cache_path(url: str, root: Path | None = None) -> Path:
 
 
 def open_mirror(spec: str, cache: Path | None = None) -> GitMirrorSource:
-    """A source for ``--mirror``: a local repository as it is, or a git URL fetched and verified.
+    """A source for ``--mirror``: a local repository or a git URL, its history verified.
 
     A URL's new commits are replayed through the rules into the cache repository (created on
     first use, fetched incrementally afterwards) before anything is read from it. A fetch that
@@ -145,7 +167,9 @@ def open_mirror(spec: str, cache: Path | None = None) -> GitMirrorSource:
     if not spec or any(c in spec for c in "\0\n\r"):
         raise FormatError("Invalid mirror path or URL")
     if not is_git_url(spec):
-        return GitMirrorSource(spec)
+        local = GitMirrorSource(spec)
+        local.verify()
+        return local
     from .. import mirror_sync
 
     path = mirror_cache_path(spec, cache)
