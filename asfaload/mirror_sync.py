@@ -407,6 +407,10 @@ def _sync_locked(
     repo: pygit2.Repository, repo_path: str, source: str, *, created: bool
 ) -> SyncResult:
     _delete_quarantine(repo)  # left by a sync killed before its cleanup
+    # git treats the empty tree (every mirror's root commit's) as always present, so a fetch
+    # over dumb HTTP never downloads it; libgit2 does not, and replaying the root commit would
+    # miss it. Writing it here (its id is fixed) puts it where the scratch repository sees it.
+    repo.TreeBuilder().write()
     scratch = _make_scratch(repo_path)
     try:
         _fetch(scratch, source)

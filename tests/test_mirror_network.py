@@ -156,6 +156,17 @@ def test_mirror_chain_over_http_picks_up_syncs_and_refuses_a_forged_commit(
                 res = w.download(dl2, "-u", DEAD, "-u", url_b, "-o", str(out), "--full-check")
                 assert out.read_bytes() == APP + b"2"
                 assert res.lines[-1] == "✓ All done! Verified 2 signature(s)"
+                # verify-file with no --mirror asks the backends (-u) the same questions.
+                checked = w.run(
+                    "verify-file", str(out), "--url", dl2, "-u", DEAD, "-u", url_b, "--json"
+                )
+                doc = json.loads(checked.stdout)
+                assert doc["success"] is True and doc["source"] == "backend"
+                assert doc["index_file_path"] == index2 and doc["valid_signatures"] == 2
+                out.write_bytes(APP)  # not the v2.0 bytes
+                bad = w.run("verify-file", str(out), "--url", dl2, "-u", url_b, ok=False)
+                assert bad.returncode == 1 and bad.stderr.startswith("Error: Hash mismatch")
+                assert len(bad.stderr.splitlines()) == 1
                 # The same failover from a comma list in ASFALOAD_BACKEND_URL.
                 out1 = tmp_path / "app1.bin"
                 w.run(

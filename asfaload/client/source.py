@@ -77,7 +77,8 @@ class GitMirrorSource:
         if not os.path.isdir(path):
             raise FormatError(f"No such mirror repository: {path}")
         try:
-            repo = pygit2.Repository(path)
+            # NO_SEARCH: a directory inside some other repository is not that repository.
+            repo = pygit2.Repository(path, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
         except (pygit2.GitError, KeyError) as exc:
             raise StoreError(f"Not a git repository: {path}") from exc
         self.path = path
