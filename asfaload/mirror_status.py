@@ -30,7 +30,14 @@ import pygit2
 from .errors import StoreError
 from .store.durable import WriterLock
 
-__all__ = ["LOCK_FILE", "STATUS_FILE", "mirror_status", "record_error", "record_verified"]
+__all__ = [
+    "LOCK_FILE",
+    "STATUS_FILE",
+    "mirror_status",
+    "record_error",
+    "record_verified",
+    "recorded",
+]
 
 STATUS_FILE = "asfaload-status.json"
 LOCK_FILE = "asfaload-status.lock"
@@ -41,6 +48,11 @@ READONLY_CONFIG = "asfaload.readonly"
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def recorded(repo_path: str) -> dict[str, Any]:
+    """What sync and verify recorded in ``repo_path`` (``{}`` when nothing was)."""
+    return _read(repo_path)
 
 
 def _read(repo_path: str) -> dict[str, Any]:

@@ -99,14 +99,15 @@ def check_realm(first: CurrentSignersInfo, artifact_path: str) -> None:
 
 
 def verify_full_chain(
-    backend: ReleaseSource,
+    source: ReleaseSource,
     artifact_path: str,
     signers_copy: bytes,
     fetch: Callable[[str], bytes],
 ) -> int:
-    """Run every step; return the number of chain entries. ``fetch`` reads a forge URL."""
+    """Run every step; return the number of chain entries. ``source`` is a backend or a git
+    mirror (:mod:`.source`); ``fetch`` reads a forge URL."""
     try:
-        doc = backend.get_signers_chain(artifact_path)
+        doc = source.get_signers_chain(artifact_path)
     except AsfaloadError as exc:
         raise ChainError("SignersChainFetchError", str(exc)) from exc
     infos = chain_infos(doc)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import pygit2
 
-from ..errors import AsfaloadError, FormatError, NotFoundError, StoreError, VerificationError
+from ..errors import FormatError, NotFoundError, StoreError, VerificationError
 from ..layout import MIRROR_REPO_DIR
 from ..service import reads
 from ..store.gittree import GitTreeView
@@ -98,13 +98,10 @@ class GitMirrorSource:
     def verify(self) -> None:
         """Replay the history of this tip through the rules, unless a sync or verify of this
         repository already recorded the tip as verified. VerificationError when it fails."""
-        from ..mirror_status import mirror_status
+        from ..mirror_status import recorded
         from ..verify import verify_history
 
-        try:
-            verified = mirror_status(self._repo.path)["last_verified"]
-        except AsfaloadError:
-            verified = None
+        verified = recorded(self._repo.path).get("last_verified")
         if isinstance(verified, dict) and verified.get("tip") == self.tip:
             return
         report = verify_history(self._repo, self.ref)
