@@ -49,6 +49,7 @@ from .errors import (
     StoreError,
     VerificationError,
 )
+from .mirror_status import PRIMARY_CONFIG, READONLY_CONFIG, record_error, record_verified
 from .store.durable import WriterLock, lock_path_for
 from .store.mirror import init_bare_repository
 from .verify import BadCommit, VerifyReport, verify_history, verify_range
@@ -69,8 +70,6 @@ __all__ = [
 
 MAIN = "refs/heads/main"
 QUARANTINE_REF = "refs/asfaload/incoming"
-PRIMARY_CONFIG = "asfaload.primary"
-READONLY_CONFIG = "asfaload.readonly"
 ZERO_OID = "0" * 40
 SCRATCH_SUFFIX = ".incoming"
 FETCH_TIMEOUT_SECONDS = 600.0
@@ -115,7 +114,14 @@ REFUSE_PUSH_HOOK = (
 
 # --- errors -----------------------------------------------------------------------------------------
 class FetchError(NetworkError):
-    """``git fetch`` from the primary failed (unreachable, not a mirror, no main branch)."""
+    """``git fetch`` from the primary failed (unreachable, not a mirror, no main branch).
+
+    ``detail`` is git's own reason, for callers that word the failure their way.
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 class NoSourceError(AsfaloadError):
@@ -220,6 +226,11 @@ def primary_of(path: str) -> str | None:
     return str(value)
 
 
+def is_url(source: str) -> bool:
+    """``scheme://…``: a remote to fetch (anything else names a local path)."""
+    return _SCHEME_RE.match(source) is not None
+
+
 def normalise_source(source: str) -> str:
     """A URL with an allowed scheme, or an existing local path made absolute.
 
@@ -262,11 +273,11 @@ def _fetch(repo_path: str, source: str) -> None:
     try:
         res = _git(repo_path, *args, timeout=FETCH_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired as e:
-        raise FetchError("Fetching from the primary timed out") from e
+        raise FetchError("Fetching from the primary timed out", "timed out") from e
     if res.returncode != 0:
         lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
         detail = lines[-1] if lines else f"git exited with {res.returncode}"
-        raise FetchError(f"Cannot fetch main from the primary: {detail}")
+        raise FetchError(f"Cannot fetch main from the primary: {detail}", detail)
 
 
 def compare_and_swap_main(repo_path: str, new: str, old: str | None) -> None:
@@ -349,9 +360,20 @@ def sync(repo_path: str, source: str | None = None) -> SyncResult:
     Creates the mirror when ``repo_path`` does not exist (or is an empty directory). ``source``
     defaults to the primary recorded at creation. Raises :class:`FetchError`,
     :class:`HistoryRewriteError`, :class:`RejectedHistoryError` (``main`` unchanged) or
-    :class:`~asfaload.errors.ConcurrentUpdateError`.
+    :class:`~asfaload.errors.ConcurrentUpdateError`. The outcome is recorded for
+    ``mirror status`` (:mod:`asfaload.mirror_status`).
     """
     repo_path = os.path.abspath(repo_path)
+    try:
+        result = _sync(repo_path, source)
+    except AsfaloadError as exc:
+        record_error(repo_path, str(exc), "sync")
+        raise
+    record_verified(repo_path, result.new, "sync")
+    return result
+
+
+def _sync(repo_path: str, source: str | None) -> SyncResult:
     if source is not None:
         source = normalise_source(source)
     os.makedirs(os.path.dirname(repo_path), exist_ok=True)
@@ -385,6 +407,10 @@ def _sync_locked(
     repo: pygit2.Repository, repo_path: str, source: str, *, created: bool
 ) -> SyncResult:
     _delete_quarantine(repo)  # left by a sync killed before its cleanup
+    # git treats the empty tree (every mirror's root commit's) as always present, so a fetch
+    # over dumb HTTP never downloads it; libgit2 does not, and replaying the root commit would
+    # miss it. Writing it here (its id is fixed) puts it where the scratch repository sees it.
+    repo.TreeBuilder().write()
     scratch = _make_scratch(repo_path)
     try:
         _fetch(scratch, source)
@@ -392,7 +418,7 @@ def _sync_locked(
         try:
             fetched = str(incoming.references[QUARANTINE_REF].peel(pygit2.Commit).id)
         except (KeyError, ValueError, pygit2.GitError) as e:
-            raise FetchError("The primary's main is not a commit") from e
+            raise FetchError("The primary's main is not a commit", "main is not a commit") from e
         ref = repo.references.get(MAIN)
         local = None if ref is None else str(ref.peel(pygit2.Commit).id)
         if local == fetched:

@@ -45,13 +45,55 @@ def json_option(f: F) -> F:
     )(f)
 
 
+BackendUrls = tuple[str, ...]
+
+
+def _backend_urls(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> BackendUrls:
+    from asfaload.client.api import parse_backend_urls
+    from asfaload.errors import FormatError
+
+    try:
+        return parse_backend_urls(value)
+    except FormatError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
 def backend_url_option(f: F) -> F:
+    """``-u/--backend-url``, repeatable; the command gets a tuple of URLs in failover order."""
     return click.option(
         "-u",
         "--backend-url",
-        default=DEFAULT_BACKEND_URL,
+        multiple=True,
+        default=(DEFAULT_BACKEND_URL,),
         show_default=True,
         envvar=BACKEND_URL_ENV,
+        callback=_backend_urls,
+        help=f"Backend API URL; repeat it (or give a comma list in {BACKEND_URL_ENV}) for "
+        "backends to fail over to, in order, when one cannot be reached.",
+    )(f)
+
+
+def single_backend_url_option(f: F) -> F:
+    """``-u/--backend-url`` for commands bound to one server (a login token is per server)."""
+
+    def one(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str:
+        urls = _backend_urls(ctx, param, value)
+        if len(urls) > 1:
+            raise click.BadParameter(
+                "this command talks to one backend; give a single URL", ctx=ctx, param=param
+            )
+        return urls[0]
+
+    return click.option(
+        "-u",
+        "--backend-url",
+        multiple=True,
+        default=(DEFAULT_BACKEND_URL,),
+        show_default=True,
+        envvar=BACKEND_URL_ENV,
+        callback=one,
         help=f"Backend API URL (env {BACKEND_URL_ENV}).",
     )(f)
 

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._common import (
-    backend_url_option,
     handle_errors,
     json_option,
     password_options,
     resolve_password,
+    single_backend_url_option,
 )
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ def _app_option(f: Any) -> Any:
 
 def server_options(f: Any) -> Any:
     """-u/--backend-url, --token-file and --json, for every command that talks to the server."""
-    return backend_url_option(_token_file_option(json_option(f)))
+    return single_backend_url_option(_token_file_option(json_option(f)))
 
 
 def _client(backend_url: str, token_file: Path | None) -> TufClient:
@@ -413,7 +413,7 @@ def _keyid_or_file(value: str) -> str:
 @_expires_option
 @_sign_option
 @_out_option
-@backend_url_option
+@single_backend_url_option
 @_token_file_option
 @handle_errors
 def root_rotate(

@@ -23,6 +23,7 @@ from asfaload.crypto import SecretKey
 from asfaload.errors import RuleViolation
 
 from ._common import (
+    BackendUrls,
     backend_url_option,
     dumps_compact,
     handle_errors,
@@ -96,7 +97,7 @@ def git_option(f: F) -> F:
     )(f)
 
 
-def _client(backend_url: str, key: SecretKey | None) -> BackendClient:
+def _client(backend_url: BackendUrls, key: SecretKey | None) -> BackendClient:
     from asfaload.client.api import BackendClient
 
     return BackendClient(backend_url, secret_key=key)
@@ -129,7 +130,7 @@ def _print_registration(
 def register_repo(
     signers_file_url: str,
     key: SecretKey,
-    backend_url: str,
+    backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
     """Register a repository with the backend (SIGNERS_FILE_URL: the signers file on the forge)."""
@@ -144,7 +145,7 @@ def register_repo(
 def update_signers(
     signers_file_url: str,
     key: SecretKey,
-    backend_url: str,
+    backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
     """Propose an update to an existing project's signers file."""
@@ -174,7 +175,7 @@ def register_assets(
     gitlab_release_url: str | None,
     csum_files: tuple[str, ...],
     key: SecretKey,
-    backend_url: str,
+    backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
     """Register assets (a GitHub/GitLab release or checksum files) for signing."""
@@ -209,7 +210,7 @@ def register_assets(
 @authenticated
 def list_pending(
     key: SecretKey,
-    backend_url: str,
+    backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
     """List the files on the backend that still need your signature."""
@@ -240,7 +241,7 @@ def sign_pending(
     file_path: str,
     git_mirror: str | None,
     key: SecretKey,
-    backend_url: str,
+    backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
     """Sign a pending file (FILE_PATH as printed by list-pending)."""
@@ -263,7 +264,7 @@ def sign_pending(
 def signature_status(
     file_path: str,
     key: SecretKey | None,
-    backend_url: str,
+    backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
     """Show a file's state (pending, complete or revoked), who signed it and who is still
@@ -323,7 +324,7 @@ def revoke(
     file_path: str,
     git_mirror: str | None,
     key: SecretKey,
-    backend_url: str,
+    backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
     """Revoke a previously signed file (FILE_PATH: its mirror path)."""

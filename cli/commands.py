@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "signature-status": "backend",
     "revoke": "backend",
     "download": "download",
+    "verify-file": "download",
     "serve": "serve",
     "mirror": "mirror",
     "admin": "admin",

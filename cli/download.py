@@ -1,4 +1,5 @@
-"""``asfaload download``: fetch a file and verify its signatures before saving it.
+"""``asfaload download`` and ``asfaload verify-file``: verify a release file's signatures, from a
+backend or a git mirror, before saving it (or, for a file already on disk, before saying so).
 
 Prints the manual's lines on stdout; on a terminal the progress line updates in place, otherwise
 it is printed once at the end. A revoked file prints the manual's block on stderr and exits 1.
@@ -8,15 +9,22 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from asfaload.client.api import BackendClient
-from asfaload.client.download import Reporter, download, mb
+from asfaload.client.download import Reporter, download, mb, verify_local_file
 from asfaload.client.locate import FORGE_TYPES
+from asfaload.client.source import CACHE_DIR_ENV, ReleaseSource
+from asfaload.client.transfer import HASH_LABELS
 from asfaload.client.verify import Revocation
 
-from ._common import backend_url_option, dumps_compact, handle_errors, json_option
+from ._common import BackendUrls, backend_url_option, dumps_compact, handle_errors, json_option
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _progress_text(done: int, total: int) -> str:
@@ -42,6 +50,8 @@ class ConsoleReporter(Reporter):
             click.echo(text)
 
     def revoked(self, revocation: Revocation) -> None:
+        if self.quiet:
+            return  # --json: the error object on stderr says it all
         click.echo("This file has been revoked.", err=True)
         click.echo(f"  Revoked at: {revocation.revoked_at}", err=True)
         click.echo(f"  Revoked by: {revocation.revoked_by}", err=True)
@@ -69,10 +79,41 @@ class ConsoleReporter(Reporter):
             click.echo(_progress_text(done, total))
 
 
+def mirror_option(f: F) -> F:
+    return click.option(
+        "--mirror",
+        "mirror",
+        metavar="PATH_OR_GIT_URL",
+        default=None,
+        help="Verify against a git mirror instead of a backend: a local mirror repository (bare, "
+        "a clone, or a server data dir), or a git URL fetched into "
+        f"$XDG_CACHE_HOME/asfaload/mirrors/ (or ${CACHE_DIR_ENV}/mirrors/). Its history is "
+        "replayed through the rules before use (new commits only for a URL; a local "
+        "repository whose tip `mirror sync`/`mirror verify` recorded as verified is not "
+        "replayed again). No asfaload backend is contacted; -u is ignored.",
+    )(f)
+
+
+@contextmanager
+def release_source(mirror: str | None, backend_url: BackendUrls) -> Iterator[ReleaseSource]:
+    """The source of a release's facts: the ``--mirror`` when given, else the backends."""
+    if mirror is not None:
+        from asfaload.client.source import open_mirror
+
+        with open_mirror(mirror) as source:
+            yield source
+        return
+    from asfaload.client.api import BackendClient
+
+    with BackendClient(backend_url) as api:
+        yield api
+
+
 @click.command("download")
 @click.argument("file_url")
 @click.option("-o", "--output", help="Output file path. Defaults to the filename from the URL.")
 @backend_url_option
+@mirror_option
 @click.option(
     "--type",
     "forge_type",
@@ -89,17 +130,30 @@ class ConsoleReporter(Reporter):
 def download_cmd(
     file_url: str,
     output: str | None,
-    backend_url: str,
+    backend_url: BackendUrls,
+    mirror: str | None,
     forge_type: str | None,
     full_check: bool,
     json_output: bool,
 ) -> None:
-    """Download FILE_URL and verify its signatures before saving it."""
+    """Download FILE_URL and verify its signatures before saving it.
+
+    The release's index, signatures and revocation are read from the backend (-u, tried in
+    order) or from a git mirror (--mirror); the file itself always comes from its forge URL,
+    through a temporary file renamed into place only once its digest matches the signed index.
+
+    \b
+    Examples:
+      asfaload download https://github.com/acme/app/releases/download/v1.0/app.tar.gz
+      asfaload download URL -u https://asfaload.example -u https://mirror2.example
+      asfaload download URL --mirror https://mirror.example/mirror.git --full-check
+      asfaload download URL --mirror ./asfaload-data -o app.tar.gz --json
+    """
     reporter = ConsoleReporter(quiet=json_output)
-    with BackendClient(backend_url) as api:
+    with release_source(mirror, backend_url) as source:
         res = download(
             file_url,
-            api,
+            source,
             output=output,
             forge=forge_type,
             full_check=full_check,
@@ -122,5 +176,77 @@ def download_cmd(
         )
 
 
+@click.command("verify-file")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--url",
+    "file_url",
+    required=True,
+    help="The URL FILE was published at (it names the release; nothing is downloaded from it).",
+)
+@backend_url_option
+@mirror_option
+@click.option(
+    "--type",
+    "forge_type",
+    type=click.Choice(FORGE_TYPES),
+    help="Override automatic forge type detection.",
+)
+@click.option(
+    "--full-check",
+    is_flag=True,
+    help="Also verify the signers chain from its forge-published signers file (fetches it).",
+)
+@json_option
+@handle_errors
+def verify_file_cmd(
+    file: Path,
+    file_url: str,
+    backend_url: BackendUrls,
+    mirror: str | None,
+    forge_type: str | None,
+    full_check: bool,
+    json_output: bool,
+) -> None:
+    """Verify FILE, already on disk, as the signed release file published at --url.
+
+    The same checks as `download` (revocation, signature thresholds, the file's digest in the
+    signed index), against the backend (-u) or a git mirror (--mirror). With a local mirror
+    path and no --full-check, nothing goes over the network. Exit 0 when valid, 1 with one
+    line when the file is tampered, unsigned, pending or revoked.
+
+    \b
+    Examples:
+      asfaload verify-file app.tar.gz --url https://github.com/acme/app/releases/download/v1.0/app.tar.gz
+      asfaload verify-file app.tar.gz --url URL --mirror /srv/asfaload-data
+      asfaload verify-file app.tar.gz --url URL --mirror https://mirror.example/mirror.git --json
+    """
+    with release_source(mirror, backend_url) as source:
+        res = verify_local_file(file, file_url, source, forge=forge_type, full_check=full_check)
+    release = res.release
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {
+                    "success": True,
+                    "file": str(res.path),
+                    "file_url": file_url,
+                    "index_file_path": release.location.index_path,
+                    "size": res.size,
+                    "hash_algorithm": res.algo,
+                    "valid_signatures": release.valid_signatures,
+                    "chain_entries": release.chain_entries,
+                    "source": "mirror" if mirror is not None else "backend",
+                }
+            )
+        )
+        return
+    click.echo(
+        f"✓ {res.path}: verified ({HASH_LABELS[res.algo]} in the signed index "
+        f"{release.location.index_path}, {release.valid_signatures} valid signature(s))"
+    )
+
+
 def register(group: click.Group) -> None:
     group.add_command(download_cmd)
+    group.add_command(verify_file_cmd)

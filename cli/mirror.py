@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from asfaload.errors import AsfaloadError
+from asfaload.errors import AsfaloadError, StoreError
 from asfaload.layout import DEFAULT_DATA_DIR
 from asfaload.layout import MIRROR_REPO_DIR as MIRROR_DIR
 
@@ -114,8 +114,14 @@ def verify_command(
     """Replay the whole history of main through the rules engine.
 
     Every commit must be exactly what the rules derive from its parent. Reports the first bad
-    commit and exits 1 if there is one.
+    commit and exits 1 if there is one. The outcome is recorded for `mirror status`.
+
+    \b
+    Examples:
+      asfaload mirror verify --data-dir /srv/asfaload-data
+      asfaload mirror verify --repo /srv/git/mirror.git --json
     """
+    from asfaload.mirror_status import record_error, record_verified
     from asfaload.verify import verify_repository
 
     path = _repo_path(target, data_dir, repo)
@@ -125,6 +131,11 @@ def verify_command(
         report = verify_repository(str(path))
     except AsfaloadError as exc:
         raise click.ClickException(f"{exc}: {path}") from exc
+    if report.bad is None:
+        record_verified(str(path), report.head, "verify")
+    else:
+        bad = report.bad
+        record_error(str(path), f"commit {bad.commit or '(none)'}: {bad.reason}", "verify")
     if json_output:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif report.bad is None:
@@ -183,15 +194,29 @@ def sync_command(
 
     New commits are fetched into a quarantine ref and replayed through the rules engine; main
     fast-forwards only when all of them pass. A commit the rules do not derive, or a primary
-    whose history was rewritten or rolled back, is refused: main stays unchanged, the first bad
-    commit is printed, exit 1. Creates the mirror (the primary's history, root included) on
-    first use.
+    whose history was rewritten or rolled back, is refused: main stays unchanged, one line
+    names the first bad commit, exit 1. Creates the mirror (the primary's history, root
+    included) on first use. The primary may itself be a read-only mirror (its /mirror.git), so
+    mirrors chain. Each outcome is recorded for `mirror status`.
+
+    With --watch, syncs every SECONDS until interrupted and prints only changes and errors
+    (nothing while up to date). With --json, each outcome is one JSON object per line: results
+    on stdout, failures on stderr.
+
+    \b
+    Examples:
+      asfaload mirror sync --from https://asfaload.example/mirror.git --data-dir /srv/ro-data
+      asfaload mirror sync --data-dir /srv/ro-data --json
+      asfaload mirror sync --data-dir /srv/ro-data --watch 60
     """
     from asfaload import mirror_sync
 
     path = _repo_path(None, data_dir, repo)
+    watching = interval is not None
 
     def report(result: mirror_sync.SyncResult) -> None:
+        if watching and result.status == "up-to-date":
+            return
         if json_output:
             click.echo(json.dumps(result.to_dict()))
         elif result.status == "up-to-date":
@@ -209,24 +234,19 @@ def sync_command(
 
     def failure(exc: AsfaloadError) -> None:
         if json_output:
-            click.echo(json.dumps(_failure_dict(exc)))
-        if isinstance(exc, mirror_sync.RejectedHistoryError):
-            bad = exc.bad
-            where = f"commit {bad.commit}" if bad.commit else "the primary's main"
-            if bad.message:
-                where += f" ({bad.message!r})"
-            click.echo(f"REFUSED: {where}: {bad.reason}", err=True)
-            click.echo(f"main unchanged at {exc.local or '(none: nothing synced yet)'}", err=True)
+            click.echo(json.dumps(_failure_dict(exc)), err=True)
         else:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(_failure_line(exc), err=True)
 
-    if interval is not None:
+    if watching:
+        assert interval is not None
         try:
             mirror_sync.watch(str(path), source, interval, report, failure)
         except KeyboardInterrupt:
             return
         except AsfaloadError as exc:
-            raise click.ClickException(str(exc)) from exc
+            failure(exc)
+            raise SystemExit(1) from exc
         return
     try:
         result = mirror_sync.sync(str(path), source)
@@ -234,6 +254,21 @@ def sync_command(
         failure(exc)
         raise SystemExit(1) from exc
     report(result)
+
+
+def _failure_line(exc: AsfaloadError) -> str:
+    """One line for a failed sync: the first bad commit and where main stayed, or the error."""
+    from asfaload.errors import one_line
+    from asfaload.mirror_sync import RejectedHistoryError
+
+    if isinstance(exc, RejectedHistoryError):
+        bad = exc.bad
+        where = f"commit {bad.commit}" if bad.commit else "the primary's main"
+        if bad.message:
+            where += f" ({one_line(bad.message)!r})"
+        kept = exc.local or "(none: nothing synced yet)"
+        return f"REFUSED: {where}: {one_line(bad.reason)}; main unchanged at {kept}"
+    return f"Error: {one_line(str(exc))}"
 
 
 def _failure_dict(exc: AsfaloadError) -> dict[str, object]:
@@ -248,6 +283,68 @@ def _failure_dict(exc: AsfaloadError) -> dict[str, object]:
     else:
         out["status"] = "failed"
     return out
+
+
+@mirror_group.command("status")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Server data dir holding {MIRROR_DIR} (env {DATA_DIR_ENV}; default ./{DEFAULT_DATA_DIR}).",
+)
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Path of the bare mirror repository itself.",
+)
+@click.option("--json", "json_output", is_flag=True, help="Emit the status as one JSON object.")
+def status_command(data_dir: Path | None, repo: Path | None, json_output: bool) -> None:
+    """Show a mirror's tip, its primary and the outcome of its last sync or verify.
+
+    Fields: tip (main's commit id), upstream (the primary a read-only mirror syncs from; null
+    on a primary), read_only, commits (on main), last_verified (when, by which command and at
+    which tip the last successful `mirror sync` or `mirror verify` found main valid; null if
+    never) and last_error (the last failed sync or verify and when; null if none: a later
+    success does not erase it, compare the times).
+
+    \b
+    Examples:
+      asfaload mirror status --data-dir /srv/ro-data
+      asfaload mirror status --repo /srv/git/mirror.git --json
+    """
+    from asfaload.mirror_status import mirror_status
+
+    path = _repo_path(None, data_dir, repo)
+    try:
+        if not path.is_dir():
+            raise StoreError(f"No mirror repository at {path}")
+        status = mirror_status(str(path))
+    except AsfaloadError as exc:
+        if json_output:
+            click.echo(json.dumps({"error": str(exc)}), err=True)
+        else:
+            click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from exc
+    if json_output:
+        click.echo(json.dumps(status))
+        return
+    verified, error = status["last_verified"], status["last_error"]
+    lines = {
+        "repo": status["repo"],
+        "tip": status["tip"] or "(none: no commits)",
+        "upstream": status["upstream"] or "(none: a primary)",
+        "read_only": "yes" if status["read_only"] else "no",
+        "commits": str(status["commits"]),
+        "last_verified": (
+            f"{verified['at']} by {verified['by']}, main at {verified['tip']}"
+            if verified
+            else "never"
+        ),
+        "last_error": f"{error['at']} by {error['by']}: {error['message']}" if error else "none",
+    }
+    for key, value in lines.items():
+        click.echo(f"{key}: {value}")
 
 
 def register(group: click.Group) -> None:

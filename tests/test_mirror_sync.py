@@ -31,6 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asfaload.errors import ConcurrentUpdateError, FormatError
+from asfaload.mirror_status import STATUS_FILE
 from asfaload.mirror_sync import (
     QUARANTINE_REF,
     FetchError,
@@ -200,9 +201,12 @@ def test_tampered_primary_is_refused_and_main_stays(primary: Primary, local: Pat
     code, out, errout = run_sync("--repo", str(local))
     assert code == 1 and out == ""
     assert errout.startswith(f"REFUSED: commit {forged} ('register release x'): ")
-    assert f"main unchanged at {trusted}" in errout
-    code, out, _ = run_sync("--repo", str(local), "--json")
-    data = json.loads(out)
+    assert errout.endswith(f"; main unchanged at {trusted}\n")
+    assert len(errout.splitlines()) == 1
+    # --json: nothing on stdout, one JSON object on stderr
+    code, out, errout = run_sync("--repo", str(local), "--json")
+    assert out == "" and len(errout.splitlines()) == 1
+    data = json.loads(errout)
     assert code == 1 and data["ok"] is False and data["status"] == "refused"
     assert data["main"] == trusted and data["first_bad_commit"]["commit"] == forged
     assert_clean(local, trusted)
@@ -247,8 +251,8 @@ def test_rewritten_history_is_refused(primary: Primary, local: Path) -> None:
     assert "history was rewritten" in str(err.value)
     assert err.value.fetched == rewritten
     assert_clean(local, trusted)
-    code, out, _ = run_sync("--repo", str(local), "--json")
-    assert code == 1 and json.loads(out)["status"] == "rewrite-refused"
+    code, out, err = run_sync("--repo", str(local), "--json")
+    assert code == 1 and out == "" and json.loads(err)["status"] == "rewrite-refused"
 
 
 def test_rollback_is_refused(primary: Primary, local: Path) -> None:
@@ -502,24 +506,64 @@ def test_watch_reports_each_round_and_keeps_main_verified(primary: Primary, loca
     assert_clean(local, seen[1].split()[1])
 
 
-def test_cli_watch_runs_until_interrupted(primary: Primary, local: Path) -> None:
+def _rounds_done(local: Path, seen: int) -> None:
+    """Return once another sync round has finished: each round rewrites the status file by
+    an atomic rename, so its inode changes (polled, never a timing assertion)."""
+    status = local / STATUS_FILE
+    for _ in range(3000):
+        with contextlib.suppress(FileNotFoundError):
+            if status.stat().st_ino != seen:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the watcher made no further sync round")
+
+
+@pytest.mark.parametrize("json_output", [True, False])
+def test_cli_watch_prints_only_changes_and_errors(
+    primary: Primary, local: Path, json_output: bool
+) -> None:
     proc = subprocess.Popen(
         [ASFALOAD, "mirror", "sync", "--from", str(primary.path), "--repo", str(local)]
-        + ["--watch", "0.05", "--json"],
+        + ["--watch", "0.05"]
+        + (["--json"] if json_output else []),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
-        second = json.loads(proc.stdout.readline())
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        # Several up-to-date rounds pass before the primary moves: they print nothing.
+        for _ in range(3):
+            _rounds_done(local, (local / STATUS_FILE).stat().st_ino)
+        new = primary.release()
+        second = proc.stdout.readline()
+        forged = primary.forge(Change("x", {"evil.txt": b"x"}))
+        error = proc.stderr.readline()
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert (first["status"], second["status"]) == ("created", "up-to-date"), err
+        rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert_clean(local, primary.head())
+    assert rest == ""  # up-to-date and refused rounds after the last change: nothing on stdout
+    if json_output:
+        assert json.loads(first)["status"] == "created"
+        assert json.loads(second) == {
+            "ok": True,
+            "status": "updated",
+            "source": str(primary.path),
+            "main": new[-1],
+            "previous": json.loads(first)["main"],
+            "commits_verified": 2,
+        }
+        refused = json.loads(error)
+        assert refused["status"] == "refused" and refused["first_bad_commit"]["commit"] == forged
+        assert all(json.loads(line)["ok"] is False for line in err.splitlines())
+    else:
+        assert first.startswith("Created read-only mirror ")
+        assert second.startswith("Synced 2 new commit(s)") and second.rstrip().endswith(new[-1])
+        assert error.startswith(f"REFUSED: commit {forged} ('x'): ")
+        assert all(line.startswith("REFUSED: ") for line in err.splitlines())
+    assert_clean(local, new[-1])
 
 
 # --- a read-only server on the synced mirror, and a verified download through it ---------------------

@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -52,6 +52,47 @@ def _error_message(resp: requests.Response) -> str:
     text = resp.text.strip().splitlines()
     first = text[0][:200] if text else ""
     return f"HTTP {resp.status_code}" + (f": {first}" if first else "")
+
+
+def parse_backend_urls(values: str | Iterable[str]) -> tuple[str, ...]:
+    """Backend URLs from ``-u`` values and ``ASFALOAD_BACKEND_URL``, each maybe a comma list.
+
+    The one place a client's base URLs are built: trailing slashes dropped, duplicates
+    removed (first occurrence kept, order is the failover order). Raises FormatError for an
+    empty list or a value that is not an http(s) URL with a host.
+    """
+    items = [values] if isinstance(values, str) else list(values)
+    urls: list[str] = []
+    for item in items:
+        for part in item.split(","):
+            url = part.strip().rstrip("/")
+            if not url:
+                continue
+            try:
+                parts = urlsplit(url)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018  (raises ValueError on a bad port)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise FormatError(f"Invalid backend URL (expected http:// or https://): {url}")
+            if url not in urls:
+                urls.append(url)
+    if not urls:
+        raise FormatError("No backend URL given")
+    return tuple(urls)
+
+
+def _fails_over(exc: requests.RequestException, method: str) -> bool:
+    """Connection-level failures move to the next backend; HTTP answers never do.
+
+    A request that could not connect (refused, DNS, TLS, connect timeout) reached no server. A
+    read timeout may come after the server acted, so only a GET, which changes nothing, is
+    retried elsewhere then.
+    """
+    if isinstance(exc, requests.ConnectionError):  # includes ConnectTimeout and SSLError
+        return True
+    return isinstance(exc, requests.Timeout) and method == "GET"
 
 
 def encode_path(path: str) -> str:
@@ -121,20 +162,34 @@ def _bool_field(doc: Mapping[str, Any], name: str, what: str) -> bool:
 
 
 class BackendClient:
-    """One backend. ``secret_key`` is needed only for the authenticated endpoints."""
+    """One backend, or several tried in order. ``secret_key`` is needed only for the
+    authenticated endpoints.
+
+    ``base_url`` is a URL, a comma list or a sequence of URLs (:func:`parse_backend_urls`). A
+    request that cannot reach a backend (:func:`_fails_over`) is sent to the next one, and
+    the client stays with the first that answers; any HTTP answer, error or not, is final.
+    """
+
+    label = "the backend"
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BACKEND_URL,
+        base_url: str | Iterable[str] = DEFAULT_BACKEND_URL,
         secret_key: SecretKey | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = parse_backend_urls(base_url)
+        self._active = 0
         self.secret_key = secret_key
         self.timeout = timeout
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
+
+    @property
+    def base_url(self) -> str:
+        """The backend requests go to now (the first that answered)."""
+        return self.base_urls[self._active]
 
     # --- transport ------------------------------------------------------------------------
     def _request(
@@ -154,26 +209,43 @@ class BackendClient:
             if self.secret_key is None:
                 raise AuthenticationError("A secret key is required for this command")
             headers.update(sign_request(self.secret_key, method, target, raw))
-        try:
-            resp = self._session.request(
-                method,
-                self.base_url + target,
-                data=raw if body is not None else None,
-                headers=headers,
-                timeout=self.timeout,
-                stream=stream,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise NetworkError(
-                f"Cannot reach the backend at {self.base_url}: {_reason(exc)}"
-            ) from exc
+        resp = self._send(method, target, raw if body is not None else None, headers, stream)
         if not 200 <= resp.status_code < 300:
             try:
                 raise error_for_status(resp.status_code, _error_message(resp))
             finally:
                 resp.close()
         return resp
+
+    def _send(
+        self, method: str, target: str, data: bytes | None, headers: dict[str, str], stream: bool
+    ) -> requests.Response:
+        order = [*range(self._active, len(self.base_urls)), *range(self._active)]
+        failures: list[str] = []
+        last: requests.RequestException | None = None
+        for i in order:
+            url = self.base_urls[i]
+            try:
+                resp = self._session.request(
+                    method,
+                    url + target,
+                    data=data,
+                    headers=headers,
+                    timeout=self.timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                if len(self.base_urls) == 1 or not _fails_over(exc, method):
+                    raise NetworkError(
+                        f"Cannot reach the backend at {url}: {_reason(exc)}"
+                    ) from exc
+                failures.append(f"{url}: {_reason(exc)}")
+                last = exc
+                continue
+            self._active = i
+            return resp
+        raise NetworkError("Cannot reach any backend: " + "; ".join(failures)) from last
 
     def _json(self, method: str, target: str, *, body: Any = None, auth: bool = False) -> Any:
         resp = self._request(method, target, body=body, auth=auth)

@@ -24,7 +24,7 @@ from ..errors import AsfaloadError, VerificationError
 from ..model import CurrentSignersInfo, SignersChain
 from ..rules.groups import valid_signers
 from ..rules.queries import RequestKind, completion_met
-from .api import BackendClient
+from .source import ReleaseSource
 
 
 class ChainError(VerificationError):
@@ -100,14 +100,15 @@ def check_realm(first: CurrentSignersInfo, artifact_path: str) -> None:
 
 
 def verify_full_chain(
-    backend: BackendClient,
+    source: ReleaseSource,
     artifact_path: str,
     signers_copy: bytes,
     fetch: Callable[[str], bytes],
 ) -> int:
-    """Run every step; return the number of chain entries. ``fetch`` reads a forge URL."""
+    """Run every step; return the number of chain entries. ``source`` is a backend or a git
+    mirror (:mod:`.source`); ``fetch`` reads a forge URL."""
     try:
-        doc = backend.get_signers_chain(artifact_path)
+        doc = source.get_signers_chain(artifact_path)
     except AsfaloadError as exc:
         raise ChainError("SignersChainFetchError", str(exc)) from exc
     infos = chain_infos(doc)

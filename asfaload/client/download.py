@@ -11,6 +11,10 @@ Order of checks, each failing closed:
 5. stream it from the forge while hashing into a temporary file, moved into place only when the
    digest matches (:mod:`.transfer`): a failed download leaves no output file.
 
+Steps 1-4 are :func:`verify_release`, written once against a :class:`~.source.ReleaseSource`
+(a backend's REST API or a git mirror); :func:`download` adds step 5, and
+:func:`verify_local_file` (``asfaload verify-file``) hashes a file already on disk instead.
+
 Progress and result lines go to a :class:`Reporter`; the CLI prints them as the manual shows.
 """
 
@@ -20,12 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import layout
-from ..errors import FormatError, NotFoundError, RevokedError, UnsupportedAlgorithmError
+from ..errors import (
+    DigestMismatchError,
+    FormatError,
+    NotFoundError,
+    RevokedError,
+    UnsupportedAlgorithmError,
+)
 from ..model import ACCEPTED_DOWNLOAD_ALGOS, PublishedFile, ReleaseIndex
-from .api import BackendClient
 from .chain import verify_full_chain
 from .locate import ArtifactLocation, locate
-from .transfer import HASH_LABELS, download_verified, fetch_small
+from .source import ReleaseSource
+from .transfer import HASH_LABELS, HASHES, download_verified, fetch_small, hash_file
 from .verify import Revocation, check_artifact_signatures, check_revocation
 
 MB = 1024 * 1024
@@ -84,41 +94,54 @@ def find_entry(index: ReleaseIndex, loc: ArtifactLocation) -> PublishedFile:
     return entry
 
 
-def download(
+@dataclass(frozen=True)
+class VerifiedRelease:
+    """A release whose index, signatures and (optionally) signers chain verified, and the
+    index entry of the requested file: what the file's bytes must hash to."""
+
+    location: ArtifactLocation
+    entry: PublishedFile
+    valid_signatures: int
+    chain_entries: int | None
+
+
+def verify_release(
     url: str,
-    backend: BackendClient,
+    source: ReleaseSource,
     *,
-    output: str | Path | None = None,
     forge: str | None = None,
     full_check: bool = False,
     reporter: Reporter | None = None,
-) -> DownloadResult:
+) -> VerifiedRelease:
+    """Steps 1-4 for ``url``, reading the release's facts from ``source`` (a backend or a git
+    mirror) and trusting none of them: everything is re-verified here."""
     rep = reporter or Reporter()
-    rep.line(f"Starting download: {url}")
     loc = locate(url, forge)
     index_path = loc.index_path
+    where = source.label
 
     try:
-        index_raw = backend.get_file(index_path)
+        index_raw = source.get_file(index_path)
     except NotFoundError as exc:
         raise NotFoundError(
-            f"No release index on the backend for this URL (looked for {index_path}); "
+            f"No release index on {where} for this URL (looked for {index_path}); "
             "is the release registered?"
         ) from exc
 
-    revocation_raw = backend.get_file_or_none(layout.revocation_path(index_path))
+    revocation_raw = source.get_file_or_none(layout.revocation_path(index_path))
     if revocation_raw is not None:
         revocation = check_revocation(
             index_raw,
             revocation_raw,
-            backend.get_file_or_none(layout.revocation_signatures_path(index_path)),
-            backend.get_file_or_none(layout.revocation_signers_path(index_path)),
+            source.get_file_or_none(layout.revocation_signatures_path(index_path)),
+            source.get_file_or_none(layout.revocation_signers_path(index_path)),
+            where=where,
         )
         rep.revoked(revocation)
         raise RevokedError(revocation.message)
 
-    signatures_raw = backend.get_file_or_none(layout.signatures_path(index_path))
-    signers_raw = backend.get_file_or_none(layout.local_signers_path(index_path))
+    signatures_raw = source.get_file_or_none(layout.signatures_path(index_path))
+    signers_raw = source.get_file_or_none(layout.local_signers_path(index_path))
     if signatures_raw is None or signers_raw is None:
         raise NotFoundError(
             f"The release is not fully signed yet: no complete signatures for {index_path}"
@@ -134,14 +157,31 @@ def download(
 
     chain_entries = None
     if full_check:
-        chain_entries = verify_full_chain(backend, index_path, signers_raw, fetch_small)
+        chain_entries = verify_full_chain(source, index_path, signers_raw, fetch_small)
         rep.line(f"✓ Signers chain history verified ({chain_entries} entries)")
 
     try:
         index = ReleaseIndex.from_bytes(index_raw)
     except FormatError as exc:
-        raise FormatError(f"Invalid release index on the backend: {exc}") from exc
-    entry = find_entry(index, loc)
+        raise FormatError(f"Invalid release index on {where}: {exc}") from exc
+    return VerifiedRelease(loc, find_entry(index, loc), len(check.valid), chain_entries)
+
+
+def download(
+    url: str,
+    source: ReleaseSource,
+    *,
+    output: str | Path | None = None,
+    forge: str | None = None,
+    full_check: bool = False,
+    reporter: Reporter | None = None,
+) -> DownloadResult:
+    """Verify the release of ``url`` against ``source``, then fetch the file from its forge
+    into ``output`` (written only when its digest is the index's)."""
+    rep = reporter or Reporter()
+    rep.line(f"Starting download: {url}")
+    release = verify_release(url, source, forge=forge, full_check=full_check, reporter=rep)
+    loc, entry = release.location, release.entry
     dest = Path(output) if output is not None else Path(_safe_file_name(loc.file_name))
     shown = str(output) if output is not None else f"./{loc.file_name}"
 
@@ -162,12 +202,46 @@ def download(
     rep.line(f"✓ Download complete ({mb(outcome.size)})")
     rep.line(f"✓ File hash verified ({HASH_LABELS[outcome.algo]})")
     rep.line(f"✓ File saved to: {shown}")
-    rep.line(f"✓ All done! Verified {len(check.valid)} signature(s)")
+    rep.line(f"✓ All done! Verified {release.valid_signatures} signature(s)")
     return DownloadResult(
         location=loc,
         path=outcome.path,
         size=outcome.size,
         algo=outcome.algo,
-        valid_signatures=len(check.valid),
-        chain_entries=chain_entries,
+        valid_signatures=release.valid_signatures,
+        chain_entries=release.chain_entries,
     )
+
+
+@dataclass(frozen=True)
+class FileVerification:
+    release: VerifiedRelease
+    path: Path
+    size: int
+    algo: str
+
+
+def verify_local_file(
+    path: str | Path,
+    url: str,
+    source: ReleaseSource,
+    *,
+    forge: str | None = None,
+    full_check: bool = False,
+) -> FileVerification:
+    """Verify a file already on disk as the release file of ``url`` (``asfaload verify-file``):
+    the same release checks as a download, then the file's digest against the index."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"No such file: {path}")
+    release = verify_release(url, source, forge=forge, full_check=full_check)
+    entry = release.entry
+    try:
+        size, actual = hash_file(path, entry.algo)
+    except OSError as exc:
+        raise FormatError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    if actual.lower() != entry.hash.lower():
+        raise DigestMismatchError(
+            f"Hash mismatch for {path.name}: expected '{entry.hash.lower()}', got '{actual}'"
+        )
+    return FileVerification(release, path, size, HASHES[entry.algo.lower()])

@@ -68,6 +68,20 @@ def fetch_small(
         resp.close()
 
 
+def hash_file(path: Path, algo: str) -> tuple[int, str]:
+    """Size and hex digest (``sha256`` or ``sha512``) of the file at ``path``, read in chunks."""
+    name = HASHES.get(algo.lower())
+    if name is None:
+        raise UnsupportedAlgorithmError(f"Unsupported hash algorithm: {algo}")
+    hasher = hashlib.new(name)
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.hexdigest()
+
+
 @dataclass(frozen=True)
 class DownloadOutcome:
     path: Path

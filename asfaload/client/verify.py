@@ -67,13 +67,16 @@ def check_revocation(
     revocation_raw: bytes,
     revocation_signatures_raw: bytes | None,
     revocation_signers_raw: bytes | None,
+    *,
+    where: str = "the backend",
 ) -> Revocation:
     """Verify a completed revocation record (the full revocation threshold, the
     subject digest and the initiator's own signature). A record that does not verify is an error,
     never silently ignored: a mirror that shows one is not to be trusted for this file."""
     if revocation_signatures_raw is None or revocation_signers_raw is None:
         raise VerificationError(
-            "The backend holds a revocation record for this file without its signatures "
+            f"{where[0].upper() + where[1:]} holds a revocation record for this file without "
+            "its signatures "
             "or signers copy; refusing to download"
         )
     try:
@@ -81,17 +84,17 @@ def check_revocation(
         signers = SignersFile.parse(revocation_signers_raw)
         sigs = SignaturesFile.from_bytes(revocation_signatures_raw)
     except AsfaloadError as exc:
-        raise VerificationError(f"Invalid revocation record on the backend: {exc}") from exc
+        raise VerificationError(f"Invalid revocation record on {where}: {exc}") from exc
     if doc.subject_digest != sha512(subject_raw):
         raise VerificationError(
-            "The backend's revocation record names other content than its release index; "
+            f"The revocation record on {where} names other content than its release index; "
             "refusing to download"
         )
     groups = tuple(signers.revocation_groups())
     good = valid_signers(sigs, sha512(revocation_raw)) & group_keys(groups)
     if doc.initiator not in good or not groups_met(groups, good):
         raise VerificationError(
-            "The backend's revocation record for this file does not verify "
+            f"The revocation record on {where} for this file does not verify "
             f"(requires {describe_groups(groups)} revocation signatures); refusing to download"
         )
     return Revocation(revoked_at=str(doc.timestamp), revoked_by=str(doc.initiator), document=doc)

@@ -27,8 +27,6 @@ from ..errors import (
     StoreError,
 )
 from ..forge import FetchedFile, ForgeConfig, Forges, ReleaseAssets
-from ..model import SignaturesFile, SignersFile
-from ..model.history import CurrentSignersInfo, SignersChain, SignersHistory
 from ..model.index import ReleaseIndex
 from ..model.metadata import SignersMetadata
 from ..rules import queries
@@ -39,28 +37,19 @@ from ..rules.engine import (
 )
 from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
 from ..rules.status import FileReport, file_report
-from ..rules.tree import TreeView
 from ..store import Mirror
 from ..store.nonces import NonceClaim
 from ..store.pending import PendingIndex
+from . import reads
 from .pending import RulesPendingPolicy
 from .projects import ProjectLister, ProjectOverview, project_overview
+from .reads import clean_path
 
 
 @dataclass(frozen=True)
 class RegistrationResult:
     project_id: str
     required_signers: tuple[str, ...]
-
-
-def clean_path(path: str) -> str:
-    """A request path as a clean mirror path, or 400 ``Invalid file path: …``."""
-    if not path:
-        raise FormatError("Invalid file path: File path cannot be empty")
-    try:
-        return layout.check_path(path)
-    except FormatError:
-        raise FormatError(f"Invalid file path: {path!r}") from None
 
 
 def parse_key(text: str) -> PublicKey:
@@ -83,24 +72,6 @@ def _parse_signature(wire: str, key: PublicKey, what: str) -> Signature:
         return Signature.from_wire(wire, key.algorithm)
     except AsfaloadError as exc:
         raise SignatureFormatError(f"Invalid signature format for {what}: {exc}") from exc
-
-
-def _current_info(view: TreeView, project: str) -> CurrentSignersInfo | None:
-    signers = view.read(layout.signers_file_path(project))
-    metadata = view.read(layout.metadata_path(project))
-    if signers is None or metadata is None:
-        return None
-
-    def sigs(path: str) -> SignaturesFile:
-        raw = view.read(layout.signatures_path(path))
-        return SignaturesFile.empty() if raw is None else SignaturesFile.from_bytes(raw)
-
-    return CurrentSignersInfo(
-        signers_file=SignersFile.parse(signers),
-        signatures=sigs(layout.signers_file_path(project)),
-        metadata=SignersMetadata.from_bytes(metadata),
-        metadata_signatures=sigs(layout.metadata_path(project)),
-    )
 
 
 class Backend:
@@ -130,14 +101,7 @@ class Backend:
 
     # --- public reads -------------------------------------------------------------------------
     def read_file(self, path: str) -> bytes:
-        p = clean_path(path)
-        view = self.mirror.view()
-        data = view.read(p)
-        if data is None:
-            if view.is_dir(p):
-                raise FormatError(f"Invalid file path: Path is not a file: {p}")
-            raise NotFoundError(f"File not found: {p}")
-        return data
+        return reads.read_file(self.mirror.view(), path)
 
     def get_signers(self, path: str) -> bytes:
         p = clean_path(path)
@@ -151,38 +115,9 @@ class Backend:
         return data
 
     def signers_chain(self, path: str) -> dict[str, Any]:
-        """The signers history up to the signers file that governed ``path``.
-
-        For a completed artifact that is its local signers copy (``X.signers.json``); otherwise
-        the active signers file of its project. Returned twice: ``chain`` in the full-check client
-        shape (``history_entries`` + ``current_signers_info``) and ``history`` in the manual's
-        shape (``{"entries": [...]}``, oldest first, ending with the governing file).
-        """
-        p = clean_path(path)
-        view = self.mirror.view()
-        project = queries.find_project(view, p)
-        if project is None:
-            raise FormatError(f"Invalid artifact path: no registered project for {p}")
-        history = SignersHistory.from_bytes(view.read(layout.history_path(project)) or b"")
-        current = _current_info(view, project)
-        local = None
-        if not layout.in_signers_dir(p) and view.read(p) is not None:
-            local = view.read(layout.local_signers_path(p))
-        entries = list(history.entries)
-        if local is not None and (current is None or current.signers_file.raw != local):
-            # Signed under an older signers file: stop the chain at that file.
-            cut = next((i for i, e in enumerate(entries) if e.signers_file.raw == local), None)
-            if cut is None:
-                raise StoreError(f"Signers copy of {p} is not in the project's history")
-            governing: CurrentSignersInfo | None = entries[cut].info
-            entries = entries[:cut]
-        else:
-            governing = current
-        chain = SignersChain.build(entries, governing)
-        manual = [e.to_dict() for e in entries]
-        if governing is not None:
-            manual.append(dict(governing.to_dict(), obsoleted_at=None))
-        return {"chain": chain.to_dict(), "history": {"entries": manual}}
+        """The signers history up to the signers file that governed ``path``
+        (:func:`asfaload.service.reads.signers_chain`)."""
+        return reads.signers_chain(self.mirror.view(), path)
 
     def signature_status(self, path: str) -> FileReport:
         """The state of ``path`` and who signed it (public: the mirror shows it to anyone)."""

@@ -1,0 +1,182 @@
+"""Where the client reads a release's facts: a backend's REST API, or a git mirror.
+
+A verified download needs four facts about a release: its index, the signatures over it, the
+signers copy they were checked against, and any revocation (plus, with ``--full-check``, the
+signers chain). :class:`ReleaseSource` names the three reads that give them;
+:class:`~asfaload.client.api.BackendClient` answers them over HTTP, :class:`GitMirrorSource`
+from the tree at the tip of a mirror's ``main`` with the server's own read functions
+(:mod:`asfaload.service.reads`). Verification (:mod:`.download`, :mod:`.verify`, :mod:`.chain`)
+is written once against the protocol and never trusts either source.
+
+A mirror named by a git URL is fetched into a per-URL cache repository and every new commit is
+replayed through the rules before it is used, exactly as ``asfaload mirror sync`` does
+(:func:`asfaload.mirror_sync.sync`): a hostile mirror cannot feed a rewritten history, or a
+commit the rules do not derive, to the client. A local path is replayed the same way, from its
+root, unless ``mirror sync`` or ``mirror verify`` already recorded this very tip as verified
+(:mod:`asfaload.mirror_status`): a plain ``git clone`` of an untrusted mirror is checked before
+use, a mirror kept by ``mirror sync`` is not replayed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import pygit2
+
+from ..errors import FormatError, NotFoundError, StoreError, VerificationError
+from ..layout import MIRROR_REPO_DIR
+from ..service import reads
+from ..store.gittree import GitTreeView
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "GitMirrorSource",
+    "ReleaseSource",
+    "is_git_url",
+    "mirror_cache_path",
+    "open_mirror",
+]
+
+CACHE_DIR_ENV = "ASFALOAD_CACHE_DIR"
+# Branches a mirror's state may be found on: a bare mirror's own, or a clone's remote-tracking one.
+MAIN_REFS = ("refs/heads/main", "refs/remotes/origin/main")
+
+
+class ReleaseSource(Protocol):
+    """The reads a verified download makes; every answer is re-verified by the caller."""
+
+    @property
+    def label(self) -> str:
+        """How messages name this source (``the backend``, ``the mirror``)."""
+        ...
+
+    def get_file(self, path: str) -> bytes:
+        """The bytes of a mirror file; NotFoundError when absent."""
+        ...
+
+    def get_file_or_none(self, path: str) -> bytes | None: ...
+
+    def get_signers_chain(self, artifact_path: str) -> dict[str, Any]:
+        """The ``GET /v1/get_signers_chain`` answer for ``artifact_path``."""
+        ...
+
+
+class GitMirrorSource:
+    """The facts of the tree at the tip of ``main`` in a local mirror repository (or a clone)."""
+
+    label = "the mirror"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        path = os.fspath(path)
+        inner = os.path.join(path, MIRROR_REPO_DIR)
+        if os.path.isdir(inner):  # a server's data dir
+            path = inner
+        if not os.path.isdir(path):
+            raise FormatError(f"No such mirror repository: {path}")
+        try:
+            # NO_SEARCH: a directory inside some other repository is not that repository.
+            repo = pygit2.Repository(path, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+        except (pygit2.GitError, KeyError) as exc:
+            raise StoreError(f"Not a git repository: {path}") from exc
+        self.path = path
+        commit: pygit2.Commit | None = None
+        for name in MAIN_REFS:
+            ref = repo.references.get(name)
+            if ref is not None:
+                commit = ref.peel(pygit2.Commit)
+                break
+        if commit is None:
+            raise StoreError(f"The mirror at {path} has no main branch")
+        self.tip = str(commit.id)
+        self.ref = name
+        self._repo = repo
+        self._view = GitTreeView(repo, commit.tree)
+
+    def verify(self) -> None:
+        """Replay the history of this tip through the rules, unless a sync or verify of this
+        repository already recorded the tip as verified. VerificationError when it fails."""
+        from ..mirror_status import recorded
+        from ..verify import verify_history
+
+        verified = recorded(self._repo.path).get("last_verified")
+        if isinstance(verified, dict) and verified.get("tip") == self.tip:
+            return
+        report = verify_history(self._repo, self.ref)
+        if report.bad is not None:
+            bad = report.bad
+            where = f"commit {bad.commit}" if bad.commit else "its main"
+            raise VerificationError(f"Refused the mirror at {self.path}: {where}: {bad.reason}")
+
+    def get_file(self, path: str) -> bytes:
+        return reads.read_file(self._view, path)
+
+    def get_file_or_none(self, path: str) -> bytes | None:
+        try:
+            return self.get_file(path)
+        except NotFoundError:
+            return None
+
+    def get_signers_chain(self, artifact_path: str) -> dict[str, Any]:
+        return reads.signers_chain(self._view, artifact_path)
+
+    def close(self) -> None:
+        """Nothing to release (the repository is closed with the object)."""
+
+    def __enter__(self) -> GitMirrorSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def is_git_url(spec: str) -> bool:
+    """True for ``scheme://…`` (a mirror to fetch); anything else is a local path."""
+    from ..mirror_sync import is_url
+
+    return is_url(spec)
+
+
+def cache_root() -> Path:
+    """``$ASFALOAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/asfaload``, else ``~/.cache/asfaload``."""
+    own = os.environ.get(CACHE_DIR_ENV)
+    if own:
+        return Path(own)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "asfaload"
+
+
+def mirror_cache_path(url: str, root: Path | None = None) -> Path:
+    """The cache repository of mirror ``url``: ``<cache>/mirrors/<sha256 of url>.git``."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    return (root if root is not None else cache_root()) / "mirrors" / f"{digest}.git"
+
+
+def open_mirror(spec: str, cache: Path | None = None) -> GitMirrorSource:
+    """A source for ``--mirror``: a local repository or a git URL, its history verified.
+
+    A URL's new commits are replayed through the rules into the cache repository (created on
+    first use, fetched incrementally afterwards) before anything is read from it. A fetch that
+    fails is an error, not a fall-back to the cached state: the cache may predate a revocation.
+    """
+    if not spec or any(c in spec for c in "\0\n\r"):
+        raise FormatError("Invalid mirror path or URL")
+    if not is_git_url(spec):
+        local = GitMirrorSource(spec)
+        local.verify()
+        return local
+    from .. import mirror_sync
+
+    path = mirror_cache_path(spec, cache)
+    try:
+        mirror_sync.sync(str(path), spec)
+    except mirror_sync.RejectedHistoryError as exc:
+        bad = exc.bad
+        where = f"commit {bad.commit}" if bad.commit else "its main"
+        raise VerificationError(f"Refused the mirror {spec}: {where}: {bad.reason}") from exc
+    except mirror_sync.FetchError as exc:
+        raise mirror_sync.FetchError(f"Cannot fetch the mirror {spec}: {exc.detail}") from exc
+    return GitMirrorSource(path)

@@ -1,0 +1,349 @@
+"""Verification without a backend: ``download --mirror`` and ``verify-file``.
+
+A real server and the forge emulator make the releases (one signed, one pending, one signed
+then revoked); then the server is stopped for good, so every check here runs with no asfaload
+backend at all (``ASFALOAD_BACKEND_URL`` names its closed port, and ``-u`` a dead one). The
+release facts come from git: a plain ``git clone --bare`` of the primary (replayed before use),
+a mirror kept by ``mirror sync`` (already verified), or a git URL (``file://`` and dumb HTTP),
+fetched into the cache and replayed like ``mirror sync``. Hostile mirrors (a forged commit, a
+rolled-back history hiding a revocation) are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from asfaload import layout
+from asfaload.mirror_status import STATUS_FILE
+from asfaload.rules.tree import Change
+from asfaload.store import MAIN
+from examples.harness import (
+    Run,
+    World,
+    mirror_server,
+    register_and_activate,
+    register_release,
+)
+from examples.serverproc import stop_server
+from tests.test_mirror_network import forge_onto
+
+GOOD = b"the genuine release\n" * 3000
+EVIL = b"a trojan\n" * 3000
+DEAD = "http://127.0.0.1:1"
+DL = "https://github.com/acme/app/releases/download/{tag}/app.bin"
+
+
+@dataclass
+class Setup:
+    world: World
+    primary: Path  # the stopped primary's repository (a source of copies only)
+    bare: Path  # `git clone --bare` of the primary: never verified before use
+    synced: Path  # a data dir kept by `mirror sync`
+    http_url: str  # the bare clone over dumb HTTP
+    revocation_commit: str  # the commit that completed v3.0's revocation
+    cache: Path
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    root = tmp_path_factory.mktemp("offline")
+    with World(root / "world", algorithm="ed25519") as w:
+        a, b, r = w.new_keys("alice"), w.new_keys("bob"), w.new_keys("rev")
+        raw = w.new_signers_file("signers.json", [a, b], 2, revocation=[r], revocation_threshold=1)
+        url = w.forge.put_github_file("acme", "app", "main", "asfaload.signers/index.json", raw)
+        register_and_activate(w, a, url, [a, b, r])
+        for tag in ("v1.0", "v2.0", "v3.0"):
+            rel = w.forge.add_github_release("acme", "app", tag, {"app.bin": GOOD + tag.encode()})
+            index = register_release(w, a, "--github-release-url", rel)
+            w.as_signer(a, "sign-pending", index)
+            if tag != "v2.0":  # v2.0 stays pending: one of its two signatures
+                w.as_signer(b, "sign-pending", index)
+        w.as_signer(r, "revoke", index)  # v3.0, complete at once (threshold 1)
+        primary = w.data_dir / "mirror.git"
+        revocation_commit = str(pygit2.Repository(str(primary)).references[MAIN].target)
+
+        bare = root / "clone.git"
+        git("clone", "-q", "--bare", str(primary), str(bare))
+        git("update-server-info", cwd=bare)
+        synced = root / "synced"
+        w.run("mirror", "sync", "--from", str(primary), "--data-dir", str(synced))
+        # From here on there is no asfaload backend: its port is closed.
+        stop_server(w._proc)
+        w._proc = None
+        proc, http = mirror_server(root)
+        try:
+            yield Setup(
+                w, primary, bare, synced, f"{http}/clone.git", revocation_commit, root / "cache"
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
+def run(s: Setup, *args: str, ok: bool = True, env: dict[str, str] | None = None) -> Run:
+    full = {"ASFALOAD_CACHE_DIR": str(s.cache)}
+    full.update(env or {})
+    return s.world.run(*args, ok=ok, env=full)
+
+
+def sources(s: Setup) -> dict[str, str]:
+    return {
+        "clone": str(s.bare),
+        "synced": str(s.synced),
+        "file-url": s.bare.as_uri(),
+        "http-url": s.http_url,
+    }
+
+
+SOURCES = ["clone", "synced", "file-url", "http-url"]
+
+
+def no_leftovers(directory: Path) -> None:
+    assert [p.name for p in directory.iterdir()] == []  # no output, no temp file
+
+
+def refused(res: Run) -> str:
+    """Exit 1 with exactly one line on stderr and nothing on stdout; returns that line."""
+    assert res.returncode == 1, str(res)
+    assert res.stdout == "", str(res)
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, str(res)
+    return lines[0]
+
+
+# --- genuine ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("source", SOURCES)
+def test_genuine_release_verifies_with_no_backend(
+    setup: Setup, source: str, tmp_path: Path
+) -> None:
+    mirror = sources(setup)[source]
+    out = tmp_path / "out" / "app.bin"
+    dl = DL.format(tag="v1.0")
+    res = run(setup, "download", dl, "--mirror", mirror, "-u", DEAD, "-o", str(out))
+    assert out.read_bytes() == GOOD + b"v1.0"
+    assert res.lines[-1] == "✓ All done! Verified 2 signature(s)"
+    assert [p.name for p in out.parent.iterdir()] == ["app.bin"]
+
+    text = run(setup, "verify-file", str(out), "--url", dl, "--mirror", mirror, "-u", DEAD)
+    index = layout.github_release_index_path("https/github.com/443/acme/app", "v1.0")
+    assert text.lines == [
+        f"✓ {out}: verified (SHA-256 in the signed index {index}, 2 valid signature(s))"
+    ]
+    as_json = run(setup, "verify-file", str(out), "--url", dl, "--mirror", mirror, "--json")
+    doc = json.loads(as_json.stdout)
+    assert as_json.stderr == "" and doc["success"] is True and doc["source"] == "mirror"
+    assert doc["index_file_path"] == index and doc["valid_signatures"] == 2
+    assert doc["size"] == len(GOOD) + 4 and doc["hash_algorithm"] == "sha256"
+
+
+def test_local_mirror_needs_no_network_at_all(setup: Setup, tmp_path: Path) -> None:
+    """Forge and backend both unreachable: a local mirror and a local file are enough."""
+    out = tmp_path / "app.bin"
+    out.write_bytes(GOOD + b"v1.0")
+    dead_forges = setup.world.forge.rewrites().replace(setup.world.forge.origin, DEAD)
+    for mirror in (str(setup.bare), str(setup.synced)):
+        res = run(
+            setup,
+            "verify-file",
+            str(out),
+            "--url",
+            DL.format(tag="v1.0"),
+            "--mirror",
+            mirror,
+            env={"ASFALOAD_URL_REWRITES": dead_forges, "ASFALOAD_BACKEND_URL": DEAD},
+        )
+        assert res.lines[0].startswith(f"✓ {out}: verified")
+
+
+# --- refused ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("source", ["clone", "file-url"])
+def test_tampered_file_is_refused(setup: Setup, source: str, tmp_path: Path) -> None:
+    mirror = sources(setup)[source]
+    dl = DL.format(tag="v1.0")
+    bad = tmp_path / "app.bin"
+    bad.write_bytes(GOOD + b"v1.1")
+    line = refused(run(setup, "verify-file", str(bad), "--url", dl, "--mirror", mirror, ok=False))
+    genuine = hashlib.sha256(GOOD + b"v1.0").hexdigest()
+    assert line.startswith(f"Error: Hash mismatch for app.bin: expected '{genuine}'")
+    # The forge serves other bytes than were signed: download writes nothing.
+    public = "gh/acme/app/releases/download/v1.0/app.bin"
+    setup.world.forge.put_file(public, EVIL)
+    try:
+        outdir = tmp_path / "dl"
+        outdir.mkdir()
+        res = run(setup, "download", dl, "--mirror", mirror, "-o", str(outdir / "a.bin"), ok=False)
+        assert res.returncode == 1 and "Hash mismatch" in res.stderr
+        no_leftovers(outdir)
+    finally:
+        setup.world.forge.put_file(public, GOOD + b"v1.0")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_pending_release_is_refused(setup: Setup, source: str, tmp_path: Path) -> None:
+    mirror = sources(setup)[source]
+    dl = DL.format(tag="v2.0")
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v2.0")  # the genuine bytes: still not valid until fully signed
+    line = refused(run(setup, "verify-file", str(have), "--url", dl, "--mirror", mirror, ok=False))
+    assert line.startswith("Error: The release is not fully signed yet")
+    outdir = tmp_path / "dl"
+    outdir.mkdir()
+    res = run(
+        setup, "download", dl, "--mirror", mirror, "-o", str(outdir / "x"), "--json", ok=False
+    )
+    assert res.returncode == 1 and res.stdout == ""
+    assert "not fully signed" in json.loads(res.stderr)["error"]
+    no_leftovers(outdir)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_revoked_release_is_refused(setup: Setup, source: str, tmp_path: Path) -> None:
+    mirror = sources(setup)[source]
+    dl = DL.format(tag="v3.0")
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v3.0")
+    line = refused(run(setup, "verify-file", str(have), "--url", dl, "--mirror", mirror, ok=False))
+    assert line.startswith("Error: File has been revoked at ")
+    res = run(setup, "verify-file", str(have), "--url", dl, "--mirror", mirror, "--json", ok=False)
+    assert res.returncode == 1 and res.stdout == "" and len(res.stderr.splitlines()) == 1
+    assert json.loads(res.stderr)["error"].startswith("File has been revoked at ")
+    outdir = tmp_path / "dl"
+    outdir.mkdir()
+    res = run(
+        setup, "download", dl, "--mirror", mirror, "-o", str(outdir / "x"), "--json", ok=False
+    )
+    assert res.returncode == 1 and res.stdout == "" and len(res.stderr.splitlines()) == 1
+    assert json.loads(res.stderr)["error"].startswith("File has been revoked at ")
+    res = run(setup, "download", dl, "--mirror", mirror, "-o", str(outdir / "x"), ok=False)
+    assert res.returncode == 1 and res.stderr.startswith("This file has been revoked.")
+    no_leftovers(outdir)
+
+
+def test_unregistered_release_is_refused(setup: Setup, tmp_path: Path) -> None:
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD)
+    dl = DL.format(tag="v9.0")
+    line = refused(
+        run(setup, "verify-file", str(have), "--url", dl, "--mirror", str(setup.bare), ok=False)
+    )
+    assert line.startswith("Error: No release index on the mirror for this URL")
+
+
+def test_bad_mirror_arguments_are_one_line(setup: Setup, tmp_path: Path) -> None:
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD)
+    dl = DL.format(tag="v1.0")
+    for mirror, expect in (
+        (str(tmp_path / "nothing"), "Error: No such mirror repository: "),
+        (str(tmp_path), "Error: Not a git repository: "),
+        ("ftp://example/x.git", "Error: Unsupported primary URL scheme: ftp"),
+        (f"{DEAD}/mirror.git", f"Error: Cannot fetch the mirror {DEAD}/mirror.git: "),
+    ):
+        line = refused(
+            run(setup, "verify-file", str(have), "--url", dl, "--mirror", mirror, ok=False)
+        )
+        assert line.startswith(expect), line
+    absent = str(tmp_path / "absent")
+    line = refused(
+        run(setup, "verify-file", absent, "--url", dl, "--mirror", str(setup.bare), ok=False)
+    )
+    assert line.startswith("Error: No such file: ")
+
+
+# --- hostile mirrors ----------------------------------------------------------------------------------
+def test_forged_commit_in_a_local_clone_is_refused(setup: Setup, tmp_path: Path) -> None:
+    """v3.0's revocation undone straight in the repository (its record deleted, its signatures
+    put back): every file the client checks looks genuine, but the rules never derive that
+    commit, so the replay refuses the mirror."""
+    clone = tmp_path / "clone.git"
+    shutil.copytree(setup.bare, clone)
+    index = layout.github_release_index_path("https/github.com/443/acme/app", "v3.0")
+    revoked_sigs = layout.revoked_signatures_path(index)
+    gone = [layout.revocation_path(index), layout.revocation_signatures_path(index), revoked_sigs]
+    tree = git("ls-tree", "-r", "--name-only", "main", cwd=clone).splitlines()
+    assert all(p in tree for p in gone), tree
+    sigs = git("show", f"main:{revoked_sigs}", cwd=clone).encode()
+    change = Change("unrevoke", {layout.signatures_path(index): sigs}, frozenset(gone))
+    forged = forge_onto(clone, change)
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v3.0")
+    dl = DL.format(tag="v3.0")
+    line = refused(
+        run(setup, "verify-file", str(have), "--url", dl, "--mirror", str(clone), ok=False)
+    )
+    assert line.startswith(f"Error: Refused the mirror at {clone}: commit {forged}: ")
+    # The same repository fetched by URL is refused by the replay, and the cache stays empty.
+    res = run(setup, "verify-file", str(have), "--url", dl, "--mirror", clone.as_uri(), ok=False)
+    assert refused(res).startswith(f"Error: Refused the mirror {clone.as_uri()}: commit {forged}: ")
+
+
+def test_rolled_back_mirror_cannot_hide_a_revocation(setup: Setup, tmp_path: Path) -> None:
+    """A mirror URL once seen at the revocation, later rolled back to before it, is refused:
+    the cache never moves backwards."""
+    hostile = tmp_path / "hostile.git"
+    shutil.copytree(setup.bare, hostile)
+    url = hostile.as_uri()
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v3.0")
+    dl = DL.format(tag="v3.0")
+    cache = tmp_path / "cache"
+    env = {"ASFALOAD_CACHE_DIR": str(cache)}
+    first = run(setup, "verify-file", str(have), "--url", dl, "--mirror", url, ok=False, env=env)
+    assert refused(first).startswith("Error: File has been revoked")
+    before = str(pygit2.Repository(str(hostile)).revparse_single(setup.revocation_commit + "^").id)
+    pygit2.Repository(str(hostile)).references[MAIN].set_target(pygit2.Oid(hex=before))
+    again = run(setup, "verify-file", str(have), "--url", dl, "--mirror", url, ok=False, env=env)
+    line = refused(again)
+    assert line.startswith(f"Error: Refused the mirror {url}: ") and "rollback" in line
+    # What the cache protects against: a client with no history of this mirror sees only the
+    # rolled-back state, in which v3.0 is fully signed and not yet revoked.
+    fresh = run(
+        setup,
+        "verify-file",
+        str(have),
+        "--url",
+        dl,
+        "--mirror",
+        url,
+        env={"ASFALOAD_CACHE_DIR": str(tmp_path / "fresh")},
+    )
+    assert fresh.returncode == 0
+
+
+# --- the cache ----------------------------------------------------------------------------------------
+def test_url_mirrors_are_cached_per_url_and_fetched_incrementally(
+    setup: Setup, tmp_path: Path
+) -> None:
+    url = setup.bare.as_uri()
+    digest = hashlib.sha256(url.encode()).hexdigest()
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v1.0")
+    args = ("verify-file", str(have), "--url", DL.format(tag="v1.0"), "--mirror", url)
+    xdg = tmp_path / "xdg"
+    run(setup, *args, env={"ASFALOAD_CACHE_DIR": "", "XDG_CACHE_HOME": str(xdg)})
+    cached = xdg / "asfaload" / "mirrors" / f"{digest}.git"
+    tip = git("rev-parse", "main", cwd=setup.bare).strip()
+    assert git("rev-parse", "main", cwd=cached).strip() == tip
+    own = tmp_path / "own"
+    run(setup, *args, env={"ASFALOAD_CACHE_DIR": str(own)})
+    cached = own / "mirrors" / f"{digest}.git"
+    first = json.loads((cached / STATUS_FILE).read_text())["last_verified"]
+    assert first["tip"] == tip and first["by"] == "sync"
+    # A second use fetches, finds nothing new and verifies nothing again.
+    out = run(setup, "mirror", "sync", "--repo", str(cached), "--json")
+    assert json.loads(out.stdout)["commits_verified"] == 0
