@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +16,20 @@ REFERENCE_KEYS = VECTORS / "reference-minisign-keys"
 REFERENCE_PASSWORD = "password"
 # Cheap Argon2id for ed25519 keys written by tests (decoding still enforces the real limits).
 CHEAP_KDF = "8,1,1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir() -> Iterator[Path]:
+    """The client's cache (signing clones, fetched mirrors) in a directory of this run, never
+    the user's own; tests that need another set ASFALOAD_CACHE_DIR themselves."""
+    with tempfile.TemporaryDirectory(prefix="asfaload-test-cache-") as d:
+        old = os.environ.get("ASFALOAD_CACHE_DIR")
+        os.environ["ASFALOAD_CACHE_DIR"] = d
+        yield Path(d)
+        if old is None:
+            os.environ.pop("ASFALOAD_CACHE_DIR", None)
+        else:
+            os.environ["ASFALOAD_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")

@@ -208,3 +208,23 @@ def test_push_larger_than_a_rest_body_reaches_the_hook(primary, tmp_path: Path) 
     res = git(clone, "push", "origin", "HEAD:main", check=False)
     assert "asfaload: push rejected" in res.stderr and "big.bin" in res.stderr, res.stderr
     assert mirror.head() == head
+
+
+def test_git_signing_fetches_only_what_is_new(primary, tmp_path: Path, monkeypatch) -> None:
+    """``sign-pending --git`` keeps one clone per mirror in the user's cache: the second
+    signature fetches the objects new since the first, not the whole history again."""
+    server, mirror, keys = primary
+    monkeypatch.setenv("ASFALOAD_CACHE_DIR", str(tmp_path / "cache"))
+    first = sign_pending_by_git(remote(server), keys[0], INDEX)
+    (clone,) = (tmp_path / "cache" / "signing").glob("*.git")
+    before = set(pygit2.Repository(str(clone)).odb)
+    other = layout.github_release_index_path(P, "v2.0")
+    mirror.submit(RegisterRelease(other, index_bytes("u.tgz"), keys[0].public_key))
+    sign_pending_by_git(remote(server), keys[0], other)
+    repo = pygit2.Repository(str(clone))
+    after = set(repo.odb)
+    total = set(pygit2.Repository(mirror.path).odb)
+    assert pygit2.Oid(hex=first.commit_id) in before <= after
+    fetched = after - before
+    assert fetched and len(fetched) < len(total) // 2, (len(fetched), len(total))
+    assert pygit2.Oid(hex=mirror.head()) in after  # the commit it built there and pushed

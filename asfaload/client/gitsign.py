@@ -19,12 +19,16 @@ The mirror is given as anything ``git`` can fetch from: a path, ``file://``, ``s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import pygit2
@@ -37,6 +41,7 @@ from ..errors import ConcurrentUpdateError, NetworkError, NotFoundError, RuleVio
 from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_request
 from ..store import MAIN, GitTreeView, apply_change
 from .signing import build_revocation, sign_files
+from .source import cache_root
 
 DEFAULT_ATTEMPTS = 5
 # Where the fetched tip is kept in the scratch repository.
@@ -160,12 +165,20 @@ def parse_push_output(stdout: str, stderr: str) -> _PushStatus | None:
 
 
 class ScratchClone:
-    """A private bare repository that fetches the mirror's ``main`` and pushes commits to it."""
+    """A private bare repository that fetches the mirror's ``main`` and pushes commits to it.
 
-    def __init__(self, remote: str, directory: str) -> None:
+    It is kept in the user's cache (one per mirror URL, used by one signer process at a time
+    under a lock), so each signature fetches only what is new since the last one.
+    """
+
+    def __init__(self, remote: str, path: str) -> None:
         self.remote = resolve_remote(remote)
-        self.path = os.path.join(directory, "mirror.git")
-        pygit2.init_repository(self.path, bare=True)
+        self.path = path
+        try:
+            pygit2.Repository(self.path)
+        except (pygit2.GitError, KeyError):
+            shutil.rmtree(self.path, ignore_errors=True)  # absent, or not a repository any more
+            pygit2.init_repository(self.path, bare=True)
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         try:
@@ -202,6 +215,27 @@ class ScratchClone:
         return status
 
 
+@contextlib.contextmanager
+def _scratch_clone(remote: str) -> Iterator[ScratchClone]:
+    """The cached clone of ``remote`` (locked while in use), or a temporary one when the cache
+    directory cannot be written."""
+    root = cache_root() / "signing"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f"{_cache_name(remote)}.lock", "a")  # noqa: SIM115 (held below)
+    except OSError:
+        with tempfile.TemporaryDirectory(prefix="asfaload-git-") as scratch:
+            yield ScratchClone(remote, os.path.join(scratch, "mirror.git"))
+        return
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield ScratchClone(remote, str(root / f"{_cache_name(remote)}.git"))
+
+
+def _cache_name(remote: str) -> str:
+    return hashlib.sha256(resolve_remote(remote).encode()).hexdigest()[:32]
+
+
 # --- the submission loop ------------------------------------------------------------------------
 def submit_by_git(
     remote: str,
@@ -222,8 +256,7 @@ def submit_by_git(
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
-    with tempfile.TemporaryDirectory(prefix="asfaload-git-") as scratch:
-        clone = ScratchClone(remote, scratch)
+    with _scratch_clone(remote) as clone:
         for attempt in range(attempts):
             repo, tip = clone.fetch()
             view = GitTreeView(repo, tip.tree)
