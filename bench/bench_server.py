@@ -482,7 +482,7 @@ hypervisor took from this VM during the throughput rounds (`steal` in /proc/stat
 
 **Where a signature's time goes** (py-spy, per-batch timings and per-process CPU during the
 signature runs). The writes go through one writer process beside gunicorn
-(`asfaload.store.remote`): every worker sends its operations there over a Unix socket, and the
+(`asfaload.store.writer_process`): every worker sends its operations there over a Unix socket, and the
 writer's one thread commits all that arrived together as one batch, published as one pack with
 one `syncfs` and one compare-and-swap. Its serial section is what bounds the rate, so it was
 made lean: the workers touch no git for a well-formed signature (the writer's rules check it once,

@@ -26,7 +26,11 @@ RELEASES = 60
 
 
 def writer_pids(root: int) -> set[int]:
-    return {pid for pid, (cmd, _) in process_tree(root).items() if "asfaload.store.remote" in cmd}
+    return {
+        pid
+        for pid, (cmd, _) in process_tree(root).items()
+        if "asfaload.store.writer_process" in cmd
+    }
 
 
 def test_sigkilled_writer_process_is_restarted_and_loses_nothing(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def prepare_data_dir(
 
 def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Flask:
     """The app of one server process; ``writer_socket``: the server's writer process
-    (asfaload.store.remote), else this process writes through its own writer."""
+    (asfaload.store.writer_process), else this process writes through its own writer."""
     config.private_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     nonces = SqliteNonceStore(config.nonce_db_path)
     mirror = prepare_data_dir(config, writer_socket, nonces)

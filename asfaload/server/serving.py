@@ -7,7 +7,7 @@ stall cannot hold the threads.
 On SIGTERM gunicorn stops accepting connections and lets each worker finish its in-flight
 requests (up to ``graceful_timeout``). A write is acknowledged only after its commit is
 published, so finishing the requests finishes the queued writes; then the writer process
-(asfaload.store.remote) that the workers write through is stopped.
+(asfaload.store.writer_process) that the workers write through is stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from ..errors import StoreError
-from ..store.remote import WriterProcess
+from ..store.writer_process import WriterProcess
 from .app import create_app, prepare_data_dir
 from .config import ServerConfig
 from .context import STATE_KEY, ServerState
@@ -106,7 +106,7 @@ def _bind(host: str, port: int) -> str:
 
 def serve(config: ServerConfig) -> None:
     """Create the data dir once in the master (so workers never race on init), start the
-    writer process (asfaload.store.remote) the workers write through, then serve.
+    writer process (asfaload.store.writer_process) the workers write through, then serve.
 
     gunicorn's master returns (or raises SystemExit) once its workers have finished their
     requests, so every write they queued has been answered before the writer process is

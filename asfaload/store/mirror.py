@@ -26,12 +26,12 @@ import pygit2
 
 from ..errors import ConfigError, StoreError
 from ..rules.tree import Operation
-from . import remote
+from . import writer_link
 from .durable import lock_path_for
 from .gittree import MAIN, GitTreeView, empty_tree
 from .nonces import NonceClaim, SqliteNonceStore
-from .remote import RemoteWriter
 from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
+from .writer_link import RemoteWriter
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Mirror:
         limit_push_size(repo)
         self._local = threading.local()
         self._listeners: list[Callable[[str], None]] = []
-        # A server's workers write through its writer process (asfaload.store.remote).
+        # A server's workers write through its writer process (asfaload.store.writer_process).
         self._remote = RemoteWriter(writer_socket) if writer_socket else None
         # Where submit() records a nonce claim when it writes in this process.
         self._nonces = nonces
@@ -296,13 +296,13 @@ class Mirror:
             raise StoreError("This mirror has no nonce store to record the request in")
         if self._remote is not None:
             try:
-                payload = remote.request_payload(op, nonce)
+                payload = writer_link.request_payload(op, nonce)
             except (pickle.PicklingError, TypeError, AttributeError):
                 pass
             else:
                 try:
                     return self._remote.submit_pickled(payload)
-                except remote.WriterUnreachable:
+                except writer_link.WriterUnreachable:
                     log.warning("the mirror writer process is unreachable; writing in-process")
         if nonce is not None:
             assert self._nonces is not None

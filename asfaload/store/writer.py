@@ -147,7 +147,7 @@ class BatchWriter:
         self._lock = WriterLock(lock_path, keep_open=True)
         self._info_lock = WriterLock(self._info_lock_path, keep_open=True)
         self._info_pending = False  # write_batch published; its dumb-HTTP files wait
-        # fold_in_child: for a process whose one thread writes (asfaload.store.remote).
+        # fold_in_child: for a process whose one thread writes (asfaload.store.writer_process).
         child = (
             FoldChild(repo_path, repack_fan_in, server_info=server_info) if fold_in_child else None
         )
@@ -221,7 +221,7 @@ class BatchWriter:
         """Apply ``ops`` in the calling thread, as batches of up to ``max_batch`` (each one pack,
         one barrier, one compare-and-swap); each op's result or the exception it raised.
 
-        For a process whose one thread does all its writing (:mod:`.remote`): no queue, no
+        For a process whose one thread does all its writing (:mod:`.writer_process`): no queue, no
         hand-off to the writer thread. Always from the same thread, never mixed with
         :meth:`submit` (each path has its own Repository object). The dumb-HTTP files are
         left to :meth:`publish_server_info`, which that thread calls when it has time.

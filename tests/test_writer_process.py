@@ -1,4 +1,4 @@
-"""The server's writer process (asfaload.store.remote): real processes, a real Unix socket."""
+"""The server's writer process (asfaload.store.writer_process): real processes, a real Unix socket."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from asfaload.rules import AddSignatures
 from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
 from asfaload.store.packs import pack_names
-from asfaload.store.remote import RemoteWriter, WriterProcess, WriterService
+from asfaload.store.writer_link import RemoteWriter
+from asfaload.store.writer_process import WriterProcess, WriterService
 from tests.conftest_server import ServerProcess, process_tree
 
 
@@ -151,7 +152,7 @@ def test_asfaload_serve_writes_through_its_writer_process(tmp_path: Path) -> Non
     server = ServerProcess(data, workers=2).start()
     try:
         children = process_tree(server.pid)
-        writers = [p for p, (cmd, _) in children.items() if "asfaload.store.remote" in cmd]
+        writers = [p for p, (cmd, _) in children.items() if "asfaload.store.writer_process" in cmd]
         assert len(writers) == 1, children
         assert requests.get(server.url("/v1/ping"), timeout=30).status_code == 200
     finally:
@@ -172,7 +173,7 @@ class _ExampleWrite:
 
 
 def _pickled_write(path: str, data: bytes) -> bytes:
-    from asfaload.store.remote import request_payload
+    from asfaload.store.writer_link import request_payload
 
     return request_payload(_ExampleWrite(path, data))
 

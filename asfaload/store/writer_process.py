@@ -1,20 +1,14 @@
-"""One writer process for all of a server's workers.
+"""The writer process: one writer for all of a server's workers, and its supervisor.
 
-Under gunicorn each worker process had its own writer thread, and the writers took turns on the
-cross-process lock. The serial part of every write (the rules, the trees, the pack, the barrier)
-then ran in whichever worker held the lock, competing for that worker's GIL with its request
-threads (2-2.5x its uncontended time under the bench_server load), and each writer's batches
-held only its own worker's operations. ``asfaload serve`` therefore starts this process beside
-gunicorn: workers send each operation over a Unix socket and wait for its commit, and one
-:class:`~asfaload.store.writer.BatchWriter` batches them all.
-
-Operations travel pickled, one length-prefixed frame per request and per reply: a request is
-``(nonce claim or None, operation)``, and the claims of a batch are recorded in the server's
-nonce store in one transaction before the batch is applied. The socket lives
-in a directory only the server's user can enter, so the only peers are the server's own workers:
-the same trust as two threads of one process. An operation that cannot be pickled (the TUF
-service's closures), or a worker that cannot reach this process, still writes through the
-worker's own writer, under the same cross-process lock and compare-and-swap.
+``asfaload serve`` starts this process beside gunicorn (:class:`WriterProcess`), and starts it
+again if it dies. Workers send each operation over a Unix socket (:mod:`.writer_link`) and wait
+for its commit; here ONE thread batches all that arrived together with one
+:class:`~asfaload.store.writer.BatchWriter`: the serial part of every write (the rules, the
+trees, the pack, the barrier) runs in one place, away from the workers' request threads, and a
+batch holds every worker's operations. The claims of a batch are recorded in the server's nonce
+store in one transaction before the batch is applied. An operation that cannot be pickled, or a
+worker that cannot reach this process, still writes through the worker's own writer, under the
+same cross-process lock and compare-and-swap.
 """
 
 from __future__ import annotations
@@ -28,7 +22,6 @@ import selectors
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -36,102 +29,15 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from ..errors import StoreError
+from ..rules.tree import Operation
+from .mirror import Mirror
 from .nonces import NonceClaim, SqliteNonceStore, replay_error
 from .writer import CommitResult
-
-if TYPE_CHECKING:  # mirror imports this module
-    from ..rules.tree import Operation
-    from .mirror import Mirror
+from .writer_link import LENGTH, READY, dumps
 
 log = logging.getLogger(__name__)
-
-_LENGTH = struct.Struct(">I")
-_READY = "READY"
-# A write waits for its commit; the writer gives up on a busy mirror well before this.
-_REPLY_TIMEOUT = 300.0
-
-
-class WriterUnreachable(StoreError):
-    """No writer process answered the connection: nothing was sent."""
-
-
-def _send_frame(sock: socket.socket, payload: bytes) -> None:
-    sock.sendall(_LENGTH.pack(len(payload)) + payload)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("the peer closed the connection")
-        buf += chunk
-    return bytes(buf)
-
-
-def _recv_frame(sock: socket.socket) -> bytes:
-    (n,) = _LENGTH.unpack(_recv_exact(sock, _LENGTH.size))
-    return _recv_exact(sock, n)
-
-
-def dumps(obj: object) -> bytes:
-    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def request_payload(op: Operation, nonce: NonceClaim | None = None) -> bytes:
-    """What a worker sends for ``op``; raises what pickle raises for an op that cannot be sent."""
-    return dumps((nonce, op))
-
-
-class RemoteWriter:
-    """The workers' side: one connection per thread, one operation at a time on each."""
-
-    def __init__(self, socket_path: str) -> None:
-        self._path = socket_path
-        self._local = threading.local()
-
-    def _connection(self) -> socket.socket:
-        conn: socket.socket | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                conn.connect(self._path)
-            except OSError as e:
-                conn.close()
-                raise WriterUnreachable("The mirror writer process is not running") from e
-            conn.settimeout(_REPLY_TIMEOUT)
-            self._local.conn = conn
-        return conn
-
-    def _drop(self) -> None:
-        conn: socket.socket | None = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
-
-    def submit_pickled(self, payload: bytes) -> CommitResult:
-        """Send one pickled operation; its CommitResult, or the exception it raised."""
-        conn = self._connection()
-        try:
-            _send_frame(conn, payload)
-            ok, value = pickle.loads(_recv_frame(conn))
-        except (OSError, EOFError, pickle.UnpicklingError) as e:
-            # Sent, but no answer: the operation may or may not have been committed.
-            self._drop()
-            raise StoreError("The mirror writer process did not answer") from e
-        if ok:
-            if not isinstance(value, CommitResult):
-                raise StoreError("The mirror writer process answered nonsense")
-            return value
-        if isinstance(value, BaseException):
-            raise value
-        raise StoreError("The mirror writer process answered nonsense")
-
-    def close(self) -> None:
-        self._drop()
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -158,12 +64,12 @@ class _Peer:
     def frames(self) -> list[bytes]:
         out = []
         box = self.inbox
-        while len(box) >= _LENGTH.size:
-            (n,) = _LENGTH.unpack_from(box)
-            if len(box) < _LENGTH.size + n:
+        while len(box) >= LENGTH.size:
+            (n,) = LENGTH.unpack_from(box)
+            if len(box) < LENGTH.size + n:
                 break
-            out.append(bytes(box[_LENGTH.size : _LENGTH.size + n]))
-            del box[: _LENGTH.size + n]
+            out.append(bytes(box[LENGTH.size : LENGTH.size + n]))
+            del box[: LENGTH.size + n]
         return out
 
 
@@ -342,7 +248,7 @@ class WriterService:
 
     def _reply(self, peer: _Peer, reply: tuple[bool, object]) -> None:
         payload = dumps(reply)
-        peer.outbox += _LENGTH.pack(len(payload)) + payload
+        peer.outbox += LENGTH.pack(len(payload)) + payload
         self._flush(peer)
 
     def _flush(self, peer: _Peer) -> None:
@@ -379,7 +285,7 @@ class WriterService:
 
 
 class WriterProcess:
-    """``python -m asfaload.store.remote`` for one mirror, started, watched and stopped by the
+    """``python -m asfaload.store.writer_process`` for one mirror, started, watched and stopped by the
     server.
 
     The server supervises it: a writer process that dies (killed, out of memory) is started
@@ -418,7 +324,7 @@ class WriterProcess:
                 [
                     sys.executable,
                     "-m",
-                    "asfaload.store.remote",
+                    "asfaload.store.writer_process",
                     self._repo_path,
                     self.socket_path,
                     *([self._nonce_db] if self._nonce_db else []),
@@ -432,7 +338,7 @@ class WriterProcess:
             raise StoreError("Cannot start the mirror writer process") from e
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
-        if line != _READY:
+        if line != READY:
             self._end(proc)
             raise StoreError("The mirror writer process did not start")
         return proc
@@ -499,8 +405,6 @@ class WriterProcess:
 
 
 def main(argv: list[str]) -> int:
-    from .mirror import Mirror
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s writer %(levelname)s %(message)s")
     repo_path, socket_path, *rest = argv
     nonces = SqliteNonceStore(Path(rest[0])) if rest else None
@@ -516,7 +420,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # stdin is a pipe from the server that started us: its end of file means it is gone.
     service.stop_on_eof(sys.stdin.fileno())
-    print(_READY, flush=True)
+    print(READY, flush=True)
     service.serve_forever()
     # Also when the server was killed and could not clean up after us.
     with contextlib.suppress(OSError):
