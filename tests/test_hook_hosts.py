@@ -155,3 +155,27 @@ def test_install_hooks_refuses_what_is_not_a_bare_repository(tmp_path: Path) -> 
     assert res.returncode != 0 and "Not a git repository" in res.stderr
     with pytest.raises(RuleViolation):
         sign_pending_by_git("", SecretKey.generate("ed25519"), INDEX)
+
+
+def test_serve_repo_elsewhere_than_the_data_dir(tmp_path: Path) -> None:
+    """``serve --repo`` (ASFALOAD_REPO): the mirror lives where a git host keeps it; the server
+    reads and writes it there, and private/ stays in the data dir."""
+    import requests
+
+    from tests.conftest_server import ServerProcess
+
+    keys = [SecretKey.generate("ed25519")]
+    repo = tmp_path / "gitea" / "acme" / "asfaload.git"
+    with Mirror.init(str(repo), durable=False) as m:
+        register_and_activate(m, P, signers_bytes([(keys, 1)]), keys)
+        m.submit(RegisterRelease(INDEX, index_bytes(), keys[0].public_key))
+    server = ServerProcess(tmp_path / "data", env={"ASFALOAD_REPO": str(repo)}).start()
+    try:
+        assert requests.get(server.url(f"/v1/files/{INDEX}"), timeout=10).status_code == 200
+        pushed = sign_pending_by_git(server.url("/mirror.git"), keys[0], INDEX)
+        assert pushed.is_complete
+        assert run("git", "rev-parse", "main", cwd=repo).stdout.strip() == pushed.commit_id
+        assert (tmp_path / "data" / "private").is_dir()
+        assert not (tmp_path / "data" / "mirror.git").exists()
+    finally:
+        server.stop()
