@@ -32,6 +32,8 @@ Completion transitions are part of the change of the signature that triggers the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import layout
 from ..crypto import PublicKey, Signature, sha512
 from ..errors import (
@@ -43,7 +45,6 @@ from ..errors import (
 from ..model import SignaturesFile, SignersFile
 from . import history as hist
 from .groups import group_keys
-from .ops import AddSignatures, Op, ProposeUpdate, Register, RegisterRelease, Revoke
 from .queries import (
     PendingRequest,
     RequestKind,
@@ -61,6 +62,9 @@ from .queries import (
 )
 from .tree import Change, OverlayTree, TreeView
 
+if TYPE_CHECKING:  # the operations call this module's transitions; it never imports them
+    from .ops import AddSignatures, Op, ProposeUpdate, Register, RegisterRelease, Revoke
+
 # How far a revocation document's timestamp may run ahead of the commit time.
 REVOCATION_CLOCK_SKEW = 600
 
@@ -69,18 +73,10 @@ def apply(view: TreeView, op: Op, now: int) -> Change:
     """The exact change ``op`` makes to ``view`` at commit time ``now``, or raise why not."""
     if isinstance(now, bool) or not isinstance(now, int) or now < 0:
         raise RuleViolation(f"Invalid commit time: {now!r}")
-    if isinstance(op, Register):
-        change = _register(view, op)
-    elif isinstance(op, ProposeUpdate):
-        change = _propose_update(view, op)
-    elif isinstance(op, RegisterRelease):
-        change = _register_release(view, op)
-    elif isinstance(op, AddSignatures):
-        change = _add_signatures(view, op, now)
-    elif isinstance(op, Revoke):
-        change = _revoke(view, op, now)
-    else:
+    transition = getattr(op, "transition", None)
+    if transition is None:
         raise RuleViolation(f"Unknown operation: {type(op).__name__}")
+    change: Change = transition(view, now)
     return _net(view, change)
 
 
@@ -121,7 +117,7 @@ def check_register_target(view: TreeView, p: str) -> None:
             raise ConflictError(f"Project '{p}' lies inside the registered project '{anc}'.")
 
 
-def _register(view: TreeView, op: Register) -> Change:
+def derive_register(view: TreeView, op: Register) -> Change:
     p = op.project_id
     check_register_target(view, p)
     new = SignersFile.parse(op.signers)
@@ -154,7 +150,7 @@ def check_update_target(view: TreeView, p: str, submitter: PublicKey) -> Signers
     return old
 
 
-def _propose_update(view: TreeView, op: ProposeUpdate) -> Change:
+def derive_propose_update(view: TreeView, op: ProposeUpdate) -> Change:
     p = op.project_id
     old = check_update_target(view, p, op.submitter)
     new = SignersFile.parse(op.signers)
@@ -227,7 +223,7 @@ def check_release_target(view: TreeView, x: str, submitter: PublicKey) -> None:
         raise ConflictError("Release already registered: Release already registered")
 
 
-def _register_release(view: TreeView, op: RegisterRelease) -> Change:
+def derive_register_release(view: TreeView, op: RegisterRelease) -> Change:
     x = op.index_path
     check_release_target(view, x, op.submitter)
     hist.check_index(op.index)
@@ -242,7 +238,7 @@ def _verify(pk: PublicKey, data: bytes, sig: Signature, path: str) -> None:
         raise RuleViolation(f"Invalid signature for {path}")
 
 
-def _add_signatures(view: TreeView, op: AddSignatures, now: int) -> Change:
+def derive_add_signatures(view: TreeView, op: AddSignatures, now: int) -> Change:
     req = pending_request(view, op.subject)
     expected, given = set(req.files), set(op.signatures)
     for f in req.files:
@@ -305,7 +301,7 @@ def _complete_artifact(view: TreeView, req: PendingRequest, signers: SignersFile
 
 
 # --- revocation -------------------------------------------------------------------------------------
-def _revoke(view: TreeView, op: Revoke, now: int) -> Change:
+def derive_revoke(view: TreeView, op: Revoke, now: int) -> Change:
     a = op.subject
     data = view.read(a)
     if data is None:

@@ -1,7 +1,9 @@
 """The operations the rules engine knows: plain frozen dataclasses, validated on construction.
 
 Every operation is also an :data:`~asfaload.rules.tree.Operation` (``op(view, now) -> Change``),
-so the store can run it directly: ``mirror.submit(AddSignatures(...))``.
+so the store can run it directly: ``mirror.submit(AddSignatures(...))``. Its ``transition`` is
+the engine's function for it (:mod:`.engine`, which reads operations but never imports this
+module at run time); :func:`~asfaload.rules.engine.apply` is the one way to run it.
 
 =================  =====================================================  ==============
 operation          what it does                                           doors
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 from ..crypto import PublicKey, Signature
 from ..errors import FormatError
 from ..layout import check_path, check_project_id
+from . import engine
 
 if TYPE_CHECKING:
     from .tree import Change, TreeView
@@ -44,9 +47,7 @@ class _Op:
     """Mixin: an operation is callable as the store's ``Operation``."""
 
     def __call__(self, view: TreeView, now: int) -> Change:
-        from .engine import apply  # engine imports this module
-
-        return apply(view, self, now)  # type: ignore[arg-type]
+        return engine.apply(view, self, now)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class Register(_SignersRequest):
     key (revocation keys included) then signs both files with :class:`AddSignatures`.
     """
 
+    def transition(self, view: TreeView, now: int) -> Change:
+        return engine.derive_register(view, self)
+
 
 @dataclass(frozen=True)
 class ProposeUpdate(_SignersRequest):
@@ -81,6 +85,9 @@ class ProposeUpdate(_SignersRequest):
 
     The submitter must be an admin or master of the CURRENT signers file.
     """
+
+    def transition(self, view: TreeView, now: int) -> Change:
+        return engine.derive_propose_update(view, self)
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,9 @@ class RegisterRelease(_Op):
         check_path(self.index_path)
         _check_bytes(self.index, "index")
         _check_key(self.submitter)
+
+    def transition(self, view: TreeView, now: int) -> Change:
+        return engine.derive_register_release(view, self)
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,9 @@ class AddSignatures(_Op):
         # operations cross from the server's workers to its writer process.
         return (AddSignatures, (self.subject, self.submitter, dict(self.signatures)))
 
+    def transition(self, view: TreeView, now: int) -> Change:
+        return engine.derive_add_signatures(view, self, now)
+
 
 @dataclass(frozen=True)
 class Revoke(_Op):
@@ -152,6 +165,9 @@ class Revoke(_Op):
         if not isinstance(self.signature, Signature):
             raise FormatError("signature must be a Signature")
         _check_key(self.submitter)
+
+    def transition(self, view: TreeView, now: int) -> Change:
+        return engine.derive_revoke(view, self, now)
 
 
 Op = Register | ProposeUpdate | RegisterRelease | AddSignatures | Revoke
