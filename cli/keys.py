@@ -149,10 +149,11 @@ def sign_file(
 
 
 def _load_public_key(value: str) -> PublicKey:
-    """``-k`` takes a key string or the path of a ``.pub`` file."""
+    """``-k`` takes a key string, an OpenSSH ``ssh-ed25519`` line or the path of a ``.pub``
+    file (minisign, asfaload or OpenSSH)."""
     if os.path.isfile(value):
         return PublicKey.from_file(value)
-    return PublicKey.parse(value)
+    return PublicKey.from_input(value)
 
 
 def _artifact_signers(path: str) -> list[PublicKey]:
