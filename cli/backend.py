@@ -48,9 +48,14 @@ def authenticated(f: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(f)
     def with_key(
-        *args: Any, secret_key: str, password: str | None, password_file: str | None, **kw: Any
+        *args: Any,
+        secret_key: str,
+        password: str | None,
+        password_file: str | None,
+        password_command: str | None,
+        **kw: Any,
     ) -> None:
-        f(*args, key=load_secret_key(secret_key, password, password_file), **kw)
+        f(*args, key=load_secret_key(secret_key, password, password_file, password_command), **kw)
 
     g: Callable[..., None] = handle_errors(with_key)
     g = json_option(g)
@@ -69,9 +74,14 @@ def optionally_authenticated(f: Callable[..., None]) -> Callable[..., None]:
         secret_key: str | None,
         password: str | None,
         password_file: str | None,
+        password_command: str | None,
         **kw: Any,
     ) -> None:
-        key = None if secret_key is None else load_secret_key(secret_key, password, password_file)
+        key = (
+            None
+            if secret_key is None
+            else load_secret_key(secret_key, password, password_file, password_command)
+        )
         f(*args, key=key, **kw)
 
     g: Callable[..., None] = handle_errors(with_key)

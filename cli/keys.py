@@ -79,6 +79,7 @@ def new_keys(
     algorithm: str,
     password: str | None,
     password_file: str | None,
+    password_command: str | None,
     accept_weak_password: bool,
     json_output: bool,
 ) -> None:
@@ -93,7 +94,7 @@ def new_keys(
             raise RefusingToOverwriteError(f"Refusing to overwrite existing file {shown}")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise FormatError(f"Output directory is not a directory: {output_dir}")
-    pw = resolve_password(password, password_file, confirm=True)
+    pw = resolve_password(password, password_file, password_command=password_command, confirm=True)
     if not pw:
         raise PasswordError("The password must not be empty")
     if not accept_weak_password:
@@ -128,6 +129,7 @@ def sign_file(
     output_file: str | None,
     password: str | None,
     password_file: str | None,
+    password_command: str | None,
     json_output: bool,
 ) -> None:
     """Sign the SHA-512 digest of a local FILE and write the signature file.
@@ -136,7 +138,7 @@ def sign_file(
     ed25519 keys write a small JSON document with the key and the signature.
     """
     digest = sha512_file(file)
-    key = load_secret_key(secret_key, password, password_file)
+    key = load_secret_key(secret_key, password, password_file, password_command)
     out = Path(output_file) if output_file else Path(file + _SIG_SUFFIX[key.algorithm])
     if out.exists() or out.is_symlink():
         raise RefusingToOverwriteError(f"Refusing to overwrite existing file {out}")
