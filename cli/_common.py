@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 import click
 
-from asfaload.crypto import SecretKey
+from asfaload.crypto import SecretKey, digest_string
+from asfaload.crypto.randomart import randomart
 from asfaload.errors import AsfaloadError, PasswordError
 from asfaload.errors import one_line as _fold_spaces
 from asfaload.layout import DEFAULT_BACKEND_URL
@@ -98,6 +99,48 @@ def password_options(f: F) -> F:
         help="Password for the secret key. Conflicts with --password-file "
         "(env ASFALOAD_<COMMAND>_PASSWORD). Prompted interactively if neither is set.",
     )(f)
+
+
+def fingerprint_option(f: F) -> F:
+    return click.option(
+        "--show-fingerprint",
+        is_flag=True,
+        help="Draw each digest as a randomart picture (OpenSSH's drunken bishop) on stderr even "
+        "when stderr is not a terminal; on a terminal it is always drawn.",
+    )(f)
+
+
+# --- visual fingerprints ----------------------------------------------------------------------------
+FINGERPRINT_TITLE = "asfaload"
+
+
+def fingerprint_text(path: str, digest: bytes) -> str:
+    """What a signer sees for one file: its path, its digest string and the digest's randomart,
+    the same picture ``get-digest`` draws for a local copy of the file."""
+    return f"{path}\n{digest_string(digest)}\n{randomart(digest, FINGERPRINT_TITLE)}"
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def fingerprint_writer(always: bool) -> Callable[[str, bytes], None] | None:
+    """A callback drawing each (path, digest) on stderr, or None when nothing is drawn: only a
+    person at a terminal looks at the picture, unless ``--show-fingerprint`` asks for it. Each
+    (path, digest) is drawn once, even when a git push is retried."""
+    if not (always or stderr_is_terminal()):
+        return None
+    shown: set[tuple[str, bytes]] = set()
+
+    def write(path: str, digest: bytes) -> None:
+        if (path, digest) not in shown:
+            shown.add((path, digest))
+            click.echo(fingerprint_text(path, digest), err=True)
+
+    return write
 
 
 # --- passwords ------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Backend commands of the manual: ``register-repo``, ``update-signers``, ``register-assets``,
-``list-pending``, ``sign-pending``, ``signature-status`` and ``revoke``.
+``list-pending``, ``sign-pending``, ``signature-status`` and ``revoke``; and two public reads,
+``check-index`` (is a release registered and signed) and ``ping``.
 
-Each takes ``-K/--secret-key``, ``-p/-P`` (and ``ASFALOAD_<COMMAND>_PASSWORD[_FILE]``),
-``-u/--backend-url`` and ``--json``, and prints exactly the manual's lines.
+Each of the manual's takes ``-K/--secret-key``, ``-p/-P/--password-command`` (and
+``ASFALOAD_<COMMAND>_PASSWORD[_FILE]``, ``ASFALOAD_PASSWORD_COMMAND``), ``-u/--backend-url`` and
+``--json``, and prints exactly the manual's lines; the public reads take no key.
 
 ``sign-pending`` and ``revoke`` also take ``--git MIRROR``: instead of calling the backend, they
 fetch the mirror repository, build the exact commit the rules derive and ``git push`` it (the
@@ -17,14 +19,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from asfaload import layout
 from asfaload.client.signing import revoke as revoke_file
 from asfaload.client.signing import sign_pending as sign_pending_file
 from asfaload.crypto import SecretKey
-from asfaload.errors import RuleViolation
+from asfaload.errors import NotFoundError, RevokedError, RuleViolation, ThresholdNotMetError
 
 from ._common import (
     backend_url_option,
     dumps_compact,
+    fingerprint_option,
+    fingerprint_writer,
     handle_errors,
     json_option,
     load_secret_key,
@@ -245,22 +250,38 @@ def list_pending(
 @click.command("sign-pending")
 @click.argument("file_path")
 @git_option
+@fingerprint_option
 @authenticated
 def sign_pending(
     file_path: str,
     git_mirror: str | None,
+    show_fingerprint: bool,
     key: SecretKey,
     backend_url: str,
     json_output: bool,
 ) -> None:
-    """Sign a pending file (FILE_PATH as printed by list-pending)."""
+    """Sign a pending file (FILE_PATH as printed by list-pending).
+
+    Before signing each file of the request, its path, SHA-512 digest and a randomart picture
+    of the digest are written to stderr (on a terminal, or always with --show-fingerprint):
+    compare them with `asfaload get-digest` of a copy you obtained yourself.
+
+    \b
+    Examples:
+      asfaload sign-pending -K ~/.asfaload/bob https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
+      asfaload sign-pending -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' FILE_PATH
+      asfaload sign-pending -K KEY --show-fingerprint --git https://asfaload.example/mirror.git FILE_PATH
+    """
+    before_sign = fingerprint_writer(show_fingerprint)
     if git_mirror is not None:
         from asfaload.client.gitsign import sign_pending_by_git
 
-        complete = sign_pending_by_git(git_mirror, key, file_path).is_complete
+        complete = sign_pending_by_git(
+            git_mirror, key, file_path, before_sign=before_sign
+        ).is_complete
     else:
         with _client(backend_url, key) as api:
-            complete = sign_pending_file(api, key, file_path)
+            complete = sign_pending_file(api, key, file_path, before_sign=before_sign)
     if json_output:
         click.echo(dumps_compact({"is_complete": complete}))
     else:
@@ -352,7 +373,80 @@ def revoke(
         click.echo(f"Success! File revoked: {file_path}")
 
 
+@click.command("check-index")
+@click.argument("url")
+@click.option(
+    "--type",
+    "forge",
+    type=click.Choice(layout.FORGES),
+    help="Forge type; detected from the URL's host when not given.",
+)
+@backend_url_option
+@json_option
+@handle_errors
+def check_index(url: str, forge: str | None, backend_url: str, json_output: bool) -> None:
+    """Is the release of URL registered on the backend, and signed?
+
+    URL is a GitHub or GitLab release page or the download URL of one of its assets (or a file
+    of a file-server project: its directory's index). Prints the release index path and its
+    state; exits 0 only when the index is registered and complete, 1 with one line otherwise
+    (not registered, pending, revoked, or the backend cannot be asked).
+
+    \b
+    Examples:
+      asfaload check-index https://github.com/acme/tool/releases/tag/v1.0
+      asfaload check-index https://github.com/acme/tool/releases/download/v1.0/tool.tar.gz --json
+      asfaload check-index https://gitlab.com/acme/tool/-/releases/v2.0
+    """
+    from asfaload.client.locate import configured_gitlab_hosts
+
+    index = layout.release_index_path(url, forge, gitlab_hosts=configured_gitlab_hosts())
+    with _client(backend_url, None) as api:
+        try:
+            status = api.signature_status(index)
+        except NotFoundError:
+            raise NotFoundError(
+                f"Not registered: the backend has no release index {index}"
+            ) from None
+    if status.status == "revoked":
+        raise RevokedError(f"{index}: revoked")
+    if status.status != "complete":
+        raise ThresholdNotMetError(
+            f"{index}: {status.status} (registered, not yet signed by enough signers)"
+        )
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {"url": url, "index_file_path": index, "registered": True, "status": "complete"}
+            )
+        )
+    else:
+        click.echo(f"{index}: complete")
+
+
+@click.command("ping")
+@backend_url_option
+@json_option
+@handle_errors
+def ping(backend_url: str, json_output: bool) -> None:
+    """Check that the backend answers (GET /v1/ping); exits 1 with one line when it does not.
+
+    \b
+    Examples:
+      asfaload ping
+      asfaload ping -u https://asfaload.example --json
+    """
+    with _client(backend_url, None) as api:
+        doc = api.ping_status()
+    if json_output:
+        click.echo(dumps_compact({"backend_url": backend_url, **doc}))
+    else:
+        click.echo(f"Backend {backend_url} is up (status: {doc['status']})")
+
+
 COMMANDS = (
+    check_index,
+    ping,
     register_repo,
     update_signers,
     register_assets,

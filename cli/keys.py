@@ -1,4 +1,4 @@
-"""Local key commands: ``new-keys``, ``sign-file`` and ``verify-sig``."""
+"""Local key commands: ``new-keys``, ``sign-file``, ``verify-sig`` and ``get-digest``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from asfaload.crypto import (
     SignatureFile,
     check_algorithm,
     check_password_strength,
+    digest_string,
     generate_keypair_files,
     keypair_paths,
     read_signature_file,
@@ -22,6 +23,7 @@ from asfaload.crypto import (
     verify_file,
     write_new_file,
 )
+from asfaload.crypto.randomart import randomart
 from asfaload.errors import (
     FormatError,
     PasswordError,
@@ -32,8 +34,11 @@ from asfaload.errors import (
 from asfaload.model.signers import SignersFile
 
 from ._common import (
+    FINGERPRINT_TITLE,
     debug_path,
     dumps_compact,
+    fingerprint_option,
+    fingerprint_writer,
     handle_errors,
     json_option,
     load_secret_key,
@@ -241,7 +246,44 @@ def verify_sig(
         click.echo(f"Signature verification successful! Signed by {key} {_COVERS[covers]}.")
 
 
+@click.command("get-digest")
+@click.argument("file", type=click.Path(dir_okay=False))
+@fingerprint_option
+@json_option
+@handle_errors
+def get_digest(file: str, show_fingerprint: bool, json_output: bool) -> None:
+    """Print the SHA-512 digest of a local FILE, as `sha512:<hex>`: what a signer signs.
+
+    On a terminal (or always with --show-fingerprint) the digest is also drawn on stderr as the
+    randomart picture sign-pending shows before it signs, so a file fetched from the backend
+    and a copy you made yourself can be compared at a glance.
+
+    \b
+    Examples:
+      asfaload get-digest release.tar.gz
+      asfaload get-digest asfaload.index.json --show-fingerprint
+      asfaload get-digest release.tar.gz --json
+    """
+    digest = sha512_file(file)
+    writer = fingerprint_writer(show_fingerprint)
+    if writer is not None:
+        writer(file, digest)
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {
+                    "file": file,
+                    "digest": digest_string(digest),
+                    "randomart": randomart(digest, FINGERPRINT_TITLE),
+                }
+            )
+        )
+    else:
+        click.echo(digest_string(digest))
+
+
 def register(group: click.Group) -> None:
+    group.add_command(get_digest)
     group.add_command(new_keys)
     group.add_command(sign_file)
     group.add_command(verify_sig)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,23 +28,9 @@ from asfaload.errors import (
     WrongPasswordError,
 )
 from asfaload.model.signers import SignersFile
+from tests.ssh_support import ssh_keygen
 
 PASSPHRASE = "an ssh pass phrase 42"
-
-
-def ssh_keygen(directory: Path, name: str, *args: str, passphrase: str = "") -> Path:
-    """``ssh-keygen -t … -N passphrase -f directory/name``; returns the private key path."""
-    exe = shutil.which("ssh-keygen")
-    assert exe, "ssh-keygen must be installed (apt-get install openssh-client)"
-    path = directory / name
-    res = subprocess.run(
-        [exe, "-q", "-N", passphrase, "-C", f"{name}@example", "-f", str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stderr
-    return path
 
 
 @pytest.fixture(scope="module")
