@@ -490,6 +490,11 @@ def login(
 
     Password: -p, -P, --password-command, env ASFALOAD_TUF_LOGIN_PASSWORD[_FILE], else a prompt
     on a terminal (ASFALOAD_PASSWORD_COMMAND is for key passwords, not this one).
+
+    \b
+    Examples:
+      asfaload tuf login --username admin -u https://asfaload.example
+      asfaload tuf login --username admin --password-command 'pass show asfaload-tuf'
     """
     from asfaload.tuf.client import TufClient
 

@@ -147,7 +147,13 @@ def register_repo(
     backend_url: str,
     json_output: bool,
 ) -> None:
-    """Register a repository with the backend (SIGNERS_FILE_URL: the signers file on the forge)."""
+    """Register a repository with the backend (SIGNERS_FILE_URL: the signers file on the forge).
+
+    \b
+    Examples:
+      asfaload register-repo -K ~/.asfaload/alice https://github.com/acme/tool/blob/main/asfaload.signers/asfaload.signers.json
+      asfaload register-repo -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' SIGNERS_FILE_URL
+    """
     with _client(backend_url, key) as api:
         res = api.register_repo(signers_file_url)
     _print_registration(res, json_output, "Repository registered successfully!", "project")
@@ -162,7 +168,13 @@ def update_signers(
     backend_url: str,
     json_output: bool,
 ) -> None:
-    """Propose an update to an existing project's signers file."""
+    """Propose an update to an existing project's signers file.
+
+    \b
+    Examples:
+      asfaload update-signers -K ~/.asfaload/alice https://github.com/acme/tool/blob/main/asfaload.signers/v2.json
+      ASFALOAD_PASSWORD_COMMAND='pass show asfaload' asfaload update-signers -K KEY NEW_SIGNERS_FILE_URL
+    """
     with _client(backend_url, key) as api:
         res = api.update_signers(signers_file_url)
     _print_registration(res, json_output, "Signers update proposed successfully!", "update")
@@ -192,7 +204,13 @@ def register_assets(
     backend_url: str,
     json_output: bool,
 ) -> None:
-    """Register assets (a GitHub/GitLab release or checksum files) for signing."""
+    """Register assets (a GitHub/GitLab release or checksum files) for signing.
+
+    \b
+    Examples:
+      asfaload register-assets -K ~/.asfaload/alice --github-release-url https://github.com/acme/tool/releases/tag/v1.0
+      asfaload register-assets -K ~/.ssh/id_ed25519 --csum-file https://files.example.com/tool/v1/SHA256SUMS
+    """
     given = sum(1 for x in (github_release_url, gitlab_release_url, csum_files) if x)
     if given != 1:
         raise RuleViolation(
@@ -227,7 +245,13 @@ def list_pending(
     backend_url: str,
     json_output: bool,
 ) -> None:
-    """List the files on the backend that still need your signature."""
+    """List the files on the backend that still need your signature.
+
+    \b
+    Examples:
+      asfaload list-pending -K ~/.asfaload/bob
+      asfaload list-pending -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' --json
+    """
     with _client(backend_url, key) as api:
         files = api.pending_files()
     if json_output:
@@ -298,7 +322,13 @@ def signature_status(
     json_output: bool,
 ) -> None:
     """Show a file's state (pending, complete or revoked), who signed it and who is still
-    needed, per group; for a revoked file, when and by whom."""
+    needed, per group; for a revoked file, when and by whom.
+
+    \b
+    Examples:
+      asfaload signature-status https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
+      asfaload signature-status --json FILE_PATH
+    """
     with _client(backend_url, key) as api:
         status = api.signature_status(file_path)
     if json_output:
@@ -357,7 +387,13 @@ def revoke(
     backend_url: str,
     json_output: bool,
 ) -> None:
-    """Revoke a previously signed file (FILE_PATH: its mirror path)."""
+    """Revoke a previously signed file (FILE_PATH: its mirror path).
+
+    \b
+    Examples:
+      asfaload revoke -K ~/.asfaload/alice https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
+      asfaload revoke -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' --git MIRROR FILE_PATH
+    """
     if git_mirror is not None:
         from asfaload.client.gitsign import revoke_by_git
 

@@ -88,7 +88,13 @@ def new_keys(
     accept_weak_password: bool,
     json_output: bool,
 ) -> None:
-    """Generate a new signing key pair: <NAME> (secret key) and <NAME>.pub."""
+    """Generate a new signing key pair: <NAME> (secret key) and <NAME>.pub.
+
+    \b
+    Examples:
+      asfaload new-keys -n alice -o ~/.asfaload
+      asfaload new-keys -n alice -o ~/.asfaload -a ed25519 --password-command 'pass show asfaload'
+    """
     algorithm = check_algorithm(algorithm.lower())
     pub_path, sec_path = keypair_paths(name, output_dir)
     shown_sec = os.path.join(output_dir, name)
@@ -140,7 +146,14 @@ def sign_file(
     """Sign the SHA-512 digest of a local FILE and write the signature file.
 
     minisign keys write the minisign signature box (`minisign -V -m <digest file>` accepts it);
-    ed25519 keys write a small JSON document with the key and the signature.
+    ed25519 keys (OpenSSH ssh-ed25519 keys included) write a small JSON document with the key
+    and the signature.
+
+    \b
+    Examples:
+      asfaload sign-file release.tar.gz -K ~/.asfaload/alice
+      asfaload sign-file release.tar.gz -K ~/.ssh/id_ed25519 -o release.tar.gz.sig.json
+      asfaload sign-file release.tar.gz -K KEY --password-command 'pass show asfaload'
     """
     digest = sha512_file(file)
     key = load_secret_key(secret_key, password, password_file, password_command)
@@ -230,6 +243,12 @@ def verify_sig(
 
     Accepts signatures over the file's SHA-512 digest (what asfaload signs) and, for minisign,
     signatures the minisign tool made over the file itself, including legacy (-l) ones.
+
+    \b
+    Examples:
+      asfaload verify-sig release.tar.gz -s release.tar.gz.minisig -k alice.pub
+      asfaload verify-sig release.tar.gz -s release.tar.gz.sig.json -k ~/.ssh/id_ed25519.pub
+      asfaload verify-sig release.tar.gz -s SIG --signers-file asfaload.signers.json
     """
     if (public_key is None) == (signers_file is None):
         raise FormatError("Give exactly one of --public-key and --signers-file")
