@@ -16,6 +16,10 @@ deps: $(STAMP)
 	@command -v minisign >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq minisign; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq minisign; fi; }
+	@# ssh-keygen makes the OpenSSH keys of the interop tests (tests/test_ssh_keys.py).
+	@command -v ssh-keygen >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssh-client; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq openssh-client; fi; }
 	@# The web pages are tested in a real headless Chromium (tests/test_web.py).
 	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \

@@ -1,10 +1,15 @@
 """Options and behaviour shared by every command: passwords, secret keys, --json, errors.
 
-Password sources, first match wins (as upstream's client):
-  1. ``-p/--password``        2. ``-P/--password-file`` (trailing whitespace trimmed)
-  3. ``ASFALOAD_<CMD>_PASSWORD``  4. ``ASFALOAD_<CMD>_PASSWORD_FILE``
+Password sources, first match wins (as upstream's client, plus a password command):
+  1. ``-p/--password``, ``-P/--password-file`` (trailing whitespace trimmed) or
+     ``--password-command CMD`` (the first line of CMD's output): options, at most one of them
+  2. ``ASFALOAD_<CMD>_PASSWORD``  3. ``ASFALOAD_<CMD>_PASSWORD_FILE``
+  4. ``ASFALOAD_PASSWORD_COMMAND``, for the password of a secret key only (it names the key
+     password a password manager keeps: an account password, as ``tuf login`` asks, is not it)
   5. an interactive prompt, only when stdin is a terminal; otherwise a clear error (never a hang).
 ``<CMD>`` is the command name upper-cased with ``-`` → ``_`` (``new-keys`` → ``NEW_KEYS``).
+The more specific source wins: an option over the environment, a per-command variable over the
+variable every command shares.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from asfaload.crypto import SecretKey
+from asfaload.crypto import SecretKey, digest_string
+from asfaload.crypto.randomart import randomart
 from asfaload.errors import AsfaloadError, PasswordError
 from asfaload.errors import one_line as _fold_spaces
 from asfaload.layout import DEFAULT_BACKEND_URL
@@ -26,6 +33,7 @@ from asfaload.layout import DEFAULT_BACKEND_URL
 F = TypeVar("F", bound=Callable[..., Any])
 
 BACKEND_URL_ENV = "ASFALOAD_BACKEND_URL"
+PASSWORD_COMMAND_ENV = "ASFALOAD_PASSWORD_COMMAND"
 
 
 def command_env_prefix(command: str | None = None) -> str:
@@ -104,12 +112,22 @@ def secret_key_option(f: F) -> F:
         "--secret-key",
         required=True,
         type=click.Path(dir_okay=False),
-        help="Path to your secret key file.",
+        help="Path to your secret key file: minisign, asfaload ed25519, or an OpenSSH "
+        "ssh-ed25519 private key such as ~/.ssh/id_ed25519 (its passphrase, if any, comes "
+        "through the password options).",
     )(f)
 
 
 def password_options(f: F) -> F:
-    """``-p/--password`` and ``-P/--password-file``; resolve them with :func:`resolve_password`."""
+    """``-p/--password``, ``-P/--password-file`` and ``--password-command``; resolve them with
+    :func:`resolve_password`."""
+    f = click.option(
+        "--password-command",
+        metavar="CMD",
+        help="Shell command printing the password on its first line of output, run with no "
+        "stdin (a password manager: 'pass show asfaload'). Conflicts with --password and "
+        f"--password-file (env {PASSWORD_COMMAND_ENV}, after the per-command variables).",
+    )(f)
     f = click.option(
         "-P",
         "--password-file",
@@ -125,6 +143,48 @@ def password_options(f: F) -> F:
     )(f)
 
 
+def fingerprint_option(f: F) -> F:
+    return click.option(
+        "--show-fingerprint",
+        is_flag=True,
+        help="Draw each digest as a randomart picture (OpenSSH's drunken bishop) on stderr even "
+        "when stderr is not a terminal; on a terminal it is always drawn.",
+    )(f)
+
+
+# --- visual fingerprints ----------------------------------------------------------------------------
+FINGERPRINT_TITLE = "asfaload"
+
+
+def fingerprint_text(path: str, digest: bytes) -> str:
+    """What a signer sees for one file: its path, its digest string and the digest's randomart,
+    the same picture ``get-digest`` draws for a local copy of the file."""
+    return f"{path}\n{digest_string(digest)}\n{randomart(digest, FINGERPRINT_TITLE)}"
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def fingerprint_writer(always: bool) -> Callable[[str, bytes], None] | None:
+    """A callback drawing each (path, digest) on stderr, or None when nothing is drawn: only a
+    person at a terminal looks at the picture, unless ``--show-fingerprint`` asks for it. Each
+    (path, digest) is drawn once, even when a git push is retried."""
+    if not (always or stderr_is_terminal()):
+        return None
+    shown: set[tuple[str, bytes]] = set()
+
+    def write(path: str, digest: bytes) -> None:
+        if (path, digest) not in shown:
+            shown.add((path, digest))
+            click.echo(fingerprint_text(path, digest), err=True)
+
+    return write
+
+
 # --- passwords ------------------------------------------------------------------------------------
 def _read_password_file(path: str, origin: str) -> str:
     try:
@@ -134,6 +194,46 @@ def _read_password_file(path: str, origin: str) -> str:
         raise PasswordError(f"Password file not found ({origin}): {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise PasswordError(f"Cannot read password file ({origin}): {path}") from exc
+
+
+def _run_password_command(cmd: str, origin: str) -> str:
+    """The first line of ``cmd``'s standard output, run by the shell with no stdin.
+
+    The command's stderr is kept (its first line explains a failure); its stdout never appears
+    in a message, since it holds the password."""
+    try:
+        proc = subprocess.run(
+            cmd,
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise PasswordError(f"Cannot run the password command ({origin}): {exc.strerror}") from exc
+    if proc.returncode != 0:
+        said = next(
+            (
+                ln.strip()
+                for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+                if ln.strip()
+            ),
+            "",
+        )
+        detail = f": {said[:200]}" if said else ""
+        raise PasswordError(
+            f"The password command ({origin}) failed with exit code {proc.returncode}{detail}"
+        )
+    try:
+        out = proc.stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PasswordError(f"The password command ({origin}) printed non-UTF-8 output") from exc
+    # Only the line ending goes: a passphrase may end with a space. Later lines are ignored,
+    # as pass(1) keeps notes there.
+    first = out.split("\n", 1)[0].removesuffix("\r")
+    if not first:
+        raise PasswordError(f"The password command ({origin}) printed no password")
+    return first
 
 
 def stdin_is_interactive() -> bool:
@@ -147,16 +247,31 @@ def resolve_password(
     password: str | None,
     password_file: str | None,
     *,
+    password_command: str | None = None,
     confirm: bool = False,
     command: str | None = None,
+    key_password: bool = True,
 ) -> str:
-    """Find the password from options, environment or (on a terminal) a prompt."""
-    if password is not None and password_file is not None:
-        raise PasswordError("--password conflicts with --password-file: give only one")
+    """Find the password from options, environment or (on a terminal) a prompt, in the order
+    of the module docstring. ``key_password`` is False for an account password, which
+    ``ASFALOAD_PASSWORD_COMMAND`` does not give."""
+    given = [
+        name
+        for name, value in (
+            ("--password", password),
+            ("--password-file", password_file),
+            ("--password-command", password_command),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise PasswordError(f"{given[0]} conflicts with {' and '.join(given[1:])}: give only one")
     if password is not None:
         return password
     if password_file is not None:
         return _read_password_file(password_file, "--password-file")
+    if password_command is not None:
+        return _run_password_command(password_command, "--password-command")
     prefix = command_env_prefix(command)
     env_pw = os.environ.get(f"{prefix}_PASSWORD")
     if env_pw is not None:
@@ -164,10 +279,14 @@ def resolve_password(
     env_file = os.environ.get(f"{prefix}_PASSWORD_FILE")
     if env_file is not None:
         return _read_password_file(env_file, f"{prefix}_PASSWORD_FILE")
+    env_cmd = os.environ.get(PASSWORD_COMMAND_ENV) if key_password else None
+    if env_cmd:
+        return _run_password_command(env_cmd, PASSWORD_COMMAND_ENV)
     if not stdin_is_interactive():
+        also = f", {PASSWORD_COMMAND_ENV}" if key_password else ""
         raise PasswordError(
             f"No password given and stdin is not a terminal: use --password, --password-file, "
-            f"{prefix}_PASSWORD or {prefix}_PASSWORD_FILE"
+            f"--password-command, {prefix}_PASSWORD or {prefix}_PASSWORD_FILE{also}"
         )
     entered: str = click.prompt("Enter password", hide_input=True, err=True, prompt_suffix=": ")
     if confirm:
@@ -177,11 +296,19 @@ def resolve_password(
     return entered
 
 
-def load_secret_key(path: str, password: str | None, password_file: str | None) -> SecretKey:
-    """Load ``path``, asking for a password only if the key is encrypted."""
+def load_secret_key(
+    path: str,
+    password: str | None,
+    password_file: str | None,
+    password_command: str | None = None,
+) -> SecretKey:
+    """Load ``path`` (minisign, asfaload ed25519 or OpenSSH ed25519), asking for a password
+    only if the key is encrypted: no password command runs for a key that needs none."""
     if not SecretKey.needs_password(path):
         return SecretKey.load(path, None)
-    return SecretKey.load(path, resolve_password(password, password_file))
+    return SecretKey.load(
+        path, resolve_password(password, password_file, password_command=password_command)
+    )
 
 
 # --- output and errors -------------------------------------------------------------------------------

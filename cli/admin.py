@@ -74,7 +74,9 @@ def add_user(data_dir: Path, username: str, password_file: str | None, team_user
     """Add a user who can log in with POST /login (password stored as an Argon2id hash)."""
     from asfaload.tuf.accounts import Accounts
 
-    password = resolve_password(None, password_file, confirm=True, command="add-user")
+    password = resolve_password(
+        None, password_file, confirm=True, command="add-user", key_password=False
+    )
     user = Accounts(_private(data_dir)).add_user(
         username, password, role="team" if team_user else "admin"
     )
@@ -478,6 +480,7 @@ def login(
     username: str,
     password: str | None,
     password_file: str | None,
+    password_command: str | None,
     print_token: bool,
     backend_url: str,
     token_file: Path | None,
@@ -485,11 +488,23 @@ def login(
 ) -> None:
     """Log in with POST /login and keep the token (valid 24 h) for the other tuf commands.
 
-    Password: -p, -P, env ASFALOAD_TUF_LOGIN_PASSWORD[_FILE], else a prompt on a terminal.
+    Password: -p, -P, --password-command, env ASFALOAD_TUF_LOGIN_PASSWORD[_FILE], else a prompt
+    on a terminal (ASFALOAD_PASSWORD_COMMAND is for key passwords, not this one).
+
+    \b
+    Examples:
+      asfaload tuf login --username admin -u https://asfaload.example
+      asfaload tuf login --username admin --password-command 'pass show asfaload-tuf'
     """
     from asfaload.tuf.client import TufClient
 
-    secret = resolve_password(password, password_file, command="tuf-login")
+    secret = resolve_password(
+        password,
+        password_file,
+        password_command=password_command,
+        command="tuf-login",
+        key_password=False,
+    )
     token = TufClient(backend_url).login(username, secret)
     if print_token:
         click.echo(token)

@@ -1,8 +1,10 @@
 """Backend commands of the manual: ``register-repo``, ``update-signers``, ``register-assets``,
-``list-pending``, ``sign-pending``, ``signature-status`` and ``revoke``.
+``list-pending``, ``sign-pending``, ``signature-status`` and ``revoke``; and two public reads,
+``check-index`` (is a release registered and signed) and ``ping``.
 
-Each takes ``-K/--secret-key``, ``-p/-P`` (and ``ASFALOAD_<COMMAND>_PASSWORD[_FILE]``),
-``-u/--backend-url`` and ``--json``, and prints exactly the manual's lines.
+Each of the manual's takes ``-K/--secret-key``, ``-p/-P/--password-command`` (and
+``ASFALOAD_<COMMAND>_PASSWORD[_FILE]``, ``ASFALOAD_PASSWORD_COMMAND``), ``-u/--backend-url`` and
+``--json``, and prints exactly the manual's lines; the public reads take no key.
 
 ``sign-pending`` and ``revoke`` also take ``--git MIRROR``: instead of calling the backend, they
 fetch the mirror repository, build the exact commit the rules derive and ``git push`` it (the
@@ -17,15 +19,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from asfaload import layout
 from asfaload.client.signing import revoke as revoke_file
 from asfaload.client.signing import sign_pending as sign_pending_file
 from asfaload.crypto import SecretKey
-from asfaload.errors import RuleViolation
+from asfaload.errors import NotFoundError, RevokedError, RuleViolation, ThresholdNotMetError
 
 from ._common import (
     BackendUrls,
     backend_url_option,
     dumps_compact,
+    fingerprint_option,
+    fingerprint_writer,
     handle_errors,
     json_option,
     load_secret_key,
@@ -49,9 +54,14 @@ def authenticated(f: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(f)
     def with_key(
-        *args: Any, secret_key: str, password: str | None, password_file: str | None, **kw: Any
+        *args: Any,
+        secret_key: str,
+        password: str | None,
+        password_file: str | None,
+        password_command: str | None,
+        **kw: Any,
     ) -> None:
-        f(*args, key=load_secret_key(secret_key, password, password_file), **kw)
+        f(*args, key=load_secret_key(secret_key, password, password_file, password_command), **kw)
 
     g: Callable[..., None] = handle_errors(with_key)
     g = json_option(g)
@@ -70,9 +80,14 @@ def optionally_authenticated(f: Callable[..., None]) -> Callable[..., None]:
         secret_key: str | None,
         password: str | None,
         password_file: str | None,
+        password_command: str | None,
         **kw: Any,
     ) -> None:
-        key = None if secret_key is None else load_secret_key(secret_key, password, password_file)
+        key = (
+            None
+            if secret_key is None
+            else load_secret_key(secret_key, password, password_file, password_command)
+        )
         f(*args, key=key, **kw)
 
     g: Callable[..., None] = handle_errors(with_key)
@@ -133,7 +148,13 @@ def register_repo(
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """Register a repository with the backend (SIGNERS_FILE_URL: the signers file on the forge)."""
+    """Register a repository with the backend (SIGNERS_FILE_URL: the signers file on the forge).
+
+    \b
+    Examples:
+      asfaload register-repo -K ~/.asfaload/alice https://github.com/acme/tool/blob/main/asfaload.signers/asfaload.signers.json
+      asfaload register-repo -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' SIGNERS_FILE_URL
+    """
     with _client(backend_url, key) as api:
         res = api.register_repo(signers_file_url)
     _print_registration(res, json_output, "Repository registered successfully!", "project")
@@ -148,7 +169,13 @@ def update_signers(
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """Propose an update to an existing project's signers file."""
+    """Propose an update to an existing project's signers file.
+
+    \b
+    Examples:
+      asfaload update-signers -K ~/.asfaload/alice https://github.com/acme/tool/blob/main/asfaload.signers/v2.json
+      ASFALOAD_PASSWORD_COMMAND='pass show asfaload' asfaload update-signers -K KEY NEW_SIGNERS_FILE_URL
+    """
     with _client(backend_url, key) as api:
         res = api.update_signers(signers_file_url)
     _print_registration(res, json_output, "Signers update proposed successfully!", "update")
@@ -178,7 +205,13 @@ def register_assets(
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """Register assets (a GitHub/GitLab release or checksum files) for signing."""
+    """Register assets (a GitHub/GitLab release or checksum files) for signing.
+
+    \b
+    Examples:
+      asfaload register-assets -K ~/.asfaload/alice --github-release-url https://github.com/acme/tool/releases/tag/v1.0
+      asfaload register-assets -K ~/.ssh/id_ed25519 --csum-file https://files.example.com/tool/v1/SHA256SUMS
+    """
     given = sum(1 for x in (github_release_url, gitlab_release_url, csum_files) if x)
     if given != 1:
         raise RuleViolation(
@@ -213,7 +246,13 @@ def list_pending(
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """List the files on the backend that still need your signature."""
+    """List the files on the backend that still need your signature.
+
+    \b
+    Examples:
+      asfaload list-pending -K ~/.asfaload/bob
+      asfaload list-pending -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' --json
+    """
     with _client(backend_url, key) as api:
         files = api.pending_files()
     if json_output:
@@ -236,22 +275,38 @@ def list_pending(
 @click.command("sign-pending")
 @click.argument("file_path")
 @git_option
+@fingerprint_option
 @authenticated
 def sign_pending(
     file_path: str,
     git_mirror: str | None,
+    show_fingerprint: bool,
     key: SecretKey,
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """Sign a pending file (FILE_PATH as printed by list-pending)."""
+    """Sign a pending file (FILE_PATH as printed by list-pending).
+
+    Before signing each file of the request, its path, SHA-512 digest and a randomart picture
+    of the digest are written to stderr (on a terminal, or always with --show-fingerprint):
+    compare them with `asfaload get-digest` of a copy you obtained yourself.
+
+    \b
+    Examples:
+      asfaload sign-pending -K ~/.asfaload/bob https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
+      asfaload sign-pending -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' FILE_PATH
+      asfaload sign-pending -K KEY --show-fingerprint --git https://asfaload.example/mirror.git FILE_PATH
+    """
+    before_sign = fingerprint_writer(show_fingerprint)
     if git_mirror is not None:
         from asfaload.client.gitsign import sign_pending_by_git
 
-        complete = sign_pending_by_git(git_mirror, key, file_path).is_complete
+        complete = sign_pending_by_git(
+            git_mirror, key, file_path, before_sign=before_sign
+        ).is_complete
     else:
         with _client(backend_url, key) as api:
-            complete = sign_pending_file(api, key, file_path)
+            complete = sign_pending_file(api, key, file_path, before_sign=before_sign)
     if json_output:
         click.echo(dumps_compact({"is_complete": complete}))
     else:
@@ -268,7 +323,13 @@ def signature_status(
     json_output: bool,
 ) -> None:
     """Show a file's state (pending, complete or revoked), who signed it and who is still
-    needed, per group; for a revoked file, when and by whom."""
+    needed, per group; for a revoked file, when and by whom.
+
+    \b
+    Examples:
+      asfaload signature-status https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
+      asfaload signature-status --json FILE_PATH
+    """
     with _client(backend_url, key) as api:
         status = api.signature_status(file_path)
     if json_output:
@@ -327,7 +388,13 @@ def revoke(
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """Revoke a previously signed file (FILE_PATH: its mirror path)."""
+    """Revoke a previously signed file (FILE_PATH: its mirror path).
+
+    \b
+    Examples:
+      asfaload revoke -K ~/.asfaload/alice https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
+      asfaload revoke -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' --git MIRROR FILE_PATH
+    """
     if git_mirror is not None:
         from asfaload.client.gitsign import revoke_by_git
 
@@ -343,7 +410,80 @@ def revoke(
         click.echo(f"Success! File revoked: {file_path}")
 
 
+@click.command("check-index")
+@click.argument("url")
+@click.option(
+    "--type",
+    "forge",
+    type=click.Choice(layout.FORGES),
+    help="Forge type; detected from the URL's host when not given.",
+)
+@backend_url_option
+@json_option
+@handle_errors
+def check_index(url: str, forge: str | None, backend_url: str, json_output: bool) -> None:
+    """Is the release of URL registered on the backend, and signed?
+
+    URL is a GitHub or GitLab release page or the download URL of one of its assets (or a file
+    of a file-server project: its directory's index). Prints the release index path and its
+    state; exits 0 only when the index is registered and complete, 1 with one line otherwise
+    (not registered, pending, revoked, or the backend cannot be asked).
+
+    \b
+    Examples:
+      asfaload check-index https://github.com/acme/tool/releases/tag/v1.0
+      asfaload check-index https://github.com/acme/tool/releases/download/v1.0/tool.tar.gz --json
+      asfaload check-index https://gitlab.com/acme/tool/-/releases/v2.0
+    """
+    from asfaload.client.locate import configured_gitlab_hosts
+
+    index = layout.release_index_path(url, forge, gitlab_hosts=configured_gitlab_hosts())
+    with _client(backend_url, None) as api:
+        try:
+            status = api.signature_status(index)
+        except NotFoundError:
+            raise NotFoundError(
+                f"Not registered: the backend has no release index {index}"
+            ) from None
+    if status.status == "revoked":
+        raise RevokedError(f"{index}: revoked")
+    if status.status != "complete":
+        raise ThresholdNotMetError(
+            f"{index}: {status.status} (registered, not yet signed by enough signers)"
+        )
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {"url": url, "index_file_path": index, "registered": True, "status": "complete"}
+            )
+        )
+    else:
+        click.echo(f"{index}: complete")
+
+
+@click.command("ping")
+@backend_url_option
+@json_option
+@handle_errors
+def ping(backend_url: str, json_output: bool) -> None:
+    """Check that the backend answers (GET /v1/ping); exits 1 with one line when it does not.
+
+    \b
+    Examples:
+      asfaload ping
+      asfaload ping -u https://asfaload.example --json
+    """
+    with _client(backend_url, None) as api:
+        doc = api.ping_status()
+    if json_output:
+        click.echo(dumps_compact({"backend_url": backend_url, **doc}))
+    else:
+        click.echo(f"Backend {backend_url} is up (status: {doc['status']})")
+
+
 COMMANDS = (
+    check_index,
+    ping,
     register_repo,
     update_signers,
     register_assets,

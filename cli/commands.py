@@ -12,6 +12,7 @@ import importlib
 import click
 
 COMMANDS: dict[str, str] = {
+    "get-digest": "keys",
     "new-keys": "keys",
     "sign-file": "keys",
     "verify-sig": "keys",
@@ -23,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "sign-pending": "backend",
     "signature-status": "backend",
     "revoke": "backend",
+    "check-index": "backend",
+    "ping": "backend",
     "download": "download",
     "verify-file": "download",
     "serve": "serve",

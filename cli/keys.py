@@ -1,4 +1,4 @@
-"""Local key commands: ``new-keys``, ``sign-file`` and ``verify-sig``."""
+"""Local key commands: ``new-keys``, ``sign-file``, ``verify-sig`` and ``get-digest``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from asfaload.crypto import (
     SignatureFile,
     check_algorithm,
     check_password_strength,
+    digest_string,
     generate_keypair_files,
     keypair_paths,
     read_signature_file,
@@ -22,6 +23,7 @@ from asfaload.crypto import (
     verify_file,
     write_new_file,
 )
+from asfaload.crypto.randomart import randomart
 from asfaload.errors import (
     FormatError,
     PasswordError,
@@ -32,8 +34,11 @@ from asfaload.errors import (
 from asfaload.model.signers import SignersFile
 
 from ._common import (
+    FINGERPRINT_TITLE,
     debug_path,
     dumps_compact,
+    fingerprint_option,
+    fingerprint_writer,
     handle_errors,
     json_option,
     load_secret_key,
@@ -79,10 +84,17 @@ def new_keys(
     algorithm: str,
     password: str | None,
     password_file: str | None,
+    password_command: str | None,
     accept_weak_password: bool,
     json_output: bool,
 ) -> None:
-    """Generate a new signing key pair: <NAME> (secret key) and <NAME>.pub."""
+    """Generate a new signing key pair: <NAME> (secret key) and <NAME>.pub.
+
+    \b
+    Examples:
+      asfaload new-keys -n alice -o ~/.asfaload
+      asfaload new-keys -n alice -o ~/.asfaload -a ed25519 --password-command 'pass show asfaload'
+    """
     algorithm = check_algorithm(algorithm.lower())
     pub_path, sec_path = keypair_paths(name, output_dir)
     shown_sec = os.path.join(output_dir, name)
@@ -93,7 +105,7 @@ def new_keys(
             raise RefusingToOverwriteError(f"Refusing to overwrite existing file {shown}")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise FormatError(f"Output directory is not a directory: {output_dir}")
-    pw = resolve_password(password, password_file, confirm=True)
+    pw = resolve_password(password, password_file, password_command=password_command, confirm=True)
     if not pw:
         raise PasswordError("The password must not be empty")
     if not accept_weak_password:
@@ -128,15 +140,23 @@ def sign_file(
     output_file: str | None,
     password: str | None,
     password_file: str | None,
+    password_command: str | None,
     json_output: bool,
 ) -> None:
     """Sign the SHA-512 digest of a local FILE and write the signature file.
 
     minisign keys write the minisign signature box (`minisign -V -m <digest file>` accepts it);
-    ed25519 keys write a small JSON document with the key and the signature.
+    ed25519 keys (OpenSSH ssh-ed25519 keys included) write a small JSON document with the key
+    and the signature.
+
+    \b
+    Examples:
+      asfaload sign-file release.tar.gz -K ~/.asfaload/alice
+      asfaload sign-file release.tar.gz -K ~/.ssh/id_ed25519 -o release.tar.gz.sig.json
+      asfaload sign-file release.tar.gz -K KEY --password-command 'pass show asfaload'
     """
     digest = sha512_file(file)
-    key = load_secret_key(secret_key, password, password_file)
+    key = load_secret_key(secret_key, password, password_file, password_command)
     out = Path(output_file) if output_file else Path(file + _SIG_SUFFIX[key.algorithm])
     if out.exists() or out.is_symlink():
         raise RefusingToOverwriteError(f"Refusing to overwrite existing file {out}")
@@ -149,10 +169,11 @@ def sign_file(
 
 
 def _load_public_key(value: str) -> PublicKey:
-    """``-k`` takes a key string or the path of a ``.pub`` file."""
+    """``-k`` takes a key string, an OpenSSH ``ssh-ed25519`` line or the path of a ``.pub``
+    file (minisign, asfaload or OpenSSH)."""
     if os.path.isfile(value):
         return PublicKey.from_file(value)
-    return PublicKey.parse(value)
+    return PublicKey.from_input(value)
 
 
 def _artifact_signers(path: str) -> list[PublicKey]:
@@ -222,6 +243,12 @@ def verify_sig(
 
     Accepts signatures over the file's SHA-512 digest (what asfaload signs) and, for minisign,
     signatures the minisign tool made over the file itself, including legacy (-l) ones.
+
+    \b
+    Examples:
+      asfaload verify-sig release.tar.gz -s release.tar.gz.minisig -k alice.pub
+      asfaload verify-sig release.tar.gz -s release.tar.gz.sig.json -k ~/.ssh/id_ed25519.pub
+      asfaload verify-sig release.tar.gz -s SIG --signers-file asfaload.signers.json
     """
     if (public_key is None) == (signers_file is None):
         raise FormatError("Give exactly one of --public-key and --signers-file")
@@ -238,7 +265,44 @@ def verify_sig(
         click.echo(f"Signature verification successful! Signed by {key} {_COVERS[covers]}.")
 
 
+@click.command("get-digest")
+@click.argument("file", type=click.Path(dir_okay=False))
+@fingerprint_option
+@json_option
+@handle_errors
+def get_digest(file: str, show_fingerprint: bool, json_output: bool) -> None:
+    """Print the SHA-512 digest of a local FILE, as `sha512:<hex>`: what a signer signs.
+
+    On a terminal (or always with --show-fingerprint) the digest is also drawn on stderr as the
+    randomart picture sign-pending shows before it signs, so a file fetched from the backend
+    and a copy you made yourself can be compared at a glance.
+
+    \b
+    Examples:
+      asfaload get-digest release.tar.gz
+      asfaload get-digest asfaload.index.json --show-fingerprint
+      asfaload get-digest release.tar.gz --json
+    """
+    digest = sha512_file(file)
+    writer = fingerprint_writer(show_fingerprint)
+    if writer is not None:
+        writer(file, digest)
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {
+                    "file": file,
+                    "digest": digest_string(digest),
+                    "randomart": randomart(digest, FINGERPRINT_TITLE),
+                }
+            )
+        )
+    else:
+        click.echo(digest_string(digest))
+
+
 def register(group: click.Group) -> None:
+    group.add_command(get_digest)
     group.add_command(new_keys)
     group.add_command(sign_file)
     group.add_command(verify_sig)

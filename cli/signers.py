@@ -54,7 +54,7 @@ def _collect(spec: _GroupSpec, strings: tuple[str, ...], files: tuple[str, ...])
     keys: list[PublicKey] = []
     for s in strings:
         try:
-            keys.append(PublicKey.parse(s.strip()))
+            keys.append(PublicKey.from_input(s))
         except AsfaloadError as exc:
             raise type(exc)(f"Invalid key for {spec.key_opt}: {exc}") from None
     for f in files:
@@ -108,14 +108,17 @@ def _key_options(spec: _GroupSpec, short: str, short_threshold: str, what: str) 
             spec.file_opt,
             multiple=True,
             type=click.Path(dir_okay=False),
-            help=f".pub key file of one {spec.noun}. Repeatable.",
+            help=f".pub key file of one {spec.noun} (minisign, asfaload, or OpenSSH "
+            "ssh-ed25519 such as ~/.ssh/id_ed25519.pub). Repeatable.",
         )(f)
         return click.option(
             short,
             spec.key_opt,
             multiple=True,
             metavar="BASE64_KEY",
-            help=f"Public key string of one {spec.noun} (minisign:… or ed25519:…). Repeatable.",
+            help=f"Public key of one {spec.noun}: minisign:…, ed25519:… or an OpenSSH line "
+            "'ssh-ed25519 AAAA… [comment]' (as https://github.com/USER.keys lists them). "
+            "Repeatable.",
         )(f)
 
     return deco
@@ -150,7 +153,19 @@ def new_signers_file(
     output_file: str,
     json_output: bool,
 ) -> None:
-    """Create a new signers file (who signs artifacts, administers and revokes)."""
+    """Create a new signers file (who signs artifacts, administers and revokes).
+
+    Keys are minisign or ed25519, one algorithm per file. OpenSSH ssh-ed25519 public keys
+    (a ~/.ssh/id_ed25519.pub file or its line) are ed25519 keys: their owners sign with
+    -K ~/.ssh/id_ed25519. Other SSH key types (rsa, ecdsa, sk-…) are refused.
+
+    \b
+    Examples:
+      asfaload new-signers-file -a minisign:RW… -a minisign:RW… -A 2 -o signers.json
+      asfaload new-signers-file --artifact-signer-file ~/.ssh/id_ed25519.pub \\
+          --artifact-signer "$(curl -s https://github.com/bob.keys | grep ^ssh-ed25519)" \\
+          -A 2 -o asfaload.signers/asfaload.signers.json
+    """
     out = Path(output_file)
     if out.exists() or out.is_symlink():
         raise RefusingToOverwriteError(f"Refusing to overwrite existing file {output_file}")

@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 
 from asfaload import layout
 from asfaload.client.gitsign import parse_push_output, resolve_remote, sign_pending_by_git
-from asfaload.crypto import PublicKey, SecretKey
+from asfaload.crypto import PublicKey, SecretKey, sha512
 from asfaload.crypto._ed25519 import Argon2Params
+from asfaload.crypto.randomart import randomart
 from asfaload.errors import ConcurrentUpdateError, ConflictError, RuleViolation
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
@@ -201,13 +202,16 @@ def test_activation_and_release_signing_by_git(tmp_path: Path, cheap_kdf: None) 
     res = w.sign("a", INDEX, "--json")
     assert (res.code, json.loads(res.stdout)) == (0, {"is_complete": False}), res.stderr
     assert file_status(w.mirror.view(), INDEX) is FileStatus.PENDING
-    # a relative mirror path, resolved against the caller's directory
+    # a relative mirror path, resolved against the caller's directory; the digest signed is
+    # shown first, as over HTTP
     rel = os.path.relpath(w.path, tmp_path)
     res = cli(
         "sign-pending", "--git", rel, "-K", str(w.key_files["b"]), "-p", PASSWORD, "--json", INDEX,
-        cwd=tmp_path,
+        "--show-fingerprint", cwd=tmp_path,
     )  # fmt: skip
     assert (res.code, json.loads(res.stdout)) == (0, {"is_complete": True}), res.stderr
+    digest = sha512(index_bytes())
+    assert res.stderr == f"{INDEX}\nsha512:{digest.hex()}\n{randomart(digest, 'asfaload')}\n"
     view = w.mirror.view()
     assert file_status(view, INDEX) is FileStatus.COMPLETE
     assert view.read(layout.pending_signatures_path(INDEX)) is None

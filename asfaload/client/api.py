@@ -259,6 +259,14 @@ class BackendClient:
         self._request("GET", "/v1/ping")
         return True
 
+    def ping_status(self) -> dict[str, Any]:
+        """``GET /v1/ping``'s answer, ``{"status": "ok"}`` from a healthy backend."""
+        doc = _expect_dict(self._json("GET", "/v1/ping"), "ping")
+        status = _str_field(doc, "status", "ping")
+        if status != "ok":
+            raise FormatError(f"The backend answered ping with status {status[:60]!r}")
+        return doc
+
     def get_file(self, path: str) -> bytes:
         """Raw bytes of a mirror file (``GET /v1/files/{path}``)."""
         return self._request("GET", "/v1/files/" + encode_path(path)).content

@@ -40,7 +40,7 @@ from ..errors import ConcurrentUpdateError, NetworkError, NotFoundError, RuleVio
 # Through the packages' public facades (docs/architecture.md), not their inner modules.
 from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_request
 from ..store import MAIN, GitTreeView, apply_change
-from .signing import build_revocation, sign_files
+from .signing import BeforeSign, build_revocation, sign_files
 from .source import cache_root
 
 DEFAULT_ATTEMPTS = 5
@@ -286,13 +286,19 @@ def _existing(view: TreeView, path: str) -> bytes:
     return data
 
 
-def signatures_for(view: TreeView, secret_key: SecretKey, subject: str) -> AddSignatures:
+def signatures_for(
+    view: TreeView,
+    secret_key: SecretKey,
+    subject: str,
+    before_sign: BeforeSign | None = None,
+) -> AddSignatures:
     """Our signatures over every file of the pending request of ``subject``, as read from
     ``view`` (the exact bytes the hook will hash)."""
     _existing(view, subject)
     req = pending_request(view, subject)
     files: Mapping[str, bytes] = {f: _existing(view, f) for f in req.files}
-    return AddSignatures(subject, secret_key.public_key, sign_files(secret_key, dict(files)))
+    signatures = sign_files(secret_key, dict(files), before_sign)
+    return AddSignatures(subject, secret_key.public_key, signatures)
 
 
 def sign_pending_by_git(
@@ -303,13 +309,15 @@ def sign_pending_by_git(
     attempts: int = DEFAULT_ATTEMPTS,
     clock: Callable[[], float] = time.time,
     before_push: Callable[[], None] | None = None,
+    before_sign: BeforeSign | None = None,
 ) -> PushedChange:
-    """Sign the pending request of ``file_path`` and push the derived commit to the mirror."""
+    """Sign the pending request of ``file_path`` and push the derived commit to the mirror.
+    ``before_sign`` sees each (path, digest) before it is signed (again on a retry)."""
     subject = layout.check_path(file_path)
     return submit_by_git(
         remote,
         subject,
-        lambda view, _now: signatures_for(view, secret_key, subject),
+        lambda view, _now: signatures_for(view, secret_key, subject, before_sign),
         attempts=attempts,
         clock=clock,
         before_push=before_push,

@@ -8,6 +8,7 @@ signed and submitted in one request, as ``POST /v1/signatures`` requires.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,16 +20,35 @@ if TYPE_CHECKING:  # annotations only: signing by git must not pay for the HTTP 
     from .api import BackendClient, RevokeResult
 
 
-def sign_files(secret_key: SecretKey, files: dict[str, bytes]) -> dict[str, Signature]:
-    return {path: secret_key.sign(sha512(content)) for path, content in files.items()}
+# Called with (mirror path, SHA-512 digest) just before that digest is signed: the CLI shows the
+# signer what is about to be signed (its visual fingerprint).
+BeforeSign = Callable[[str, bytes], None]
 
 
-def sign_pending(backend: BackendClient, secret_key: SecretKey, file_path: str) -> bool:
+def sign_files(
+    secret_key: SecretKey, files: dict[str, bytes], before_sign: BeforeSign | None = None
+) -> dict[str, Signature]:
+    signatures: dict[str, Signature] = {}
+    for path, content in files.items():
+        digest = sha512(content)
+        if before_sign is not None:
+            before_sign(path, digest)
+        signatures[path] = secret_key.sign(digest)
+    return signatures
+
+
+def sign_pending(
+    backend: BackendClient,
+    secret_key: SecretKey,
+    file_path: str,
+    *,
+    before_sign: BeforeSign | None = None,
+) -> bool:
     """Fetch the files to sign for ``file_path``, sign each, submit; True when now complete."""
     files = backend.files_to_sign(file_path)
     if file_path not in files:
         raise FormatError(f"The backend did not return {file_path} among the files to sign")
-    return backend.submit_signatures(file_path, sign_files(secret_key, files))
+    return backend.submit_signatures(file_path, sign_files(secret_key, files, before_sign))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import (
+    AsfaloadError,
     FormatError,
     KeyFormatError,
     NotFoundError,
@@ -25,7 +26,7 @@ from ..errors import (
     SignatureVerificationError,
     UnsupportedAlgorithmError,
 )
-from . import _ed25519, _minisign
+from . import _ed25519, _minisign, _openssh
 from ._encoding import b64decode, b64encode
 
 MINISIGN = "minisign"
@@ -136,14 +137,28 @@ class PublicKey:
         raise KeyFormatError("Unrecognised public key (expected minisign:RW… or ed25519:…)")
 
     @classmethod
+    def from_input(cls, text: str) -> PublicKey:
+        """A key as a person gives it: a key string, a bare minisign key, or an OpenSSH public
+        key line (``ssh-ed25519 AAAA… comment``, read as the ed25519 key it is; other SSH key
+        types are refused). Only people's input takes SSH lines: signers files, envelopes and
+        headers keep to the key strings of :meth:`parse`."""
+        if not isinstance(text, str):
+            raise KeyFormatError("A public key must be a string")
+        text = text.strip()
+        if _openssh.looks_like_public_key_line(text):
+            return cls(ED25519, _openssh.parse_public_key_line(text))
+        return cls.parse(text)
+
+    @classmethod
     def from_text(cls, text: str) -> PublicKey:
-        """Parse the content of a ``.pub`` file: minisign's two lines, or one key string."""
+        """Parse the content of a ``.pub`` file: minisign's two lines, one key string, or one
+        OpenSSH public key line (``ssh-keygen``'s ``id_ed25519.pub``)."""
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if lines and lines[0].startswith("untrusted comment:"):
             lines = lines[1:]
         if len(lines) != 1:
             raise KeyFormatError("A public key file must hold exactly one key")
-        return cls.parse(lines[0])
+        return cls.from_input(lines[0])
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> PublicKey:
@@ -317,9 +332,15 @@ class SecretKey:
 
     @staticmethod
     def text_needs_password(text: str) -> bool:
+        """Whether loading ``text`` needs a password; a file that cannot be one of our secret
+        keys is refused here, before anyone is asked for a password."""
         if text.startswith(_ed25519.FILE_PREFIX):
             return True
-        return _minisign.parse_secret_key_text(text).encrypted
+        if _openssh.is_private_key_text(text):
+            return _openssh.parse_private_key_header(text).encrypted
+        if text.startswith(_minisign.UNTRUSTED_PREFIX):
+            return _minisign.parse_secret_key_text(text).encrypted
+        raise _unrecognised_secret_key(text)
 
     @classmethod
     def needs_password(cls, path: str | os.PathLike[str]) -> bool:
@@ -328,6 +349,12 @@ class SecretKey:
 
     @classmethod
     def from_text(cls, text: str, password: str | None) -> SecretKey:
+        """Any secret key file we read: minisign (encrypted or not), our ed25519 file, or an
+        OpenSSH ``ssh-ed25519`` private key (``id_ed25519``, passphrase or not), which becomes
+        an ed25519 key. ``password`` is ignored for a key that is not encrypted."""
+        if _openssh.is_private_key_text(text):
+            _, seed = _openssh.decrypt_private_key(text, password)
+            return cls(ED25519, seed)
         if text.startswith(_ed25519.FILE_PREFIX):
             blob = _ed25519.parse_secret_key_text(text)
             if password is None:
@@ -340,7 +367,7 @@ class SecretKey:
             if _ed25519.public_from_seed(key.seed) != sk[32:]:
                 raise KeyFormatError("Minisign secret key is inconsistent with its public key")
             return key
-        raise KeyFormatError("Unrecognised secret key file (neither minisign nor asfaload ed25519)")
+        raise _unrecognised_secret_key(text)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], password: str | None) -> SecretKey:
@@ -354,6 +381,28 @@ class SecretKey:
         kdf: _ed25519.Argon2Params | None = None,
     ) -> None:
         write_new_file(Path(path), self.to_text(password, kdf=kdf), mode=0o600)
+
+
+def _unrecognised_secret_key(text: str) -> AsfaloadError:
+    """The one-line refusal of a file that is not a secret key we read, naming what it is when
+    it is a common mistake (a public key, another kind of private key)."""
+    head = text.lstrip()
+    if _openssh.looks_like_public_key_line(head):
+        return KeyFormatError(
+            "This is an OpenSSH public key: give the private key file (id_ed25519, not "
+            "id_ed25519.pub)"
+        )
+    if head.startswith("untrusted comment:") or head.startswith(("minisign:", "ed25519:", "RW")):
+        return KeyFormatError("This is a public key: give the secret key file")
+    if head.startswith("-----BEGIN "):
+        kind = head[len("-----BEGIN ") :].split("-----", 1)[0][:40]
+        return UnsupportedAlgorithmError(
+            f"Unsupported secret key format ({kind}): only minisign, asfaload ed25519 and "
+            "OpenSSH ed25519 keys can sign"
+        )
+    return KeyFormatError(
+        "Unrecognised secret key file (neither minisign, asfaload ed25519 nor OpenSSH ed25519)"
+    )
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> None:
