@@ -421,7 +421,7 @@ def revoke(
 @backend_url_option
 @json_option
 @handle_errors
-def check_index(url: str, forge: str | None, backend_url: str, json_output: bool) -> None:
+def check_index(url: str, forge: str | None, backend_url: BackendUrls, json_output: bool) -> None:
     """Is the release of URL registered on the backend, and signed?
 
     URL is a GitHub or GitLab release page or the download URL of one of its assets (or a file
@@ -465,7 +465,7 @@ def check_index(url: str, forge: str | None, backend_url: str, json_output: bool
 @backend_url_option
 @json_option
 @handle_errors
-def ping(backend_url: str, json_output: bool) -> None:
+def ping(backend_url: BackendUrls, json_output: bool) -> None:
     """Check that the backend answers (GET /v1/ping); exits 1 with one line when it does not.
 
     \b
@@ -475,10 +475,11 @@ def ping(backend_url: str, json_output: bool) -> None:
     """
     with _client(backend_url, None) as api:
         doc = api.ping_status()
+        answered = api.base_url  # the first backend that answered, in failover order
     if json_output:
-        click.echo(dumps_compact({"backend_url": backend_url, **doc}))
+        click.echo(dumps_compact({"backend_url": answered, **doc}))
     else:
-        click.echo(f"Backend {backend_url} is up (status: {doc['status']})")
+        click.echo(f"Backend {answered} is up (status: {doc['status']})")
 
 
 COMMANDS = (
