@@ -32,7 +32,7 @@ EXP = Expirations(root=365, targets=90, snapshot=7, timestamp=1)
 POLICY = RefreshPolicy(margin=6 * H, interval=DAY)
 
 
-# --- what is due, from the tree -----------------------------------------------------------------------
+# --- what is due, from the tree -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ring(tmp_path_factory: pytest.TempPathFactory) -> OnlineKeyring:
     r = OnlineKeyring(tmp_path_factory.mktemp("private"))
@@ -121,7 +121,7 @@ def test_policy_and_config_validation():
             ServerConfig.load(env=bad)
 
 
-# --- the scheduler over a real mirror --------------------------------------------------------------------
+# --- the scheduler over a real mirror -------------------------------------------------------------
 class Clock:
     def __init__(self, now: int) -> None:
         self.now = now

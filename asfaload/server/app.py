@@ -88,7 +88,7 @@ def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Fla
 
     # Imported here: both blueprints import this module's helpers.
     from .git_http import git_blueprint
-    from .tuf_api import tuf_blueprint
+    from .tuf_api import start_refresher, tuf_blueprint
     from .v1 import openapi_bp, v1
     from .web import web
 
@@ -97,6 +97,8 @@ def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Fla
     app.register_blueprint(tuf_blueprint)
     app.register_blueprint(git_blueprint)
     app.register_blueprint(web)
+    # TUF online metadata is re-signed before it expires by one of the server's processes.
+    start_refresher(app, mirror, config)
     return app
 
 
