@@ -16,6 +16,7 @@ import pytest
 from asfaload.errors import ConfigError
 from asfaload.rules.tree import DictTree
 from asfaload.server.config import ServerConfig
+from asfaload.server.tuf_api import refresh_policy
 from asfaload.store import Mirror
 from asfaload.tuf import expiry, repo
 from asfaload.tuf._api import Metadata, Timestamp
@@ -119,6 +120,10 @@ def test_policy_and_config_validation():
     for bad in ({"ASFALOAD_TUF_REFRESH_MARGIN": "0"}, {"ASFALOAD_TUF_REFRESH_INTERVAL": "-5"}):
         with pytest.raises(ConfigError):
             ServerConfig.load(env=bad)
+    # A read-only mirror, or an interval of 0, never re-signs.
+    assert refresh_policy(default) == RefreshPolicy(margin=6 * H, interval=300)
+    assert refresh_policy(ServerConfig(read_only=True)) is None
+    assert refresh_policy(loaded) is None
 
 
 # --- the scheduler over a real mirror -------------------------------------------------------------
@@ -232,11 +237,19 @@ def test_failures_are_logged_and_retried_never_raised(data, caplog):
         assert len(failures) == 1
         assert "alice/my-app" in failures[0].getMessage()
         assert "held by this server" in failures[0].getMessage()
+        assert "retried in 60 s" in failures[0].getMessage()
         refresher.run_once()  # within the retry delay: not tried again
         assert len([r for r in caplog.records if "failed" in r.getMessage()]) == 1
+        # Each further failure waits twice as long (up to an hour).
+        data.clock.now += 60
+        assert refresher.run_once() == 120
+        data.clock.now += 120
+        assert refresher.run_once() == 240
+        failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+        assert len(failures) == 3 and "retried in 240 s" in failures[-1]
 
         shutil.move(hidden, keys_dir)
-        data.clock.now += 60
+        data.clock.now += 240
         refresher.run_once()
         assert data.commits() == commits + 1 and data.timestamp().version == 2
         assert any("re-signed snapshot, timestamp" in r.getMessage() for r in caplog.records)

@@ -28,8 +28,11 @@ from .files import private_file, tuf_private_dir
 from .service import MirrorLike, TufService
 
 LOCK_FILE = "refresh.lock"
-# Seconds before a failed refresh (or a failed look at the mirror) is tried again.
+# Seconds before a failed refresh (or a failed look at the mirror) is tried again; each further
+# failure of the same app doubles it, up to an hour, so that an app that cannot be re-signed
+# until a person acts (its root expired, say) is logged hourly, not every minute.
 RETRY_SECONDS = 60
+MAX_RETRY_SECONDS = 3600
 
 
 class OnlineRefresher:
@@ -60,6 +63,7 @@ class OnlineRefresher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retry_at: dict[AppRef, int] = {}
+        self._failures: dict[AppRef, int] = {}
         # (tip it was read from, app -> when its next refresh falls due)
         self._schedule: tuple[str | None, dict[AppRef, int]] | None = None
 
@@ -125,16 +129,21 @@ class OnlineRefresher:
             try:
                 roles = self.service.refresh_due(ref, self.policy)
             except Exception as exc:  # never into the server: logged, retried later
-                self._retry_at[ref] = now + self._retry
+                failures = self._failures[ref] = self._failures.get(ref, 0) + 1
+                delay = min(
+                    self._retry << min(failures - 1, 16), max(MAX_RETRY_SECONDS, self._retry)
+                )
+                self._retry_at[ref] = now + delay
                 self._log.error(
                     "TUF refresher: re-signing %s/%s failed (retried in %d s): %s",
                     ref.admin,
                     ref.app,
-                    self._retry,
+                    delay,
                     exc,
                 )
                 continue
             self._retry_at.pop(ref, None)
+            self._failures.pop(ref, None)
             refreshed = True
             if roles:
                 self._log.info(
