@@ -25,6 +25,7 @@ from asfaload.tuf.expiry import RefreshPolicy
 from asfaload.tuf.online import OnlineKeyring
 from asfaload.tuf.refresher import OnlineRefresher
 from asfaload.tuf.service import TufService
+from asfaload.verify import verify_repository
 from tests.test_tuf_support import NOW, REF, apply, key, make_root, signed_doc
 
 H = 3600
@@ -194,6 +195,8 @@ def test_the_scheduler_re_signs_once_when_due_and_a_restart_finds_it_done(data):
     assert again.run_once() == (NOW + 20 * H + 18 * H) - data.clock.now
     assert data.commits() == commits + 1
     again.stop()
+    # The scheduled commit passes the replay every mirror runs (the TUF commit check).
+    assert verify_repository(data.mirror.path).ok
 
 
 def test_one_process_re_signs_others_wait_for_the_lock(data):

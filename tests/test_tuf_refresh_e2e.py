@@ -24,6 +24,7 @@ import requests
 
 from asfaload.tuf.accounts import Accounts
 from asfaload.tuf.documents import utc
+from asfaload.verify import verify_repository
 from tests.conftest_server import ASFALOAD, ServerProcess
 from tests.test_tuf_http import CHEAP, Tuf, online_keys
 from tests.test_tuf_support import key, make_root, signed_doc
@@ -241,3 +242,6 @@ def test_server_re_signs_before_expiry_and_a_client_past_it_still_refreshes(tmp_
         assert log.count(f"re-signed snapshot, timestamp for alice/{APP}") == 1, log[-4000:]
     finally:
         shifted.stop()
+    # The scheduled commit passes the replay every mirror runs (the TUF commit check).
+    report = verify_repository(str(data / "mirror.git"))
+    assert report.ok and report.checked >= 3, report.to_dict()
