@@ -20,6 +20,10 @@ deps: $(STAMP)
 	@command -v ssh-keygen >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssh-client; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq openssh-client; fi; }
+	@# TUF expiry is tested at shifted clocks under libfaketime (tests/test_tuf_refresh_e2e.py).
+	@command -v faketime >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq faketime; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq faketime; fi; }
 	@# The web pages are tested in a real headless Chromium (tests/test_web.py).
 	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \

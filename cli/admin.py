@@ -6,11 +6,11 @@ root payloads and sign drafts without another tool (python-tuf and securesystems
 in :mod:`asfaload.tuf.build`).
 
 Server helpers (thin wrappers over :class:`asfaload.tuf.client.TufClient`): ``tuf login`` stores
-a token; ``tuf bootstrap``, ``tuf rotate``, ``tuf pending``, ``tuf sign-pending`` and
-``tuf task`` use it. The token comes from ``--token-file`` (env ``ASFALOAD_TUF_TOKEN_FILE``),
-else ``ASFALOAD_TUF_TOKEN`` (the token itself), else the default token file
-``$XDG_CONFIG_HOME/asfaload/tuf-tokens.json`` (``~/.config/…``), which keeps one token per
-backend URL.
+a token; ``tuf bootstrap``, ``tuf rotate``, ``tuf pending``, ``tuf sign-pending``,
+``tuf status`` and ``tuf task`` use it. The token comes from ``--token-file`` (env
+``ASFALOAD_TUF_TOKEN_FILE``), else ``ASFALOAD_TUF_TOKEN`` (the token itself), else the default
+token file ``$XDG_CONFIG_HOME/asfaload/tuf-tokens.json`` (``~/.config/…``), which keeps one
+token per backend URL.
 """
 
 from __future__ import annotations
@@ -724,6 +724,57 @@ def sign_pending(
         return
     click.echo(f"Signature from {signature['keyid']} accepted")
     click.echo(_describe_write(result.message, result))
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+@tuf_group.command("status")
+@_app_option
+@server_options
+@handle_errors
+def status(app: str, backend_url: str, token_file: Path | None, json_output: bool) -> None:
+    """Show when the app's metadata expires and when the server re-signs it
+    (GET /tuf/v1/metadata/expiry).
+
+    One line per role: its version, its expiry, and when the server re-signs it (targets,
+    snapshot and timestamp, once less than the server's margin is left) or, for the root,
+    that its key holders must publish a new one before then. EXPIRED marks metadata that
+    clients refuse now.
+
+    \b
+    Examples:
+      asfaload tuf status --app my-app
+      asfaload tuf status --app my-app -u https://tuf.example.org --json
+    """
+    found = _client(backend_url, token_file).expiry(app)
+    if json_output:
+        _print_body(found.body)
+        return
+    if found.refresh_enabled:
+        click.echo(
+            f"{app}: the server re-signs online metadata {_duration(found.refresh_margin)}"
+            " before it expires (or at half its lifetime if sooner), looking at least every"
+            f" {_duration(found.refresh_interval)}"
+        )
+    else:
+        click.echo(f"{app}: this server does not re-sign online metadata")
+    for r in found.roles:
+        if r.refresh_at is not None:
+            when = f"re-signed at {r.refresh_at}"
+        elif r.online:
+            when = "not re-signed by this server"
+        else:
+            when = "offline: publish a new root before then"
+        click.echo(
+            f"  {r.role:<9} v{r.version:<4} expires {r.expires}"
+            + ("  EXPIRED" if r.expired else "")
+            + f"  {when}"
+        )
 
 
 @tuf_group.command("task")

@@ -10,7 +10,8 @@ demo). Everything happens on this machine in a temporary directory that is remov
 5. root v2 adds Ben with threshold 2; it is proposed unsigned and collects its signatures through
    the draft flow: Ann signs with ``tuf sign-pending --key``, Ben signs offline with ``tuf sign``
    and the admin posts his signature; the last one publishes v2;
-6. the client refreshes again and now trusts root v2.
+6. the client refreshes again and now trusts root v2;
+7. ``tuf status`` shows when each role expires and when the server re-signs the online ones.
 
 Each step prints the command it runs and that command's output.
 """
@@ -247,6 +248,9 @@ class Demo:
         )
         if root.version != 2 or set(root.roles["root"].keyids) != {ann, ben}:
             raise DemoFailed("the client did not move to root v2 with Ann's and Ben's keys")
+
+        step("Admin: when each role expires, and when the server re-signs it on its own")
+        self.cli("tuf", "status", "--app", APP)
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from .config import ServerConfig
 from .context import STATE_KEY, ServerState, settle_unused_nonce
 from .errors import install_error_handlers
 from .git_http import git_blueprint
-from .tuf_api import tuf_blueprint
+from .tuf_api import start_refresher, tuf_blueprint
 from .v1 import openapi_bp, v1
 from .watch import PendingRefresher
 from .web import web
@@ -86,6 +86,8 @@ def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Fla
     app.register_blueprint(tuf_blueprint)
     app.register_blueprint(git_blueprint)
     app.register_blueprint(web)
+    # TUF online metadata is re-signed before it expires by one of the server's processes.
+    start_refresher(app, mirror, config)
     return app
 
 

@@ -51,6 +51,11 @@ class ServerConfig:
     git_max_push_bytes: int = DEFAULT_GIT_MAX_PUSH_BYTES
     git_timeout: int = 600
     git_max_concurrent: int = 4
+    # TUF online metadata (targets, snapshot, timestamp) is re-signed by the server once less
+    # than this many seconds are left before it expires (capped at half the role's lifetime);
+    # the scheduler looks at the mirror at least every `tuf_refresh_interval` seconds (0: off).
+    tuf_refresh_margin: int = 6 * 3600
+    tuf_refresh_interval: int = 300
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -62,6 +67,10 @@ class ServerConfig:
             raise ConfigError(f"Invalid git_timeout: {self.git_timeout}")
         if not 1 <= self.git_max_concurrent <= 256:
             raise ConfigError(f"Invalid git_max_concurrent: {self.git_max_concurrent}")
+        if self.tuf_refresh_margin < 1:
+            raise ConfigError(f"Invalid tuf_refresh_margin: {self.tuf_refresh_margin}")
+        if self.tuf_refresh_interval < 0:
+            raise ConfigError(f"Invalid tuf_refresh_interval: {self.tuf_refresh_interval}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"Invalid port: {self.port}")
         if not 1 <= self.workers <= 64:
@@ -138,6 +147,8 @@ _INT_FIELDS = {
     "git_max_push_bytes",
     "git_timeout",
     "git_max_concurrent",
+    "tuf_refresh_margin",
+    "tuf_refresh_interval",
 }
 
 
@@ -191,6 +202,8 @@ _ENV = {
     "ASFALOAD_MAX_PUSH_BYTES": "git_max_push_bytes",
     "ASFALOAD_GIT_TIMEOUT": "git_timeout",
     "ASFALOAD_GIT_MAX_CONCURRENT": "git_max_concurrent",
+    "ASFALOAD_TUF_REFRESH_MARGIN": "tuf_refresh_margin",
+    "ASFALOAD_TUF_REFRESH_INTERVAL": "tuf_refresh_interval",
 }
 
 

@@ -32,6 +32,9 @@ def _close_state(app: Flask) -> None:
     st: ServerState | None = app.extensions.get(STATE_KEY)
     if st is None:
         return
+    from .tuf_api import stop_refresher
+
+    stop_refresher(app)
     st.refresher.stop()
     # The pending index's cache file is written lazily; leave it current for the next start.
     st.backend.pending.close()

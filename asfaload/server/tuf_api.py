@@ -2,29 +2,36 @@
 
 Shapes, messages and status codes follow FaynoSync and the Asfaload manual, with these fixes
 (a valid partial signature is a 200 with progress, roots python-tuf cannot read are refused,
-published roots re-sign snapshot and timestamp). The work itself is in :mod:`asfaload.tuf`.
+published roots re-sign snapshot and timestamp) and one addition: the server re-signs online
+metadata before it expires (:func:`start_refresher`) and ``GET /tuf/v1/metadata/expiry`` shows
+when. The work itself is in :mod:`asfaload.tuf`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 
 from ..errors import AuthenticationError, FormatError
 from ..model import parse_json
 from ..tuf.accounts import User
 from ..tuf.documents import AppRef, Expirations, validate_app_name
 from ..tuf.errors import TufError
-from ..tuf.service import TufService
+from ..tuf.expiry import RefreshPolicy
+from ..tuf.refresher import OnlineRefresher
+from ..tuf.service import MirrorLike, TufService
+from .config import ServerConfig
 from .context import state
 from .errors import json_response as _json
 
 tuf_blueprint = Blueprint("tuf", __name__)
 
 _SERVICE_KEY = "asfaload.tuf"
+_REFRESHER_KEY = "asfaload.tuf.refresher"
 _lock = threading.Lock()
 
 
@@ -38,6 +45,31 @@ def service() -> TufService:
                 svc = TufService(st.mirror, st.config.private_dir)
                 current_app.extensions[_SERVICE_KEY] = svc
     return svc
+
+
+# --- re-signing online metadata before it expires -------------------------------------------------
+def refresh_policy(config: ServerConfig) -> RefreshPolicy | None:
+    """How this server re-signs online metadata; None when it does not (read-only, or off)."""
+    if config.read_only or config.tuf_refresh_interval == 0:
+        return None
+    return RefreshPolicy(config.tuf_refresh_margin, config.tuf_refresh_interval)
+
+
+def start_refresher(app: Flask, mirror: MirrorLike, config: ServerConfig) -> None:
+    """Run the scheduler in this process; of all the server's processes, the one holding its
+    lock re-signs (asfaload.tuf.refresher)."""
+    policy = refresh_policy(config)
+    if policy is None:
+        return
+    log = logging.getLogger("asfaload.server.tuf")
+    refresher = OnlineRefresher(mirror, config.private_dir, policy, log=log)
+    app.extensions[_REFRESHER_KEY] = refresher.start()
+
+
+def stop_refresher(app: Flask) -> None:
+    refresher: OnlineRefresher | None = app.extensions.pop(_REFRESHER_KEY, None)
+    if refresher is not None:
+        refresher.stop()
 
 
 # --- plumbing -------------------------------------------------------------------------------------
@@ -225,6 +257,27 @@ def online() -> Response:
 def trusted_root() -> Response:
     ref = _app_ref()
     return _json({"data": {"trusted_root": service().trusted_root(ref, int(time.time()))}})
+
+
+@tuf_blueprint.get("/tuf/v1/metadata/expiry")
+def expiry() -> Response:
+    """Each published role's version and expiry, and when this server re-signs it."""
+    ref = _app_ref()
+    config = state().config
+    policy = refresh_policy(config)
+    roles = service().expiries(ref, policy)
+    now = int(time.time())
+    refresh = {
+        "enabled": policy is not None,
+        "margin": config.tuf_refresh_margin,
+        "interval": config.tuf_refresh_interval,
+    }
+    return _json(
+        {
+            "data": {"roles": [r.to_dict(now) for r in roles], "refresh": refresh},
+            "message": "Metadata expiry.",
+        }
+    )
 
 
 @tuf_blueprint.get("/tuf/v1/task")

@@ -180,6 +180,63 @@ class TaskState:
         return ""
 
 
+@dataclass(frozen=True)
+class RoleExpiryState:
+    """One role of ``GET /tuf/v1/metadata/expiry``; times are TUF's ``YYYY-MM-DDTHH:MM:SSZ``."""
+
+    role: str
+    version: int
+    expires: str
+    expired: bool
+    online: bool
+    refresh_at: str | None
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RoleExpiryState:
+        what = "metadata expiry"
+        d = _dict(d, what)
+        version, refresh_at = d.get("version"), d.get("refresh_at")
+        if not isinstance(version, int) or not (refresh_at is None or isinstance(refresh_at, str)):
+            raise FormatError(f"Unexpected server answer for {what}")
+        return cls(
+            _str(d, "role", what),
+            version,
+            _str(d, "expires", what),
+            bool(d.get("expired")),
+            bool(d.get("online")),
+            refresh_at,
+        )
+
+
+@dataclass(frozen=True)
+class ExpiryStatus:
+    """``GET /tuf/v1/metadata/expiry``: the roles, and whether and how the server re-signs."""
+
+    roles: tuple[RoleExpiryState, ...]
+    refresh_enabled: bool
+    refresh_margin: int
+    refresh_interval: int
+    body: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_body(cls, body: Any) -> ExpiryStatus:
+        what = "metadata expiry"
+        data = _dict(_dict(body, what).get("data"), what)
+        roles, refresh = data.get("roles"), _dict(data.get("refresh"), what)
+        margin, interval = refresh.get("margin"), refresh.get("interval")
+        if not isinstance(roles, list) or not isinstance(margin, int):
+            raise FormatError(f"Unexpected server answer for {what}")
+        if not isinstance(interval, int):
+            raise FormatError(f"Unexpected server answer for {what}")
+        return cls(
+            tuple(RoleExpiryState.from_dict(r) for r in roles),
+            bool(refresh.get("enabled")),
+            margin,
+            interval,
+            body,
+        )
+
+
 # --- the client ----------------------------------------------------------------------------------
 class TufClient:
     """One server; ``token`` (from :meth:`login`) is needed by every ``/tuf/v1`` call."""
@@ -327,6 +384,12 @@ class TufClient:
         body = _dict(self._request("GET", "/tuf/v1/metadata/root", params={"appName": app}), "root")
         root = _dict(body.get("data"), "root").get("trusted_root")
         return _dict(root, "root") if root is not None else None
+
+    def expiry(self, app: str) -> ExpiryStatus:
+        """``GET /tuf/v1/metadata/expiry``: per role its version, expiry and next re-signing."""
+        return ExpiryStatus.from_body(
+            self._request("GET", "/tuf/v1/metadata/expiry", params={"appName": app})
+        )
 
     def task(self, task_id: str) -> TaskState:
         body = _dict(self._request("GET", "/tuf/v1/task", params={"task_id": task_id}), "task")

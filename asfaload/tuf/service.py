@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..rules.tree import Change, TreeView
-from . import repo
+from . import expiry, repo
 from .accounts import Accounts
 from .documents import ONLINE_ROLES, AppRef, Expirations, load_json
 from .errors import TASK_NOT_ACCEPTED, TufError
+from .expiry import RefreshPolicy
 from .files import private_dirs, tuf_private_dir, write_private
 from .online import OnlineKeyring
 from .repo import NothingToCommit, Progress, RootOutcome
@@ -28,6 +29,8 @@ from .tasks import TaskStore
 
 class MirrorLike(Protocol):
     """What we need of :class:`asfaload.store.Mirror`."""
+
+    def head(self) -> str | None: ...
 
     def view(self, commit: str | None = None) -> TreeView: ...
 
@@ -219,16 +222,8 @@ class TufService:
             raise TufError(
                 "Requires bootstrap finished. State: ", status=404, message=TASK_NOT_ACCEPTED
             )
-        keys = self.keyring.signers()
-        exp = self.expirations(ref)
-        updated: list[str] = []
-
-        def fn(v: TreeView, now: int) -> RootOutcome:
-            change, roles_done = repo.refresh_online(v, now, ref, requested, exp, keys)
-            updated[:] = roles_done
-            return RootOutcome(change, Progress(0, 0, _EMPTY, _EMPTY), published=False)
-
-        self._run(fn)
+        updated = self._resign(ref, lambda view, now, exp: requested)
+        assert updated is not None
         tid = self.tasks.record(
             ref,
             "force_online_metadata_update",
@@ -238,6 +233,58 @@ class TufService:
         )
         return Done(tid, _now())
 
+    def refresh_due(self, ref: AppRef, policy: RefreshPolicy) -> list[str]:
+        """Re-sign the app's online roles that are due under ``policy``; the roles re-signed.
+
+        What is due is decided again inside the write, on the tip and at the commit time, so
+        a refresh that another process already made is not made twice: [] then, and no commit.
+        """
+        updated = self._resign(
+            ref, lambda view, now, exp: expiry.due_roles(view, ref, exp, policy, now)
+        )
+        if updated is None:
+            return []
+        self.tasks.record(
+            ref,
+            "scheduled_online_metadata_update",
+            "SUCCESS",
+            "Online metadata re-signed before it expires",
+            details={"updated_roles": updated},
+        )
+        return updated
+
+    def _resign(
+        self, ref: AppRef, roles: Callable[[TreeView, int, Expirations], list[str]]
+    ) -> list[str] | None:
+        """One commit re-signing ``roles(view, now, expirations)``: the roles written, or None
+        when that list is empty (nothing is committed)."""
+        keys = self.keyring.signers()
+        exp = self.expirations(ref)
+        updated: list[str] = []
+
+        def fn(v: TreeView, now: int) -> RootOutcome:
+            wanted = roles(v, now, exp)
+            if not wanted:
+                raise _NothingDue
+            change, roles_done = repo.refresh_online(v, now, ref, wanted, exp, keys)
+            updated[:] = roles_done
+            return RootOutcome(change, Progress(0, 0, _EMPTY, _EMPTY), published=False)
+
+        try:
+            self._run(fn)
+        except _NothingDue:
+            return None
+        return updated
+
+    def expiries(self, ref: AppRef, policy: RefreshPolicy | None) -> list[expiry.RoleExpiry]:
+        """The app's published roles with their expiry and when this server re-signs them."""
+        view = self.mirror.view()
+        if not repo.is_bootstrapped(view, ref):
+            raise TufError(
+                "Requires bootstrap finished. State: ", status=404, message=TASK_NOT_ACCEPTED
+            )
+        return expiry.expiries(view, ref, self.expirations(ref), policy)
+
     def _retire_draft_task(self, ref: AppRef, why: str) -> None:
         old = self.tasks.draft_task(ref)
         if old is not None:
@@ -246,6 +293,10 @@ class TufService:
 
 
 _EMPTY = repo.Side(0, (), ())
+
+
+class _NothingDue(Exception):
+    """Raised inside a write that finds nothing to re-sign: the store then commits nothing."""
 
 
 def _now() -> str:
