@@ -44,7 +44,7 @@ from ..errors import (
 )
 from ..model import SignaturesFile, SignersFile
 from . import history as hist
-from .groups import group_keys
+from .groups import group_keys, signature_is_valid
 from .queries import (
     PendingRequest,
     RequestKind,
@@ -57,7 +57,6 @@ from .queries import (
     kind_file_bytes,
     pending_request,
     request_signers,
-    signature_is_valid,
     signed_keys,
 )
 from .tree import Change, OverlayTree, TreeView

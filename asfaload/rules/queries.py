@@ -22,7 +22,7 @@ from enum import Enum
 from functools import lru_cache
 
 from .. import layout
-from ..crypto import PublicKey, Signature, sha512
+from ..crypto import PublicKey, sha512
 from ..errors import (
     AsfaloadError,
     ConflictError,
@@ -31,7 +31,7 @@ from ..errors import (
     ThresholdNotMetError,
 )
 from ..model import SignaturesFile, SignersFile
-from .groups import group_keys, groups_met
+from .groups import group_keys, groups_met, valid_signers
 from .tree import TreeView
 
 KIND_INITIAL = "initial"
@@ -92,23 +92,6 @@ def parse_signatures(raw: bytes) -> SignaturesFile:
     pending signatures file once per signature, and the first signer of every request reads
     the same empty envelope."""
     return SignaturesFile.from_bytes(raw)
-
-
-def signature_is_valid(key: PublicKey, digest: bytes, sig: Signature) -> bool:
-    """``key.is_valid(digest, sig)``, memoised. The minisign box is part of the memo key (it
-    is excluded from Signature equality, and its global signature is checked too)."""
-    return _signature_is_valid(key, digest, sig, sig.box)
-
-
-@lru_cache(maxsize=1 << 14)
-def _signature_is_valid(key: PublicKey, digest: bytes, sig: Signature, box: object) -> bool:
-    return key.is_valid(digest, sig)
-
-
-def valid_signers(sigs: SignaturesFile, digest: bytes) -> frozenset[PublicKey]:
-    """:func:`asfaload.rules.groups.valid_signers` through the signature memo: keys of ``sigs``
-    whose signature verifies over ``digest``."""
-    return frozenset(pk for pk, sig in sigs.entries.items() if signature_is_valid(pk, digest, sig))
 
 
 # --- projects and signers -------------------------------------------------------------------------

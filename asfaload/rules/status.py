@@ -29,7 +29,7 @@ from ..model import SignaturesFile, SignerGroup, SignersFile
 from ..model.revocation import RevocationDocument
 from ..model.timestamps import format_rfc3339, to_unix
 from . import queries
-from .groups import group_met
+from .groups import group_met, valid_signers
 from .queries import FileStatus, RequestKind
 from .tree import TreeView
 
@@ -219,7 +219,7 @@ def _valid(view: TreeView, subject: str, envelope_path: str) -> frozenset[Public
     raw = view.read(subject)
     if raw is None:
         return frozenset()
-    return queries.valid_signers(_envelope(view, envelope_path), sha512(raw))
+    return valid_signers(_envelope(view, envelope_path), sha512(raw))
 
 
 def _pending_parts(

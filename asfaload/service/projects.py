@@ -29,6 +29,7 @@ from ..model.index import PublishedFile, ReleaseIndex
 from ..model.metadata import SignersMetadata
 from ..model.signers import GROUP_NAMES
 from ..rules import queries
+from ..rules.groups import valid_signers
 from ..rules.status import FileReport, file_report
 from ..rules.tree import TreeView
 
@@ -202,8 +203,8 @@ def _history(view: TreeView, project: str) -> tuple[HistoryView, ...]:
     history = SignersHistory.from_bytes(view.read(layout.history_path(project)) or b"")
     out: list[HistoryView] = []
     for e in history.entries:
-        on_file = queries.valid_signers(e.signatures, sha512(e.signers_file.raw))
-        on_meta = queries.valid_signers(e.metadata_signatures, sha512(e.metadata.raw))
+        on_file = valid_signers(e.signatures, sha512(e.signers_file.raw))
+        on_meta = valid_signers(e.metadata_signatures, sha512(e.metadata.raw))
         out.append(
             HistoryView(
                 obsoleted_at=e.obsoleted_at,
