@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from asfaload.crypto import SecretKey  # noqa: E402
+from asfaload.replication.replay import verify_commit  # noqa: E402
 from asfaload.service.pending import RulesPendingPolicy  # noqa: E402
 from asfaload.store import MAIN, Mirror, PendingIndex, diff_trees  # noqa: E402
-from asfaload.verify import verify_commit  # noqa: E402
 from bench.support import Ops, build_mirror, template_project  # noqa: E402
 
 SIZES = (1_000, 100_000)

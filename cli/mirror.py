@@ -121,8 +121,8 @@ def verify_command(
       asfaload mirror verify --data-dir /srv/asfaload-data
       asfaload mirror verify --repo /srv/git/mirror.git --json
     """
-    from asfaload.mirror_status import record_error, record_verified
-    from asfaload.verify import verify_repository
+    from asfaload.replication.replay import verify_repository
+    from asfaload.replication.status import record_error, record_verified
 
     path = _repo_path(target, data_dir, repo)
     if not path.is_dir():
@@ -209,7 +209,7 @@ def sync_command(
       asfaload mirror sync --data-dir /srv/ro-data --json
       asfaload mirror sync --data-dir /srv/ro-data --watch 60
     """
-    from asfaload import mirror_sync
+    from asfaload.replication import sync as mirror_sync
 
     path = _repo_path(None, data_dir, repo)
     watching = interval is not None
@@ -259,7 +259,7 @@ def sync_command(
 def _failure_line(exc: AsfaloadError) -> str:
     """One line for a failed sync: the first bad commit and where main stayed, or the error."""
     from asfaload.errors import one_line
-    from asfaload.mirror_sync import RejectedHistoryError
+    from asfaload.replication.sync import RejectedHistoryError
 
     if isinstance(exc, RejectedHistoryError):
         bad = exc.bad
@@ -272,7 +272,7 @@ def _failure_line(exc: AsfaloadError) -> str:
 
 
 def _failure_dict(exc: AsfaloadError) -> dict[str, object]:
-    from asfaload.mirror_sync import HistoryRewriteError, RejectedHistoryError
+    from asfaload.replication.sync import HistoryRewriteError, RejectedHistoryError
 
     out: dict[str, object] = {"ok": False, "error": str(exc)}
     if isinstance(exc, RejectedHistoryError):
@@ -313,7 +313,7 @@ def status_command(data_dir: Path | None, repo: Path | None, json_output: bool) 
       asfaload mirror status --data-dir /srv/ro-data
       asfaload mirror status --repo /srv/git/mirror.git --json
     """
-    from asfaload.mirror_status import mirror_status
+    from asfaload.replication.status import mirror_status
 
     path = _repo_path(None, data_dir, repo)
     try:

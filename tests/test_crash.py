@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pygit2
 
+from asfaload.replication.replay import verify_range
 from asfaload.store import Mirror
 from asfaload.store.durable import WriterLock, lock_path_for
-from asfaload.verify import verify_range
 
 ROOT = Path(__file__).resolve().parent.parent
 ASFALOAD = str(ROOT / ".venv" / "bin" / "asfaload")

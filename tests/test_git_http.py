@@ -173,7 +173,7 @@ def test_push_body_over_the_cap_is_refused(tmp_path: Path, tool_key: SecretKey, 
 
 def test_read_only_server_refuses_pushes_naming_the_primary(primary, tmp_path: Path) -> None:
     server, mirror, keys = primary
-    from asfaload.mirror_sync import sync
+    from asfaload.replication.sync import sync
 
     data = tmp_path / "ro"
     data.mkdir()

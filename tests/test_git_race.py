@@ -16,8 +16,8 @@ from asfaload.client.gitsign import sign_pending_by_git
 from asfaload.client.signing import sign_pending
 from asfaload.crypto import SecretKey
 from asfaload.model import SignaturesFile
+from asfaload.replication.replay import verify_repository
 from asfaload.rules import RegisterRelease
-from asfaload.verify import verify_repository
 from tests.conftest_server import server_with_project
 from tests.test_rules_support import P, index_bytes
 

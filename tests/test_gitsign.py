@@ -34,9 +34,9 @@ from asfaload.crypto.randomart import randomart
 from asfaload.errors import ConcurrentUpdateError, ConflictError, RuleViolation
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
+from asfaload.replication.replay import verify_repository
 from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
 from asfaload.store import MAIN, Mirror
-from asfaload.verify import verify_repository
 from tests.conftest_server import ServerProcess
 from tests.test_rules_support import (
     ACTIVE_SF,

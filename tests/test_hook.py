@@ -20,6 +20,7 @@ from pygit2.enums import FileMode
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
 from asfaload.model.revocation import RevocationDocument
+from asfaload.replication.replay import verify_repository
 from asfaload.rules import (
     FileStatus,
     Register,
@@ -33,7 +34,6 @@ from asfaload.rules.tree import Change, TreeView
 from asfaload.service.pending import RulesPendingPolicy
 from asfaload.store import MAIN, Mirror, apply_change
 from asfaload.store.pending import PendingIndex
-from asfaload.verify import verify_repository
 from tests.git_support import plant_empty_tree
 from tests.test_rules_support import (
     ACTIVE_SF,

@@ -26,7 +26,7 @@ import requests
 
 from asfaload.client.api import BackendClient, _fails_over, parse_backend_urls
 from asfaload.errors import FormatError, NetworkError, NotFoundError
-from asfaload.mirror_status import STATUS_FILE
+from asfaload.replication.status import STATUS_FILE
 from asfaload.rules.tree import Change
 from asfaload.store import MAIN
 from asfaload.store.gittree import apply_change

@@ -31,8 +31,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asfaload.errors import ConcurrentUpdateError, FormatError
-from asfaload.mirror_status import STATUS_FILE
-from asfaload.mirror_sync import (
+from asfaload.replication.replay import verify_repository
+from asfaload.replication.status import STATUS_FILE
+from asfaload.replication.sync import (
     QUARANTINE_REF,
     FetchError,
     HistoryRewriteError,
@@ -48,7 +49,6 @@ from asfaload.mirror_sync import (
 from asfaload.rules import RegisterRelease
 from asfaload.rules.tree import Change
 from asfaload.store import MAIN, Mirror
-from asfaload.verify import verify_repository
 from cli.main import cli
 from examples.harness import (
     ASFALOAD,

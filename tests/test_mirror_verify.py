@@ -28,10 +28,10 @@ from asfaload.crypto import SecretKey, sha512
 from asfaload.model import SignaturesFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.revocation import RevocationDocument
+from asfaload.replication.replay import tree_diff, verify_range, verify_repository
 from asfaload.rules import ProposeUpdate, Register, RegisterRelease, Revoke
 from asfaload.rules.tree import Change
 from asfaload.store import MAIN, Mirror, apply_change, diff_trees
-from asfaload.verify import tree_diff, verify_range, verify_repository
 from cli.main import cli
 from tests.git_support import plant_empty_tree
 from tests.test_rules_support import (

@@ -17,9 +17,9 @@ from pathlib import Path
 from asfaload import layout
 from asfaload.crypto import SecretKey
 from asfaload.errors import AsfaloadError
+from asfaload.replication.replay import verify_repository
 from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
 from asfaload.store import Mirror
-from asfaload.verify import verify_repository
 from tests.test_mirror_verify import index_bytes
 from tests.test_rules_support import P, metadata_bytes, sign_op, signers_bytes
 

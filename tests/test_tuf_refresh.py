@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from asfaload.errors import ConfigError
+from asfaload.replication.replay import verify_repository
 from asfaload.rules.tree import DictTree
 from asfaload.server.config import ServerConfig
 from asfaload.server.tuf_api import refresh_policy
@@ -25,7 +26,6 @@ from asfaload.tuf.expiry import RefreshPolicy
 from asfaload.tuf.online import OnlineKeyring
 from asfaload.tuf.refresher import OnlineRefresher
 from asfaload.tuf.service import TufService
-from asfaload.verify import verify_repository
 from tests.test_tuf_support import NOW, REF, apply, key, make_root, signed_doc
 
 H = 3600

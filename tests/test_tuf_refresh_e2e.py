@@ -22,9 +22,9 @@ from typing import Any
 
 import requests
 
+from asfaload.replication.replay import verify_repository
 from asfaload.tuf.accounts import Accounts
 from asfaload.tuf.documents import utc
-from asfaload.verify import verify_repository
 from tests.conftest_server import ASFALOAD, ServerProcess
 from tests.test_tuf_http import CHEAP, Tuf, online_keys
 from tests.test_tuf_support import key, make_root, signed_doc

@@ -24,7 +24,7 @@ import pygit2
 import pytest
 
 from asfaload import layout
-from asfaload.mirror_status import STATUS_FILE
+from asfaload.replication.status import STATUS_FILE
 from asfaload.rules.tree import Change
 from asfaload.store import MAIN
 from examples.harness import (

@@ -10,10 +10,10 @@ is written once against the protocol and never trusts either source.
 
 A mirror named by a git URL is fetched into a per-URL cache repository and every new commit is
 replayed through the rules before it is used, exactly as ``asfaload mirror sync`` does
-(:func:`asfaload.mirror_sync.sync`): a hostile mirror cannot feed a rewritten history, or a
+(:func:`asfaload.replication.sync.sync`): a hostile mirror cannot feed a rewritten history, or a
 commit the rules do not derive, to the client. A local path is replayed the same way, from its
 root, unless ``mirror sync`` or ``mirror verify`` already recorded this very tip as verified
-(:mod:`asfaload.mirror_status`): a plain ``git clone`` of an untrusted mirror is checked before
+(:mod:`asfaload.replication.status`): a plain ``git clone`` of an untrusted mirror is checked before
 use, a mirror kept by ``mirror sync`` is not replayed again.
 """
 
@@ -98,8 +98,8 @@ class GitMirrorSource:
     def verify(self) -> None:
         """Replay the history of this tip through the rules, unless a sync or verify of this
         repository already recorded the tip as verified. VerificationError when it fails."""
-        from ..mirror_status import recorded
-        from ..verify import verify_history
+        from ..replication.replay import verify_history
+        from ..replication.status import recorded
 
         verified = recorded(self._repo.path).get("last_verified")
         if isinstance(verified, dict) and verified.get("tip") == self.tip:
@@ -134,7 +134,7 @@ class GitMirrorSource:
 
 def is_git_url(spec: str) -> bool:
     """True for ``scheme://…`` (a mirror to fetch); anything else is a local path."""
-    from ..mirror_sync import is_url
+    from ..replication.sync import is_url
 
     return is_url(spec)
 
@@ -168,7 +168,7 @@ def open_mirror(spec: str, cache: Path | None = None) -> GitMirrorSource:
         local = GitMirrorSource(spec)
         local.verify()
         return local
-    from .. import mirror_sync
+    from ..replication import sync as mirror_sync
 
     path = mirror_cache_path(spec, cache)
     try:

@@ -33,7 +33,7 @@ from typing import IO, cast
 from flask import Blueprint, Response, request, stream_with_context
 
 from ..errors import AsfaloadError
-from ..mirror_sync import primary_of
+from ..replication.sync import primary_of
 from .context import state
 
 log = logging.getLogger("asfaload.server.git")

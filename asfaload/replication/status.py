@@ -27,8 +27,8 @@ from typing import Any
 
 import pygit2
 
-from .errors import StoreError
-from .store.durable import WriterLock
+from ..errors import StoreError
+from ..store.durable import WriterLock
 
 __all__ = [
     "LOCK_FILE",

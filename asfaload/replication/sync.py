@@ -8,8 +8,8 @@ A read-only mirror never trusts its primary. Each sync (gittuf's ``RSLFetch`` pa
    served repository unverified;
 2. refuse a fetched tip that does not contain our ``main`` (a history rewrite, or a rollback to
    an older state): our ``main`` is already trusted and never moves backwards or sideways;
-3. replay the new commits through the rules engine (:func:`asfaload.verify.verify_range`, or
-   :func:`~asfaload.verify.verify_history` from the root on the first sync);
+3. replay the new commits through the rules engine (:func:`asfaload.replication.replay.verify_range`, or
+   :func:`~asfaload.replication.replay.verify_history` from the root on the first sync);
 4. only then copy the verified objects into the mirror (a local ``git fetch`` from the scratch
    repository), move ``refs/heads/main`` with a compare-and-swap (``git update-ref NEW OLD``)
    and refresh the dumb-HTTP info files (``git update-server-info``).
@@ -41,7 +41,7 @@ from typing import Any
 
 import pygit2
 
-from .errors import (
+from ..errors import (
     AsfaloadError,
     ConcurrentUpdateError,
     FormatError,
@@ -49,10 +49,10 @@ from .errors import (
     StoreError,
     VerificationError,
 )
-from .mirror_status import PRIMARY_CONFIG, READONLY_CONFIG, record_error, record_verified
-from .store.durable import WriterLock, lock_path_for
-from .store.mirror import init_bare_repository
-from .verify import BadCommit, VerifyReport, verify_history, verify_range
+from ..store.durable import WriterLock, lock_path_for
+from ..store.mirror import init_bare_repository
+from .replay import BadCommit, VerifyReport, verify_history, verify_range
+from .status import PRIMARY_CONFIG, READONLY_CONFIG, record_error, record_verified
 
 __all__ = [
     "QUARANTINE_REF",
@@ -361,7 +361,7 @@ def sync(repo_path: str, source: str | None = None) -> SyncResult:
     defaults to the primary recorded at creation. Raises :class:`FetchError`,
     :class:`HistoryRewriteError`, :class:`RejectedHistoryError` (``main`` unchanged) or
     :class:`~asfaload.errors.ConcurrentUpdateError`. The outcome is recorded for
-    ``mirror status`` (:mod:`asfaload.mirror_status`).
+    ``mirror status`` (:mod:`asfaload.replication.status`).
     """
     repo_path = os.path.abspath(repo_path)
     try:

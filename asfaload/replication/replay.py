@@ -22,11 +22,11 @@ from typing import Any
 
 import pygit2
 
-from .errors import AsfaloadError, CommitRefused
-from .replication.commits import CommitChecker, Door, infer_any_operation
-from .rules.tree import Change
-from .store import MAIN
-from .store.gittree import diff_trees
+from ..errors import AsfaloadError, CommitRefused
+from ..rules.tree import Change
+from ..store import MAIN
+from ..store.gittree import diff_trees
+from .commits import CommitChecker, Door, infer_any_operation
 
 __all__ = [
     "BadCommit",
