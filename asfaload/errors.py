@@ -7,6 +7,9 @@ Every failure a user can cause maps to a subclass of :class:`AsfaloadError`. The
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 def one_line(text: str) -> str:
     """``text`` with every run of white space (newlines included) folded to one space: how a
@@ -168,3 +171,44 @@ def error_class_for_status(status: int) -> type[AsfaloadError]:
     if status in by_status:
         return by_status[status]
     return StoreError if status >= 500 else RuleViolation
+
+
+# --- TUF ----------------------------------------------------------------------------------------
+# The TUF endpoints follow FaynoSync's contract: some failures carry two fields, a headline
+# ``message`` and a detailed ``error``, and clients match on both.
+class TufError(AsfaloadError):
+    """A TUF request refused with FaynoSync's status, ``error`` text and optional ``message``."""
+
+    def __init__(
+        self,
+        error: str,
+        *,
+        status: int = 400,
+        message: str | None = None,
+        details: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.error = error
+        self.http_status = status
+        self.message = message
+        self.details = details
+        self.data = dict(data) if data is not None else None
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body FaynoSync sends for this failure."""
+        out: dict[str, Any] = {"error": self.error}
+        if self.message is not None:
+            out["message"] = self.message
+        if self.details is not None:
+            out["details"] = self.details
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+# Headlines the TUF endpoints answer with (FaynoSync's), kept in one place so tests and handlers
+# agree.
+UPDATE_FAILED = "Metadata Update Failed"
+SIGNATURE_FAILED = "Signature Failed"
+TASK_NOT_ACCEPTED = "Task not accepted."

@@ -15,12 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asfaload.errors import FormatError
+from asfaload.errors import FormatError, TufError
 from asfaload.rules.tree import DictTree
 from asfaload.tuf import build, repo
 from asfaload.tuf._api import Metadata, Root, Snapshot, Targets, Timestamp
 from asfaload.tuf.documents import Expirations, key_material, parse_root
-from asfaload.tuf.errors import TufError
 from asfaload.tuf.online import OnlineKeyring, keys_json
 from tests.test_tuf_support import (
     NOW,

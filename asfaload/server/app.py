@@ -19,11 +19,11 @@ from ..store import Mirror
 from ..store.nonces import SqliteNonceStore
 from .config import ServerConfig
 from .context import STATE_KEY, ServerState, settle_unused_nonce
-from .errors import install_error_handlers
 from .git_http import git_blueprint
+from .pending_refresher import PendingRefresher
+from .responses import install_error_handlers
 from .tuf_api import start_refresher, tuf_blueprint
 from .v1 import openapi_bp, v1
-from .watch import PendingRefresher
 from .web import web
 
 access_log = logging.getLogger("asfaload.access")

@@ -15,8 +15,8 @@ from ..service import Backend
 from ..store import Mirror
 from ..store.nonces import REPLAY_MESSAGE, NonceClaim, SqliteNonceStore
 from .config import ServerConfig
-from .errors import error_response
-from .watch import PendingRefresher
+from .pending_refresher import PendingRefresher
+from .responses import error_response
 
 STATE_KEY = "asfaload"
 

@@ -42,7 +42,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import h11
 from gunicorn.workers.base import Worker
 
-from .errors import INTERNAL_ERROR, REQUEST_TOO_BIG
+from .responses import INTERNAL_ERROR, REQUEST_TOO_BIG
 
 # A connection that answered an error and closes keeps draining what the client still sends for
 # this long, so the client reads the answer instead of a reset.

@@ -16,17 +16,16 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from ..errors import AuthenticationError, FormatError
+from ..errors import AuthenticationError, FormatError, TufError
 from ..model import parse_json
 from ..tuf.accounts import User
 from ..tuf.documents import AppRef, Expirations, validate_app_name
-from ..tuf.errors import TufError
 from ..tuf.expiry import RefreshPolicy
 from ..tuf.refresher import OnlineRefresher
 from ..tuf.service import MirrorLike, TufService
 from .config import ServerConfig
 from .context import state
-from .errors import json_response as _json
+from .responses import json_response as _json
 
 tuf_blueprint = Blueprint("tuf", __name__)
 
@@ -73,7 +72,7 @@ def stop_refresher(app: Flask) -> None:
 
 
 # --- plumbing -------------------------------------------------------------------------------------
-# Other AsfaloadErrors fall through to the app's handler (asfaload.server.errors): one place
+# Other AsfaloadErrors fall through to the app's handler (asfaload.server.responses): one place
 # decides what a failure may say.
 @tuf_blueprint.errorhandler(TufError)
 def _tuf_error(err: TufError) -> Response:

@@ -16,8 +16,8 @@ from ..service import RegistrationResult
 from ..service.backend import check_submitter
 from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
 from .context import authenticate, nonce_for_write, state
-from .errors import json_response as _json
 from .openapi import openapi_document
+from .responses import json_response as _json
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
 

@@ -64,8 +64,8 @@ def signers_chain(view: TreeView, path: str) -> dict[str, Any]:
     """The signers history up to the signers file that governed ``path``.
 
     For a completed artifact that is its local signers copy (``X.signers.json``); otherwise
-    the active signers file of its project. Returned twice: ``chain`` in the S2 client
-    shape (``history_entries`` + ``current_signers_info``) and ``history`` in the manual's
+    the active signers file of its project. Returned twice: ``chain`` in the upstream
+    client's shape (``history_entries`` + ``current_signers_info``) and ``history`` in the manual's
     shape (``{"entries": [...]}``, oldest first, ending with the governing file).
     """
     p = clean_path(path)

@@ -1,4 +1,4 @@
-"""TUF admin users, their password hashes and their JWTs (FaynoSync §1), kept under ``private/``.
+"""TUF admin users, their password hashes and their JWTs (FaynoSync's login model), kept under ``private/``.
 
 Users live in ``<private>/tuf/users.json`` as Argon2id hashes (libsodium's encoded form, which
 carries its own cost parameters, so cheap test hashes and production hashes verify alike). The

@@ -1,10 +1,10 @@
 """Parsing and checking TUF documents with python-tuf, plus the names and settings around them.
 
 Everything python-tuf's client would refuse is refused here, at the door, so that no root that a
-client cannot follow is ever published (notes §7, §8): fractional-second ``expires``, a
+client cannot follow is ever published: fractional-second ``expires``, a
 spec_version other than 1.x, missing or extra roles, keyids that do not match their keys,
 role keyids without a key, thresholds no set of keys can reach, and ``consistent_snapshot``
-other than true (we only publish versioned file names, notes §5).
+other than true (we only publish versioned file names).
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from securesystemslib.signer._utils import compute_default_keyid
 from tuf.api.serialization import DeserializationError
 
 from .. import layout
-from ..errors import FormatError, one_line
+from ..errors import FormatError, TufError, one_line
 from ._api import Key, Metadata, Root, Signed, Targets
-from .errors import TufError
 
 APP_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*$")
 # Admin names become a mirror path segment and a private directory name.
@@ -88,7 +87,7 @@ def utc(now: int) -> datetime:
 
 
 def expires_in(now: int, days: int) -> datetime:
-    # Whole seconds: python-tuf's format has no fractions (notes §7).
+    # Whole seconds: python-tuf's format has no fractions.
     return utc(now) + timedelta(days=days)
 
 
@@ -103,7 +102,7 @@ _DEFAULTS = {"root": 365, "targets": 90, "snapshot": 7, "timestamp": 1}
 
 @dataclass(frozen=True)
 class Expirations:
-    """Days each online role's metadata stays valid (FaynoSync bootstrap settings, §2.2)."""
+    """Days each online role's metadata stays valid (the bootstrap request's ``settings``)."""
 
     root: int = _DEFAULTS["root"]
     targets: int = _DEFAULTS["targets"]
@@ -153,7 +152,7 @@ def dump_json(doc: Any) -> bytes:
     """The file form of a JSON document: key order and every field kept as given.
 
     Signatures cover the canonical JSON of ``signed``, so layout does not matter, but every
-    field does: a submitted root is never normalised (notes §8 item 6).
+    field does: a submitted root is never normalised.
     """
     return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
 

@@ -1,7 +1,7 @@
 """The server's online keys: ed25519 keys for the timestamp, snapshot and targets roles.
 
 Private halves live in ``<data-dir>/private/tuf/online-keys/<keyid>`` (PKCS8 PEM, 0600, one
-file per key, named by keyid as FaynoSync does, notes §5) and never enter the mirror. The
+file per key, named by keyid as FaynoSync does) and never enter the mirror. The
 current set is ``online-keys.json`` (role -> keyid). A new set can be made for a rotation that
 replaces the online keys; older keys stay so that apps whose root still names them keep working.
 """

@@ -2,8 +2,7 @@
 
 Each operation reads what it needs from the view it is given (so under the store's single
 writer, concurrent requests see each other's commits and no signature is lost), checks the
-request as FaynoSync does (notes §2, §3, in its order, with its messages) plus the fixes of
-notes §8, and returns the exact writes and deletes of one commit. Online roles are signed with
+request as FaynoSync does (in its order, with its messages, where it is sound), and returns the exact writes and deletes of one commit. Online roles are signed with
 ed25519, which is deterministic, and every time is the commit time ``now``.
 """
 
@@ -18,7 +17,7 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 from tuf.api.serialization.json import JSONSerializer
 
 from .. import layout
-from ..errors import FormatError
+from ..errors import SIGNATURE_FAILED, TASK_NOT_ACCEPTED, UPDATE_FAILED, FormatError, TufError
 from ..rules.tree import Change, TreeView
 from ._api import (
     Metadata,
@@ -43,7 +42,6 @@ from .documents import (
     parse_root_bytes,
     tuf_time,
 )
-from .errors import SIGNATURE_FAILED, TASK_NOT_ACCEPTED, UPDATE_FAILED, TufError
 
 _SERIALIZER = JSONSerializer(compact=False)
 
@@ -78,7 +76,7 @@ def trusted_root(view: TreeView, ref: AppRef) -> ParsedRoot | None:
 
 
 def verified_trusted_root(view: TreeView, ref: AppRef, now: int) -> ParsedRoot | None:
-    """The trusted root if it is unexpired and signed by its own threshold, else None (§2.10)."""
+    """The trusted root if it is unexpired and signed by its own threshold, else None."""
     try:
         parsed = trusted_root(view, ref)
     except FormatError:
@@ -204,7 +202,7 @@ class NothingToCommit(Exception):
 
 # --- signing the online roles ---------------------------------------------------------------------------
 def _role_signers(root: Root, role: str, keys: Mapping[str, Signer]) -> list[Signer]:
-    """The first ``threshold`` keys of ``role`` that this server holds (FaynoSync §5)."""
+    """The first ``threshold`` keys of ``role`` that this server holds (as FaynoSync picks them)."""
     r = root.roles[role]
     held = [keys[k] for k in r.keyids if k in keys]
     if len(held) < r.threshold:
@@ -248,7 +246,7 @@ def resign_online(
     ``roles`` are bumped on request; targets is also bumped whenever the published targets no
     longer verifies under ``root`` (its keys rotated), snapshot whenever targets moved, and the
     timestamp always: after a root rotation clients must find metadata signed by the new keys
-    (notes §3.3, spec 5.3.11).
+    (TUF specification 5.3.11, https://theupdateframework.github.io/specification/latest/).
     """
     wanted = set(roles)
     writes: dict[str, bytes] = {}
@@ -368,7 +366,7 @@ def _publish(
         view, ref, parsed.root, now, expirations, keys, ("snapshot", "timestamp")
     )
     writes.update(online)
-    # A published rotation supersedes any draft (notes §8 item 4): it could never verify now.
+    # A published rotation supersedes any draft: it could never verify now.
     deletes = (
         frozenset({ref.pending_root}) if view.read(ref.pending_root) is not None else frozenset()
     )
@@ -433,7 +431,7 @@ def propose_root(
         )
     check_online_keys(parsed.root, keys)
     # Unlike FaynoSync, signatures in the body are checked now: a bad one stored in a draft
-    # would block its key for good (notes §3.2).
+    # would block its key for good.
     for keyid, sig in parsed.md.signatures.items():
         _check_signature(parsed, trusted.root, keyid, sig.signature, UPDATE_FAILED)
     result = parsed.root.get_root_verification_result(

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import TASK_NOT_ACCEPTED, TufError
 from ..rules.tree import Change, TreeView
 from . import expiry, repo
 from .accounts import Accounts
 from .documents import ONLINE_ROLES, AppRef, Expirations, load_json
-from .errors import TASK_NOT_ACCEPTED, TufError
 from .expiry import RefreshPolicy
 from .files import private_dirs, tuf_private_dir, write_private
 from .online import OnlineKeyring
