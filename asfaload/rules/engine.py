@@ -106,14 +106,18 @@ def _open_signers_request(
 
 # The check_*_target functions are the checks that need no submitted content: the engine runs
 # them first, and the service runs the same ones before it fetches anything from a forge.
-def check_register_target(view: TreeView, p: str) -> None:
-    """``p`` may be registered: nothing there yet, and not inside a registered project."""
-    if view.read(p) is not None or view.is_dir(p):
-        raise ConflictError(f"Project '{p}' is already registered or registration is in progress.")
-    for anc in layout.ancestors(p):
+def check_register_target(view: TreeView, project_id: str) -> None:
+    """``project_id`` may be registered: nothing there yet, and not inside a registered project."""
+    if view.read(project_id) is not None or view.is_dir(project_id):
+        raise ConflictError(
+            f"Project '{project_id}' is already registered or registration is in progress."
+        )
+    for anc in layout.ancestors(project_id):
         if anc and (view.read(anc) is not None or is_project_root(view, anc)):
             # Projects never nest: one root governs every path.
-            raise ConflictError(f"Project '{p}' lies inside the registered project '{anc}'.")
+            raise ConflictError(
+                f"Project '{project_id}' lies inside the registered project '{anc}'."
+            )
 
 
 def derive_register(view: TreeView, op: Register) -> Change:
@@ -130,17 +134,19 @@ def derive_register(view: TreeView, op: Register) -> Change:
     return Change(f"register {p}", writes)
 
 
-def check_update_target(view: TreeView, p: str, submitter: PublicKey) -> SignersFile:
-    """``submitter`` may propose a signers update for ``p`` now; returns the active file."""
-    if not is_project_root(view, p):
-        raise RuleViolation(f"Project '{p}' is not registered. Register the repo first.")
-    old = active_signers(view, p)
+def check_update_target(view: TreeView, project_id: str, submitter: PublicKey) -> SignersFile:
+    """``submitter`` may propose a signers update for ``project_id`` now; returns the active file."""
+    if not is_project_root(view, project_id):
+        raise RuleViolation(f"Project '{project_id}' is not registered. Register the repo first.")
+    old = active_signers(view, project_id)
     if old is None:
         raise RuleViolation(
-            f"Project '{p}' has no active signers file. Complete initial registration first."
+            f"Project '{project_id}' has no active signers file. Complete initial registration first."
         )
-    if view.is_dir(layout.signers_dir(p, pending=True)):
-        raise ConflictError(f"A signers update is already pending for '{p}'. Sign it instead.")
+    if view.is_dir(layout.signers_dir(project_id, pending=True)):
+        raise ConflictError(
+            f"A signers update is already pending for '{project_id}'. Sign it instead."
+        )
     if submitter not in group_keys(old.admin_groups()) | group_keys(old.master_groups()):
         raise NotAuthorizedError(
             "Invalid signer: The provided public key is not in the required groups of current "
@@ -197,25 +203,25 @@ def _files_under(view: TreeView, directory: str) -> set[str]:
 
 
 # --- releases ---------------------------------------------------------------------------------------
-def check_release_target(view: TreeView, x: str, submitter: PublicKey) -> None:
-    """``submitter`` may register a release index at ``x`` now."""
-    if layout.basename(x) != layout.INDEX_FILE or layout.in_signers_dir(x):
-        raise RuleViolation(f"Invalid release index path: {x}")
-    project = find_project(view, layout.parent(x))
+def check_release_target(view: TreeView, index_path: str, submitter: PublicKey) -> None:
+    """``submitter`` may register a release index at ``index_path`` now."""
+    if layout.basename(index_path) != layout.INDEX_FILE or layout.in_signers_dir(index_path):
+        raise RuleViolation(f"Invalid release index path: {index_path}")
+    project = find_project(view, layout.parent(index_path))
     if project is None:
-        raise RuleViolation(f"No registered project for {x}")
+        raise RuleViolation(f"No registered project for {index_path}")
     signers = active_signers(view, project)
     if signers is None:
         raise RuleViolation("No active signers file found for repository")
     if submitter not in signers.all_signer_keys():
         raise NotAuthorizedError("Public key is not a signer of this project")
     related = (
-        x,
-        layout.pending_signatures_path(x),
-        layout.signatures_path(x),
-        layout.local_signers_path(x),
-        layout.revocation_path(x),
-        layout.pending_revocation_path(x),
+        index_path,
+        layout.pending_signatures_path(index_path),
+        layout.signatures_path(index_path),
+        layout.local_signers_path(index_path),
+        layout.revocation_path(index_path),
+        layout.pending_revocation_path(index_path),
     )
     if any(view.read(r) is not None or view.is_dir(r) for r in related):
         # Never overwrite: re-registering would wipe collected signatures.
