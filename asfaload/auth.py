@@ -11,16 +11,41 @@ than normalised into a fresh replay.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
 from .crypto import PublicKey, SecretKey, Signature, sha512
 from .errors import AsfaloadError, AuthenticationError
-from .store.nonces import NonceClaim, replay_error
+
+REPLAY_MESSAGE = "Replay attack detected: nonce already used"
+
+
+def _new_owner() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class NonceClaim:
+    """A verified request's nonce, to be recorded until ``expires_at`` (checked at ``now``).
+
+    ``owner`` tells this request's row from a row left by an earlier request with the same
+    nonce (a replay): random, so a replayed request never has its original's.
+    """
+
+    nonce: str
+    expires_at: int
+    now: int
+    owner: str = field(default_factory=_new_owner)
+
+
+def replay_error() -> AuthenticationError:
+    return AuthenticationError(REPLAY_MESSAGE)
+
 
 HEADER_TIMESTAMP = "X-asfld-timestamp"
 HEADER_NONCE = "X-asfld-nonce"

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from asfaload import layout
-from asfaload.auth import sign_request
+from asfaload.auth import NonceClaim, sign_request
 from asfaload.crypto import SecretKey, sha512
 from asfaload.errors import AuthenticationError, StoreError
 from asfaload.model import SignaturesFile
@@ -20,7 +20,7 @@ from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import RegisterRelease
 from asfaload.rules.tree import Change
 from asfaload.store import Mirror
-from asfaload.store.nonces import NonceClaim, SqliteNonceStore
+from asfaload.store.nonces import SqliteNonceStore
 from tests.conftest_server import ServerProcess, server_with_project
 from tests.http_util import Reply, raw_request
 

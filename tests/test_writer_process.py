@@ -188,8 +188,9 @@ def _state(pid: int) -> str:
 def test_a_writer_process_records_nonces_and_refuses_them_without_a_store(tmp_path: Path) -> None:
     import uuid
 
+    from asfaload.auth import NonceClaim
     from asfaload.errors import AuthenticationError, StoreError
-    from asfaload.store.nonces import NonceClaim, SqliteNonceStore
+    from asfaload.store.nonces import SqliteNonceStore
 
     path = str(tmp_path / "m.git")
     Mirror.init(path).close()

@@ -10,10 +10,16 @@ from dataclasses import dataclass
 
 from flask import Response, g, request
 
-from ..auth import HEADERS, AuthenticatedRequest, verify_request_signature
+from ..auth import (
+    HEADERS,
+    REPLAY_MESSAGE,
+    AuthenticatedRequest,
+    NonceClaim,
+    verify_request_signature,
+)
 from ..service import Backend
 from ..store import Mirror
-from ..store.nonces import REPLAY_MESSAGE, NonceClaim, SqliteNonceStore
+from ..store.nonces import SqliteNonceStore
 from .config import ServerConfig
 from .pending_refresher import PendingRefresher
 from .responses import error_response

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
+from ..auth import NonceClaim
 from ..crypto import PublicKey, Signature
 from ..errors import (
     AsfaloadError,
@@ -38,7 +39,6 @@ from ..rules.engine import (
 from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
 from ..rules.status import FileReport, file_report
 from ..store import Mirror
-from ..store.nonces import NonceClaim
 from ..store.pending import PendingIndex
 from . import reads
 from .pending import RulesPendingPolicy

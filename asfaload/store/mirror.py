@@ -24,12 +24,13 @@ from types import TracebackType
 
 import pygit2
 
+from ..auth import NonceClaim
 from ..errors import ConfigError, StoreError
 from ..rules.tree import Operation
 from . import writer_link
 from .durable import lock_path_for
 from .gittree import MAIN, GitTreeView, empty_tree
-from .nonces import NonceClaim, SqliteNonceStore
+from .nonces import SqliteNonceStore
 from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
 from .writer_link import RemoteWriter
 

@@ -31,40 +31,13 @@ request already did. Only another request's row makes it a replay.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AuthenticationError
+from ..auth import NonceClaim, replay_error
 from ..private import private_dirs, private_sqlite
-
-REPLAY_MESSAGE = "Replay attack detected: nonce already used"
-
-
-def _new_owner() -> str:
-    return secrets.token_hex(8)
-
-
-@dataclass(frozen=True)
-class NonceClaim:
-    """A verified request's nonce, to be recorded until ``expires_at`` (checked at ``now``).
-
-    ``owner`` tells this request's row from a row left by an earlier request with the same
-    nonce (a replay): random, so a replayed request never has its original's.
-    """
-
-    nonce: str
-    expires_at: int
-    now: int
-    owner: str = field(default_factory=_new_owner)
-
-
-def replay_error() -> AuthenticationError:
-    return AuthenticationError(REPLAY_MESSAGE)
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (

@@ -15,8 +15,8 @@ import struct
 import threading
 from typing import TYPE_CHECKING
 
+from ..auth import NonceClaim
 from ..errors import StoreError
-from .nonces import NonceClaim
 from .writer import CommitResult
 
 if TYPE_CHECKING:

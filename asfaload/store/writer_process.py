@@ -30,10 +30,11 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from ..auth import NonceClaim, replay_error
 from ..errors import StoreError
 from ..rules.tree import Operation
 from .mirror import Mirror
-from .nonces import NonceClaim, SqliteNonceStore, replay_error
+from .nonces import SqliteNonceStore
 from .writer import CommitResult
 from .writer_link import LENGTH, READY, dumps
 
