@@ -36,15 +36,19 @@ def test_operations_cross_to_the_writer_process_and_back(tmp_path: Path) -> None
             op = AddSignatures(sub, key.public_key, {sub: key.sign(sha512(b"x"))})
             with pytest.raises(RuleViolation, match=f"File not found: {sub}"):
                 mirror.submit(op)
-            # A closure does not pickle: this process's own writer applies it, under the same
-            # lock, on the same branch.
+            # A closure does not pickle: refused, never silently applied elsewhere; asked for,
+            # this process's own writer applies it, under the same lock, on the same branch.
             seen: list[int] = []
 
             def closure(view: TreeView, now: int) -> Change:
                 seen.append(now)
                 return Change("local", {"a/local": b"1"})
 
-            local = mirror.submit(closure)
+            head = mirror.head()
+            with pytest.raises(StoreError, match="cannot be sent to the writer process"):
+                mirror.submit(closure)
+            assert not seen and mirror.head() == head
+            local = mirror.submit(closure, in_process=True)
             assert seen and mirror.head() == local.commit_id
         finally:
             mirror.close()

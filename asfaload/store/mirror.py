@@ -280,14 +280,22 @@ class Mirror:
         return self._nonces is not None
 
     def submit(
-        self, op: Operation, timeout: float | None = None, *, nonce: NonceClaim | None = None
+        self,
+        op: Operation,
+        timeout: float | None = None,
+        *,
+        nonce: NonceClaim | None = None,
+        in_process: bool = False,
     ) -> CommitResult:
         """Apply ``op`` as one commit on main; returns once the commit is published and durable.
 
         Exceptions raised by ``op`` reach this caller and nothing is committed for it. With a
-        writer process, an operation that pickles is applied there; one that does not (a
-        closure), or any operation while that process cannot be reached, by this process's own
-        writer.
+        writer process, the operation is applied there, pickled; ``in_process=True`` applies it
+        with this process's own writer instead (an operation holding what must not cross
+        processes, such as the TUF online signing keys), under the same lock and
+        compare-and-swap. An operation that cannot be pickled without that flag is refused
+        (StoreError), never silently applied elsewhere; while the writer process cannot be
+        reached, operations are applied here.
 
         ``nonce``: the authenticated request's nonce, recorded before ``op`` is applied (by the
         writer process with the rest of its batch, or here); a nonce already recorded refuses
@@ -295,16 +303,19 @@ class Mirror:
         """
         if nonce is not None and self._nonces is None:
             raise StoreError("This mirror has no nonce store to record the request in")
-        if self._remote is not None:
+        if self._remote is not None and not in_process:
             try:
                 payload = writer_link.request_payload(op, nonce)
-            except (pickle.PicklingError, TypeError, AttributeError):
-                pass
-            else:
-                try:
-                    return self._remote.submit_pickled(payload)
-                except writer_link.WriterUnreachable:
-                    log.warning("the mirror writer process is unreachable; writing in-process")
+            except (pickle.PicklingError, TypeError, AttributeError) as e:
+                # Never a silent detour: an operation that must stay in this process says so.
+                raise StoreError(
+                    f"{type(op).__name__} cannot be sent to the writer process"
+                    " (submit it with in_process=True if it must be applied here)"
+                ) from e
+            try:
+                return self._remote.submit_pickled(payload)
+            except writer_link.WriterUnreachable:
+                log.warning("the mirror writer process is unreachable; writing in-process")
         if nonce is not None:
             assert self._nonces is not None
             self._nonces.claim(nonce)

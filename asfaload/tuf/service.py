@@ -35,7 +35,11 @@ class MirrorLike(Protocol):
     def view(self, commit: str | None = None) -> TreeView: ...
 
     def submit(
-        self, op: Callable[[TreeView, int], Change], timeout: float | None = None
+        self,
+        op: Callable[[TreeView, int], Change],
+        timeout: float | None = None,
+        *,
+        in_process: bool = False,
     ) -> Any: ...
 
 
@@ -96,7 +100,9 @@ class TufService:
             box[:] = [out]  # the writer may re-run us after a lost race; keep the last
             return out.change
 
-        self.mirror.submit(op)
+        # In this process: the operation holds the online signing keys, which never cross to
+        # the writer process.
+        self.mirror.submit(op, in_process=True)
         return box[-1]
 
     # --- reads ---------------------------------------------------------------------------------------
