@@ -14,7 +14,7 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import PathConverter
 
 from ..auth import HEADERS, AuthenticatedRequest, verify_request_signature
-from ..errors import ConfigError, ReadOnlyError
+from ..errors import ConfigError, DiskFullError, ReadOnlyError
 from ..service import Backend
 from ..store import Mirror
 from ..store.nonces import REPLAY_MESSAGE, NonceClaim, SqliteNonceStore
@@ -177,7 +177,13 @@ def _settle_unused_nonce(resp: Response) -> Response:
     claim: NonceClaim | None = g.pop("pending_nonce", None)
     if claim is None or (g.pop("nonce_written", False) and resp.status_code < 400):
         return resp
-    if not state().nonces.settle(claim):
+    try:
+        settled = state().nonces.settle(claim)
+    except DiskFullError as e:
+        # Nothing could be recorded, this request's write included (it was refused): its answer
+        # stands, a success (none here writes) becomes the 507.
+        return resp if resp.status_code >= 400 else error_response(e.http_status, str(e))
+    if not settled:
         return error_response(401, REPLAY_MESSAGE)
     return resp
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ..errors import StoreError
+from ..errors import DiskFullError, StoreError
 from .nonces import NonceClaim, SqliteNonceStore, replay_error
 from .writer import CommitResult
 
@@ -326,6 +326,10 @@ class WriterService:
         else:
             try:
                 won = iter(self._nonces.remember_all(wanted))
+            except DiskFullError as e:
+                log.warning("recording the batch's nonces failed: the disk is full")
+                refusal = e
+                won = iter([False] * len(wanted))
             except Exception:
                 log.exception("recording the batch's nonces failed")
                 refusal = StoreError("The request could not be recorded")
