@@ -165,3 +165,24 @@ def test_nonce_store_reports_a_full_disk_as_disk_full(tmp_path: Path) -> None:
             assert store.count() >= 2
         finally:
             store.close()
+
+
+def test_a_publish_is_acknowledged_even_when_the_dumb_http_files_cannot_be_written(
+    tmp_path: Path,
+) -> None:
+    # The ref has moved and is durable before info/refs is rewritten: a failure there (a full
+    # disk; here a file where the directory should be) must not report the commit as failed.
+    keys = [SecretKey.generate("ed25519")]
+    mirror = Mirror.init(str(tmp_path / "mirror.git"))
+    try:
+        register_and_activate(mirror, P, signers_bytes([(keys, 1)], admin=[(keys, 1)]), keys)
+        info = tmp_path / "mirror.git" / "info"
+        for child in info.iterdir():
+            child.unlink()
+        info.rmdir()
+        info.write_bytes(b"not a directory")
+        x = layout.github_release_index_path(P, "i")
+        result = mirror.submit(RegisterRelease(x, index_bytes("i.tgz"), keys[0].public_key))
+        assert mirror.head() == result.commit_id
+    finally:
+        mirror.close()
