@@ -93,6 +93,7 @@ class Outcome:
     reads: int = 0
     replayable: list[Replayable] = field(default_factory=list)
     replays: list[tuple[str, int, bytes]] = field(default_factory=list)
+    replayed: list[Replayable] = field(default_factory=list)
     kills: int = 0
 
 
@@ -267,13 +268,22 @@ def run_load(
                     out.kills += 1
                 time.sleep(rnd.random() * 0.3)
                 server.start()
-                # Replay, on the restarted server, requests acknowledged just before the kill
-                # (well inside their timestamp window: only the nonce can refuse them).
+                # Replay, on the restarted server, the latest reads and writes acknowledged
+                # before the kill (well inside their timestamp window: only the nonce can
+                # refuse them).
                 with out.lock:
-                    last = [r for r in out.replayable if r.kills_before == out.kills - 1]
-                for r in last[-REPLAYS_PER_KILL:]:
+                    before = [r for r in out.replayable if r.kills_before < out.kills]
+                    replayed = {id(r) for r in out.replayed}
+                chosen = [
+                    r
+                    for method in ("GET", "POST")
+                    for r in [r for r in before if r.method == method][-REPLAYS_PER_KILL // 2 :]
+                    if id(r) not in replayed
+                ]
+                for r in chosen:
                     reply = raw_request(server.base_url, r.method, r.target, r.body, r.headers)
                     with out.lock:
+                        out.replayed.append(r)
                         out.replays.append((r.method, reply.status, reply.body[:200]))
         finally:
             killer_done.set()
