@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck unit deps clean screenshot
+.PHONY: test demo bench soak lint typecheck unit deps clean screenshot
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,23 @@ screenshot: deps
 
 bench: deps
 	$(BIN)/python bench/run.py
+
+# The reliability suite's long runs (not part of `make test`): 64 clients under 20 whole-server
+# SIGKILLs, 1,000 fuzzing examples per API operation and parser, the attack corpus; schemathesis
+# at that size too. Figures go to BENCHMARKS.md (section bench_attacks). Override any setting,
+# e.g. `make soak ASFALOAD_SOAK_KILLS=5`.
+ASFALOAD_SOAK_CLIENTS ?= 64
+ASFALOAD_SOAK_KILLS ?= 20
+ASFALOAD_SOAK_RELEASES ?= 200
+ASFALOAD_SOAK_EXAMPLES ?= 1000
+ASFALOAD_SOAK_GC_RELEASES ?= 64
+SOAK_ENV = ASFALOAD_SOAK_CLIENTS=$(ASFALOAD_SOAK_CLIENTS) ASFALOAD_SOAK_KILLS=$(ASFALOAD_SOAK_KILLS) \
+	ASFALOAD_SOAK_RELEASES=$(ASFALOAD_SOAK_RELEASES) ASFALOAD_SOAK_EXAMPLES=$(ASFALOAD_SOAK_EXAMPLES) \
+	ASFALOAD_SOAK_GC_RELEASES=$(ASFALOAD_SOAK_GC_RELEASES)
+
+soak: deps
+	$(SOAK_ENV) $(BIN)/pytest -p no:cacheprovider -q tests/test_schemathesis.py
+	$(SOAK_ENV) $(BIN)/python bench/run.py bench_attacks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -126,6 +126,16 @@ class ConcurrentUpdateError(StoreError):
     http_status = 409
 
 
+class DiskFullError(StoreError):
+    """The server's disk (or the data dir's quota) is full: nothing was written, the mirror is
+    as it was, and the same request succeeds once space returns. 507 Insufficient Storage."""
+
+    http_status = 507
+
+    def __init__(self, message: str = "Insufficient storage: the server's disk is full") -> None:
+        super().__init__(message)
+
+
 class ForgeError(AsfaloadError):
     """A forge (GitHub, GitLab, file server) could not be reached or answered badly.
 

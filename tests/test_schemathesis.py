@@ -41,11 +41,13 @@ from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
 from tests.conftest_server import ServerProcess
+from tests.reliability.support import setting
 from tests.test_rules_support import register_and_activate, signers_bytes
 
 # Bounded so that the file stays near a minute on two shared cores: generation, not the
-# server, is the cost (about 70 ms a case here against 1-8 ms of server time).
-MAX_EXAMPLES = {"positive": 50, "negative": 20}
+# server, is the cost (about 70 ms a case here against 1-8 ms of server time). `make soak` sets
+# ASFALOAD_SOAK_EXAMPLES (1,000 or more) for every operation and mode.
+MAX_EXAMPLES = {"positive": setting("EXAMPLES", 50), "negative": setting("EXAMPLES", 20)}
 # Operations whose only input is an unconstrained path string: there is no invalid value of
 # it to generate (every string is a valid path parameter), so no negative run.
 NO_NEGATIVE = {

@@ -17,6 +17,7 @@ from ..auth import (
     NonceClaim,
     verify_request_signature,
 )
+from ..errors import DiskFullError
 from ..service import Backend
 from ..store import Mirror
 from ..store.nonces import SqliteNonceStore
@@ -105,6 +106,12 @@ def settle_unused_nonce(resp: Response) -> Response:
     claim: NonceClaim | None = g.pop("pending_nonce", None)
     if claim is None or (g.pop("nonce_written", False) and resp.status_code < 400):
         return resp
-    if not state().nonces.settle(claim):
+    try:
+        settled = state().nonces.settle(claim)
+    except DiskFullError as e:
+        # Nothing could be recorded, this request's write included (it was refused): its answer
+        # stands, a success (none here writes) becomes the 507.
+        return resp if resp.status_code >= 400 else error_response(e.http_status, str(e))
+    if not settled:
         return error_response(401, REPLAY_MESSAGE)
     return resp

@@ -11,7 +11,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import AsfaloadError, StoreError, one_line
+from ..errors import AsfaloadError, DiskFullError, StoreError, one_line
 
 log = logging.getLogger("asfaload.server")
 
@@ -41,6 +41,10 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(AsfaloadError)
     def _asfaload_error(err: AsfaloadError) -> Response:
         status = err.http_status
+        if isinstance(err, DiskFullError):
+            # Its message is fixed (no path): the client learns to come back later.
+            log.warning("refused a request: the disk is full")
+            return error_response(status, str(err))
         if isinstance(err, StoreError) and status >= 500:
             # Store messages may name files on the server's disk.
             log.error("store failure: %s", err, exc_info=err)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import os
+import sqlite3
 from types import TracebackType
 
-from ..errors import StoreError
+from ..errors import DiskFullError, StoreError
 
 _libc: ctypes.CDLL | None
 try:
@@ -17,6 +19,32 @@ try:
 except OSError:  # pragma: no cover - non-glibc platforms
     _libc = None
     _syncfs = None
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """``exc`` says the disk or the quota is full: ENOSPC/EDQUOT from the OS, SQLITE_FULL from
+    SQLite (the nonce store), or a :class:`DiskFullError` already."""
+    if isinstance(exc, DiskFullError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in _FULL_ERRNOS
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return False
+
+
+def no_space_left(path: str) -> bool:
+    """The filesystem holding ``path`` has no block left for an unprivileged writer. For the
+    failures that do not carry an errno (libgit2 reports a ref it could not write as a
+    GitError)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail == 0
 
 
 def sync_filesystem(path: str) -> None:

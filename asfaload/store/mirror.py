@@ -71,6 +71,31 @@ def limit_push_size(repo: pygit2.Repository, limit: int | None = None) -> None:
             raise StoreError("Cannot set the mirror's push size limit") from None
 
 
+# git must never start a gc or a maintenance task on its own in a mirror (receive-pack runs
+# `git gc --auto` after a push, other commands too): the writer owns the packs and folds them
+# under the repack lock <repo>.repack.lock (packs.Consolidator). An operator's gc takes that
+# same lock (`flock mirror.git.repack.lock git -C mirror.git gc`, docs/git.md), so git's repack
+# and the writer's folds never run at once. Set on every creation and opening.
+OWNED_MAINTENANCE_CONFIG = {
+    "gc.auto": "0",
+    "maintenance.auto": "false",
+    "receive.autoGc": "false",
+}
+
+
+def own_maintenance(repo: pygit2.Repository) -> None:
+    """Set :data:`OWNED_MAINTENANCE_CONFIG` unless it is already."""
+    for key, value in OWNED_MAINTENANCE_CONFIG.items():
+        if _config_value(repo, key) == value:
+            continue
+        try:
+            repo.config[key] = value
+        except pygit2.GitError:
+            # Another process opening the mirror holds the config lock: fine if it wrote the same.
+            if _config_value(repo, key) != value:
+                raise StoreError("Cannot turn off git's automatic gc in the mirror") from None
+
+
 def _config_value(repo: pygit2.Repository, key: str) -> str | None:
     try:
         value = repo.config[key]
@@ -89,6 +114,7 @@ def init_bare_repository(path: str, config: Mapping[str, str]) -> pygit2.Reposit
     for key, value in config.items():
         repo.config[key] = value
     limit_push_size(repo)
+    own_maintenance(repo)
     return repo
 
 
@@ -163,6 +189,7 @@ class Mirror:
         if not repo.is_bare or repo.references.get(MAIN) is None:
             raise StoreError("Not a mirror repository (bare, with a main branch)")
         limit_push_size(repo)
+        own_maintenance(repo)
         self._local = threading.local()
         self._listeners: list[Callable[[str], None]] = []
         # A server's workers write through its writer process (asfaload.store.writer_process).

@@ -37,7 +37,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..auth import NonceClaim, replay_error
+from ..errors import DiskFullError
 from ..private import private_dirs, private_sqlite
+from .durable import is_disk_full
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (
@@ -119,14 +121,15 @@ class SqliteNonceStore:
             return []
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            self._execute("BEGIN IMMEDIATE")
             try:
                 self._purge_now_and_then(max(c.now for c in claims), len(claims))
                 won = [self._insert(c.nonce, c.expires_at, c.now, c.owner) for c in claims]
+                self._execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return won
 
     def _purge_now_and_then(self, now: int, inserts: int) -> None:
@@ -134,12 +137,22 @@ class SqliteNonceStore:
         before = self._inserts
         self._inserts += inserts
         if (self._inserts - 1) // _PURGE_EVERY != (before - 1) // _PURGE_EVERY:
-            self._conn.execute("DELETE FROM nonces WHERE expires_at < ?", (now,))
+            self._execute("DELETE FROM nonces WHERE expires_at < ?", (now,))
+
+    def _execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Every write of the store: a full disk is the 507 :class:`DiskFullError` (nothing was
+        recorded), not SQLite's own error."""
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.Error as e:
+            if is_disk_full(e):
+                raise DiskFullError() from e
+            raise
 
     def _insert(self, nonce: str, expires_at: int, now: int, owner: str | None) -> bool:
         # An expired row for the same nonce may linger until the next purge; it no longer
         # protects anything (its timestamp window closed), so it may be replaced.
-        cur = self._conn.execute(
+        cur = self._execute(
             "INSERT INTO nonces (nonce, expires_at, owner) VALUES (?, ?, ?) "
             "ON CONFLICT (nonce) DO UPDATE SET expires_at = excluded.expires_at, "
             "owner = excluded.owner WHERE nonces.expires_at < ?",

@@ -19,6 +19,7 @@ through a :class:`PendingPolicy`, so this module stays free of signing rules.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from typing import Protocol
 import pygit2
 
 from ..rules.tree import TreeView
+from .durable import is_disk_full
 from .gittree import MAIN, GitTreeView, diff_trees
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,7 @@ class PendingIndex:
             "pending": {s: sorted(k) for s, k in sorted(self._missing.items())},
         }
         directory = os.path.dirname(os.path.abspath(self._cache_path))
+        tmp = None
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
             # Unique temp name + rename: several server processes may save at once; every
@@ -250,5 +253,11 @@ class PendingIndex:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f, separators=(",", ":"))
             os.replace(tmp, self._cache_path)
-        except OSError:
-            log.exception("cannot write the pending index cache")
+        except OSError as e:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if is_disk_full(e):
+                log.warning("cannot write the pending index cache: the disk is full")
+            else:
+                log.exception("cannot write the pending index cache")

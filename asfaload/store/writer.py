@@ -25,9 +25,16 @@ from dataclasses import dataclass
 
 import pygit2
 
-from ..errors import ConcurrentUpdateError, StoreError
+from ..errors import ConcurrentUpdateError, DiskFullError, StoreError
 from ..rules.tree import Change, Operation
-from .durable import WriterLock, fsync_path, lock_path_for, sync_filesystem
+from .durable import (
+    WriterLock,
+    fsync_path,
+    is_disk_full,
+    lock_path_for,
+    no_space_left,
+    sync_filesystem,
+)
 from .gittree import MAIN
 from .packs import Consolidator, FoldChild, WriterObjects, refresh_pack_list, write_info_packs
 
@@ -201,6 +208,17 @@ class BatchWriter:
             if not write_info_refs(repo, self._repo_path):
                 update_server_info(self._repo_path)
 
+    def _try_server_info(self, repo: pygit2.Repository) -> bool:
+        """:meth:`_write_server_info` after a publish, which has happened whatever this does: a
+        failure (a full disk) must not turn acknowledged commits into errors. The files stay
+        one tip behind until the next rewrite; smart HTTP does not read them."""
+        try:
+            self._write_server_info(repo)
+        except OSError:
+            log.warning("rewriting the dumb-HTTP files failed; they lag until the next publish")
+            return False
+        return True
+
     # --- writer thread ------------------------------------------------------------------------
     def _run(self) -> None:
         # The writer has its own Repository object (pygit2 objects are not shared across
@@ -249,7 +267,8 @@ class BatchWriter:
         """Rewrite the dumb-HTTP files for what write_batch published (in its thread)."""
         if self._info_pending and self._caller_objects is not None:
             self._info_pending = False
-            self._write_server_info(self._caller_objects.repo)
+            if not self._try_server_info(self._caller_objects.repo):
+                self._info_pending = True  # tried again at the next call
 
     def _commit(
         self, objects: WriterObjects, batch: list[_Job], *, defer_info: bool = False
@@ -258,8 +277,17 @@ class BatchWriter:
         try:
             self._process(objects, batch, defer_info)
         except Exception as e:  # infrastructure failure: nobody's op was published
-            log.exception("mirror writer batch failed")
-            err = e if isinstance(e, StoreError) else StoreError("The mirror could not be written")
+            err: StoreError
+            if is_disk_full(e):
+                log.warning("mirror writer batch refused: the disk is full")
+                err = DiskFullError()
+            else:
+                log.exception("mirror writer batch failed")
+                err = (
+                    e
+                    if isinstance(e, StoreError)
+                    else StoreError("The mirror could not be written")
+                )
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(err)
@@ -326,7 +354,11 @@ class BatchWriter:
                     sync_filesystem(os.path.join(self._repo_path, "objects"))
                 try:
                     ref.set_target(done[-1][1], f"asfaload: {len(done)} commit(s)")
-                except (pygit2.GitError, OSError):
+                except (pygit2.GitError, OSError) as e:
+                    # No room for the ref's lock file: retrying cannot help, and the batch's
+                    # pack is only unreferenced objects.
+                    if is_disk_full(e) or no_space_left(self._repo_path):
+                        raise DiskFullError() from e
                     # Lost the compare-and-swap (a push landed) or the ref is locked by one in
                     # flight: re-validate every op on the new tip.
                     todo = [job for job, _, _ in done]
@@ -345,7 +377,7 @@ class BatchWriter:
                 if defer_info:
                     self._info_pending = True
                 else:
-                    self._write_server_info(repo)
+                    self._try_server_info(repo)
             new_tip = str(done[-1][1])
             for job, cid, change in done:
                 job.future.set_result(CommitResult(str(cid), change))

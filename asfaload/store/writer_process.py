@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..auth import NonceClaim, replay_error
-from ..errors import StoreError
+from ..errors import DiskFullError, StoreError
 from ..rules.tree import Operation
 from .mirror import Mirror
 from .nonces import SqliteNonceStore
@@ -233,6 +233,10 @@ class WriterService:
         else:
             try:
                 won = iter(self._nonces.remember_all(wanted))
+            except DiskFullError as e:
+                log.warning("recording the batch's nonces failed: the disk is full")
+                refusal = e
+                won = iter([False] * len(wanted))
             except Exception:
                 log.exception("recording the batch's nonces failed")
                 refusal = StoreError("The request could not be recorded")

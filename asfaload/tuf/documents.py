@@ -162,6 +162,8 @@ def load_json(raw: bytes, what: str) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise FormatError(f"{what} is not valid JSON") from None
+    except RecursionError:  # the decoder's own limit on nesting
+        raise FormatError(f"{what} is nested too deeply") from None
 
 
 # --- roots ---------------------------------------------------------------------------------------
