@@ -103,3 +103,31 @@ def test_the_writer_is_restarted_every_time(tmp_path: Path, kills: int) -> None:
             with BackendClient(server.base_url, keys[0]) as client:
                 assert sign_pending(client, keys[0], x)
         assert len(writer_pids(server.pid) - seen) == 1
+
+
+def test_an_idle_connection_to_a_dead_writer_is_replaced_before_use(tmp_path: Path) -> None:
+    """A worker thread's connection to a writer that died while it was idle is not used for
+    the next write (that would answer 500 although nothing was sent): it reconnects."""
+    from asfaload.store import Mirror
+    from asfaload.store.writer_process import WriterProcess
+
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+    keys = [SecretKey.generate("ed25519")]
+    with WriterProcess(path) as writer:
+        mirror = Mirror.open(path, writer_socket=writer.socket_path)
+        try:
+            from tests.test_rules_support import register_and_activate, signers_bytes
+
+            register_and_activate(mirror, P, signers_bytes([(keys, 1)]), keys)
+            first = writer.pid
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while writer.pid == first and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert writer.pid != first
+            x = layout.github_release_index_path(P, "idle")
+            result = mirror.submit(RegisterRelease(x, index_bytes("i.tgz"), keys[0].public_key))
+            assert mirror.head() == result.commit_id
+        finally:
+            mirror.close()

@@ -10,6 +10,7 @@ process. The writer's side is :mod:`.writer_process`.
 from __future__ import annotations
 
 import pickle
+import select
 import socket
 import struct
 import threading
@@ -60,6 +61,18 @@ def request_payload(op: Operation, nonce: NonceClaim | None = None) -> bytes:
     return dumps((nonce, op))
 
 
+def _open(conn: socket.socket) -> bool:
+    """Whether an idle connection's peer is still there (no end of file waiting to be read).
+    A zero-timeout select first: a recv on a socket with a timeout would wait for data."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        if not readable:
+            return True  # nothing to read: the peer is alive and silent, as it should be
+        return conn.recv(1, socket.MSG_PEEK) != b""
+    except OSError:
+        return False
+
+
 class RemoteWriter:
     """The workers' side: one connection per thread, one operation at a time on each."""
 
@@ -69,6 +82,11 @@ class RemoteWriter:
 
     def _connection(self) -> socket.socket:
         conn: socket.socket | None = getattr(self._local, "conn", None)
+        if conn is not None and not _open(conn):
+            # The writer process behind it died while this connection was idle (and was
+            # started again): nothing was sent on it, so a fresh connection is safe.
+            self._drop()
+            conn = None
         if conn is None:
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
