@@ -227,11 +227,8 @@ def serve_git(
     def finish(ended: bool) -> None:
         # After git's last byte, let it finish (a push's post-update hook may still run);
         # a client gone mid-stream, or an error, ends it at once.
-        try:
-            if ended:
-                proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        if ended:
+            proc.wait()  # blocking, not polling: the timer still kills a git that hangs
         timer.cancel()
         if proc.poll() is None:
             proc.kill()
