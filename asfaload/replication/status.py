@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -45,6 +46,8 @@ MAIN = "refs/heads/main"
 PRIMARY_CONFIG = "asfaload.primary"
 READONLY_CONFIG = "asfaload.readonly"
 
+log = logging.getLogger(__name__)
+
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -65,8 +68,17 @@ def _read(repo_path: str) -> dict[str, Any]:
 
 
 def _update(repo_path: str, key: str, value: dict[str, Any]) -> None:
+    """Record ``key`` in the status file. The status only describes what happened: a disk that
+    cannot take it (full, read-only) costs the record, never the sync or verification."""
     if not os.path.isdir(repo_path):
         return  # nothing to describe: a sync refused before it created the mirror
+    try:
+        _write(repo_path, key, value)
+    except OSError as exc:
+        log.warning("cannot record the mirror status (%s): %s", key, exc.strerror or exc)
+
+
+def _write(repo_path: str, key: str, value: dict[str, Any]) -> None:
     with WriterLock(os.path.join(repo_path, LOCK_FILE)):
         doc = _read(repo_path)
         doc[key] = value
