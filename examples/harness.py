@@ -3,7 +3,7 @@
 Used by ``examples/demo.py`` (``make demo``) and by the end-to-end tests. Everything runs on
 loopback in one temporary directory:
 
-- the forge emulator (``tests/forge_emulator.py``: GitHub, GitLab and a file server on one port),
+- the forge emulator (``asfaload/devtools/forge.py``: GitHub, GitLab and a file server on one port),
   reached through ``ASFALOAD_URL_REWRITES`` exactly as air-gapped users would;
 - ``asfaload serve`` as a subprocess on a free port, with a fresh data dir;
 - the real ``asfaload`` console script, run as a subprocess for every step, with passwords given
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the emulator lives in tests/; the demo runs from examples/
     sys.path.insert(0, str(ROOT))
 
+from asfaload.devtools.forge import ForgeEmulator  # noqa: E402
 from examples.serverproc import ASFALOAD, free_port, read_log, start_server, stop_server  # noqa: E402
-from tests.forge_emulator import ForgeEmulator  # noqa: E402
 
 # Cheap Argon2id for ed25519 keys made in tests and the demo (production keys use the default).
 CHEAP_KDF = "8,1,1"
