@@ -118,10 +118,10 @@ def rewrites_for(origin: str) -> str:
 def try_it_env(origin: str, backend_url: str, data_dir: str) -> dict[str, str]:
     """The environment for trying asfaload by hand against an emulator at ``origin``: the same
     for the server and the client (each reads the variables it uses)."""
+    # No ASFALOAD_ALLOW_PRIVATE_URLS: a rewrite target is the operator's own setting and is
+    # reached although it is on loopback; user URLs that point at private addresses stay refused.
     return {
         "ASFALOAD_URL_REWRITES": rewrites_for(origin),
-        # The emulator is on loopback, which the server and client refuse by default.
-        "ASFALOAD_ALLOW_PRIVATE_URLS": "1",
         "ASFALOAD_DATA_DIR": data_dir,
         "ASFALOAD_BACKEND_URL": backend_url,
     }
