@@ -24,33 +24,7 @@ from click.testing import CliRunner, Result
 from asfaload.crypto import PublicKey
 from tests.conftest_server import ASFALOAD, ServerProcess, live_server  # noqa: F401
 from tests.ssh_support import ssh_keygen
-
-
-def leaf_commands() -> list[tuple[str, ...]]:
-    """Every runnable command of the tree, as its words (``("tuf", "root", "new")``)."""
-    found: list[tuple[str, ...]] = []
-
-    def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
-        if isinstance(cmd, click.Group):
-            ctx = click.Context(cmd)
-            for name in cmd.list_commands(ctx):
-                sub = cmd.get_command(ctx, name)
-                assert sub is not None, name
-                walk(sub, (*path, name))
-        else:
-            found.append(path)
-
-    walk(cli, ())
-    return found
-
-
-def all_commands() -> list[tuple[str, ...]]:
-    """Leaves and groups, the top level included."""
-    paths = {()}
-    for leaf in leaf_commands():
-        paths.update(leaf[:i] for i in range(1, len(leaf) + 1))
-    return sorted(paths)
-
+from tests.test_cli_help_examples import leaf_commands
 
 LEAVES = leaf_commands()
 
@@ -76,20 +50,6 @@ def test_the_walk_finds_every_command() -> None:
     assert {("download",), ("tuf", "root", "new"), ("dev", "forge"), ("mirror", "init")} <= set(
         LEAVES
     )
-
-
-@pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c) or "asfaload")
-def test_help_ends_its_description_with_examples(command: tuple[str, ...]) -> None:
-    res = invoke(*command, "--help")
-    assert res.exit_code == 0, res.output
-    description = res.stdout.split("\nOptions:\n", 1)[0].rstrip("\n").splitlines()
-    assert "  Examples:" in description, res.stdout
-    examples = description[description.index("  Examples:") + 1 :]
-    assert examples, res.stdout
-    # Kept line by line (Click's \b), each a command a person can type, or its continuation.
-    for line in examples:
-        assert line.startswith(("    asfaload ", "      ", "    ASFALOAD_")), line
-    assert any(line.startswith(f"    asfaload {' '.join(command)}".rstrip()) for line in examples)
 
 
 @pytest.mark.parametrize("command", LEAVES, ids=" ".join)
