@@ -48,7 +48,12 @@ def _private(data_dir: Path | None) -> Path:
     base = default_data_dir() if data_dir is None else Path(data_dir)
     if not base.exists():
         # As `asfaload serve` does on first start: the keys and accounts may come first.
-        base.mkdir(parents=True)
+        from asfaload.errors import StoreError
+
+        try:
+            base.mkdir(parents=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create {base}: {exc.strerror}") from None
     return base / PRIVATE_DIR
 
 
