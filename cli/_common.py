@@ -20,19 +20,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from asfaload.crypto import SecretKey, digest_string
+from asfaload.crypto import PublicKey, SecretKey, digest_string
 from asfaload.crypto.randomart import randomart
-from asfaload.errors import AsfaloadError, PasswordError
+from asfaload.errors import AsfaloadError, PasswordError, RuleViolation
 from asfaload.errors import one_line as _fold_spaces
-from asfaload.layout import DEFAULT_BACKEND_URL
+from asfaload.layout import DEFAULT_BACKEND_URL, DEFAULT_DATA_DIR
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 BACKEND_URL_ENV = "ASFALOAD_BACKEND_URL"
+DATA_DIR_ENV = "ASFALOAD_DATA_DIR"
 PASSWORD_COMMAND_ENV = "ASFALOAD_PASSWORD_COMMAND"
 
 
@@ -44,13 +46,54 @@ def command_env_prefix(command: str | None = None) -> str:
 
 
 # --- options ------------------------------------------------------------------------------------
+class AliasedOption(click.Option):
+    """An option with old spellings that still work but are left out of ``--help``.
+
+    ``tuf`` once spelt the output path ``--out`` and the secret key ``--key``/``--sign``; scripts
+    written then keep working, while the help shows only the names every command shares."""
+
+    def __init__(
+        self, param_decls: list[str], *, hidden_aliases: tuple[str, ...] = (), **attrs: Any
+    ) -> None:
+        super().__init__([*param_decls, *hidden_aliases], **attrs)
+        self.hidden_aliases = frozenset(hidden_aliases)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown, self.opts = self.opts, [o for o in self.opts if o not in self.hidden_aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
 def json_option(f: F) -> F:
     return click.option(
         "--json",
         "json_output",
         is_flag=True,
-        help="Emit output as JSON instead of human-readable text.",
+        help="Emit one JSON object on stdout instead of the human lines (errors: one "
+        '{"error": ...} object on stderr).',
     )(f)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+def data_dir_option(
+    help: str = "Server data directory (mirror.git + private/).", exists: bool = False
+) -> Callable[[F], F]:
+    """``--data-dir``, the same everywhere: env ``ASFALOAD_DATA_DIR``, else ./asfaload-data."""
+
+    def deco(f: F) -> F:
+        return click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, exists=exists, path_type=Path),
+            default=None,
+            help=f"{help} Env {DATA_DIR_ENV}; default ./{DEFAULT_DATA_DIR}.",
+        )(f)
+
+    return deco
 
 
 BackendUrls = tuple[str, ...]
@@ -251,10 +294,12 @@ def resolve_password(
     confirm: bool = False,
     command: str | None = None,
     key_password: bool = True,
+    prompt: str = "Enter password",
 ) -> str:
     """Find the password from options, environment or (on a terminal) a prompt, in the order
     of the module docstring. ``key_password`` is False for an account password, which
-    ``ASFALOAD_PASSWORD_COMMAND`` does not give."""
+    ``ASFALOAD_PASSWORD_COMMAND`` does not give. ``prompt`` names what the password opens
+    (``Password for ~/.asfaload/alice``): a person with several keys must know which one."""
     given = [
         name
         for name, value in (
@@ -288,7 +333,7 @@ def resolve_password(
             f"No password given and stdin is not a terminal: use --password, --password-file, "
             f"--password-command, {prefix}_PASSWORD or {prefix}_PASSWORD_FILE{also}"
         )
-    entered: str = click.prompt("Enter password", hide_input=True, err=True, prompt_suffix=": ")
+    entered: str = click.prompt(prompt, hide_input=True, err=True, prompt_suffix=": ")
     if confirm:
         again: str = click.prompt("Confirmation", hide_input=True, err=True, prompt_suffix=": ")
         if again != entered:
@@ -307,8 +352,47 @@ def load_secret_key(
     if not SecretKey.needs_password(path):
         return SecretKey.load(path, None)
     return SecretKey.load(
-        path, resolve_password(password, password_file, password_command=password_command)
+        path,
+        resolve_password(
+            password,
+            password_file,
+            password_command=password_command,
+            prompt=f"Password for {tilde(path)}",
+        ),
     )
+
+
+def tilde(path: str | os.PathLike[str]) -> str:
+    """``path`` as a person types it: under the home directory it starts with ``~``."""
+    text = os.fspath(path)
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
+        return "~" + text[len(home) :]
+    return text
+
+
+def key_label(key: PublicKey) -> str:
+    """How a key is shown to people everywhere: its minisign-style key id, then the key."""
+    return f"{key.key_id} {key}"
+
+
+def note(text: str) -> None:
+    """A line for the person at the terminal, on stderr: details (key ids) beside outputs whose
+    stdout the manual fixes line for line, so scripts parsing stdout see no change."""
+    click.echo(text, err=True)
+
+
+def confirm_or_abort(question: str, yes: bool) -> None:
+    """Ask ``question`` when stdin is a terminal and ``--yes`` was not given; a refusal is a
+    one-line error. Without a terminal nothing is asked (scripts run as before)."""
+    if yes or not stdin_is_interactive():
+        return
+    if not click.confirm(question, default=False, err=True):
+        raise CancelledError("Cancelled: nothing was changed")
+
+
+class CancelledError(RuleViolation):
+    """The person at the terminal said no."""
 
 
 # --- output and errors -------------------------------------------------------------------------------

@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._common import (
+    AliasedOption,
+    F,
+    data_dir_option,
+    default_data_dir,
+    dumps_compact,
     handle_errors,
     json_option,
     password_options,
@@ -33,27 +39,68 @@ from ._common import (
 if TYPE_CHECKING:
     from asfaload.tuf.client import TufClient, WriteResult
 
-DATA_DIR_HELP = "Server data directory (holds private/)."
+_data_dir_option = data_dir_option("Server data directory (holds private/).")
 
 
-def _data_dir_option(f: Any) -> Any:
-    return click.option(
-        "--data-dir",
-        required=True,
-        type=click.Path(file_okay=False, path_type=Path),
-        help=DATA_DIR_HELP,
-    )(f)
-
-
-def _private(data_dir: Path) -> Path:
+def _private(data_dir: Path | None) -> Path:
     from asfaload.layout import PRIVATE_DIR
 
-    return Path(data_dir) / PRIVATE_DIR
+    base = default_data_dir() if data_dir is None else Path(data_dir)
+    if not base.exists():
+        # As `asfaload serve` does on first start: the keys and accounts may come first.
+        from asfaload.errors import StoreError
+
+        try:
+            base.mkdir(parents=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create {base}: {exc.strerror}") from None
+    return base / PRIVATE_DIR
+
+
+def _output_option(help: str, required: bool = False) -> Callable[[F], F]:
+    """``-o/--output``, as everywhere; ``--out`` was its name in ``tuf`` and still works."""
+    return click.option(
+        "-o",
+        "--output",
+        "out",
+        cls=AliasedOption,
+        hidden_aliases=("--out",),
+        required=required,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def _secret_key_option(
+    dest: str, help: str, multiple: bool = False, alias: str = "--key"
+) -> Callable[[F], F]:
+    """``-K/--secret-key``, as everywhere (here a TUF private key file, PEM); ``tuf`` called it
+    ``--key`` (or ``--sign`` for keys that sign a payload), which still works."""
+    return click.option(
+        "-K",
+        "--secret-key",
+        dest,
+        cls=AliasedOption,
+        hidden_aliases=(alias,),
+        multiple=multiple,
+        type=click.Path(dir_okay=False, exists=True),
+        help=help,
+    )
+
+
+def _echo_json(obj: Any, json_output: bool) -> None:
+    """One JSON object: compact with --json (a script reads it), indented for people."""
+    click.echo(dumps_compact(obj) if json_output else json.dumps(obj, indent=2))
 
 
 @click.group("admin")
 def admin_group() -> None:
-    """Server administration (TUF admin users)."""
+    """Server administration (TUF admin users).
+
+    \b
+    Examples:
+      asfaload admin add-user --username admin --data-dir /srv/asfaload-data
+    """
 
 
 @admin_group.command("add-user")
@@ -69,23 +116,51 @@ def admin_group() -> None:
     is_flag=True,
     help="A user that can log in but is not an admin (TUF routes answer 403).",
 )
+@json_option
 @handle_errors
-def add_user(data_dir: Path, username: str, password_file: str | None, team_user: bool) -> None:
-    """Add a user who can log in with POST /login (password stored as an Argon2id hash)."""
+def add_user(
+    data_dir: Path | None,
+    username: str,
+    password_file: str | None,
+    team_user: bool,
+    json_output: bool,
+) -> None:
+    """Add a user who can log in with POST /login (password stored as an Argon2id hash).
+
+    \b
+    Examples:
+      asfaload admin add-user --username admin --data-dir /srv/asfaload-data
+      asfaload admin add-user --username ci --team-user --password-file ci.password --json
+    """
     from asfaload.tuf.accounts import Accounts
 
     password = resolve_password(
-        None, password_file, confirm=True, command="add-user", key_password=False
+        None,
+        password_file,
+        confirm=True,
+        command="add-user",
+        key_password=False,
+        prompt=f"Password for user {username}",
     )
     user = Accounts(_private(data_dir)).add_user(
         username, password, role="team" if team_user else "admin"
     )
-    click.echo(f"Added {user.role} user {user.username}")
+    if json_output:
+        click.echo(dumps_compact({"username": user.username, "role": user.role}))
+    else:
+        click.echo(f"Added {user.role} user {user.username}")
 
 
 @click.group("tuf")
 def tuf_group() -> None:
-    """TUF root metadata helpers."""
+    """TUF root metadata helpers.
+
+    \b
+    Examples:
+      asfaload tuf keygen -o ann.key
+      asfaload tuf login --username admin -u https://asfaload.example
+      asfaload tuf status --app my-app
+    """
 
 
 @tuf_group.command("online-keys")
@@ -97,8 +172,14 @@ def tuf_group() -> None:
     help="Make a new set (old keys are kept for roots that still name them).",
 )
 @handle_errors
-def online_keys(data_dir: Path, json_output: bool, rotate: bool) -> None:
-    """Create (once) and print the server's online keys for timestamp, snapshot and targets."""
+def online_keys(data_dir: Path | None, json_output: bool, rotate: bool) -> None:
+    """Create (once) and print the server's online keys for timestamp, snapshot and targets.
+
+    \b
+    Examples:
+      asfaload tuf online-keys --data-dir /srv/asfaload-data
+      asfaload tuf online-keys --json > online-keys.json
+    """
     from asfaload.tuf.online import OnlineKeyring, keys_json
 
     ring = OnlineKeyring(_private(data_dir))
@@ -111,28 +192,33 @@ def online_keys(data_dir: Path, json_output: bool, rotate: bool) -> None:
 
 
 @tuf_group.command("keygen")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Private key file to write (PKCS8 PEM, unencrypted, 0600).",
-)
+@_output_option("Private key file to write (PKCS8 PEM, unencrypted, 0600).", required=True)
+@json_option
 @handle_errors
-def keygen(out: Path) -> None:
-    """Make an ed25519 root key; prints its TUF key dict with keyid."""
+def keygen(out: Path, json_output: bool) -> None:
+    """Make an ed25519 root key; prints its TUF key dict with keyid.
+
+    \b
+    Examples:
+      asfaload tuf keygen -o ann.key > ann.pub.json
+      asfaload tuf keygen -o ben.key --json
+    """
     from asfaload.crypto import write_new_file
     from asfaload.tuf._api import CryptoSigner
     from asfaload.tuf.online import key_json
 
     signer = CryptoSigner.generate_ed25519()
     write_new_file(out, signer.private_bytes.decode("ascii"), mode=0o600)
-    click.echo(json.dumps(key_json(signer.public_key), indent=2))
+    _echo_json(key_json(signer.public_key), json_output)
 
 
 @tuf_group.command("sign")
 @click.option(
-    "--key",
+    "-K",
+    "--secret-key",
     "key_file",
+    cls=AliasedOption,
+    hidden_aliases=("--key",),
     required=True,
     type=click.Path(dir_okay=False, exists=True),
     help="Private key file from `tuf keygen`.",
@@ -144,9 +230,18 @@ def keygen(out: Path) -> None:
     type=click.File("rb"),
     help="Root metadata (or a GET /tuf/v1/metadata/sign answer); '-' for stdin.",
 )
+@json_option
 @handle_errors
-def sign(key_file: str, root_file: Any) -> None:
-    """Sign a root draft offline; prints the body for POST /tuf/v1/metadata/sign."""
+def sign(key_file: str, root_file: Any, json_output: bool) -> None:
+    """Sign a root draft offline; prints the body for POST /tuf/v1/metadata/sign.
+
+    The output is one JSON object with or without --json (it is what the server takes).
+
+    \b
+    Examples:
+      asfaload tuf sign -K ben.key --root draft-v2.json > ben.sig.json
+      asfaload tuf pending --app my-app --json | asfaload tuf sign -K ben.key --root -
+    """
     from asfaload.tuf import build
     from asfaload.tuf.documents import load_json
 
@@ -276,25 +371,26 @@ def _describe_write(what: str, result: WriteResult) -> str:
 # --- root payloads ---------------------------------------------------------------------------------
 @tuf_group.group("root")
 def root_group() -> None:
-    """Build root payloads (python-tuf) from key files, thresholds and expiry."""
+    """Build root payloads (python-tuf) from key files, thresholds and expiry.
+
+    \b
+    Examples:
+      asfaload tuf root new --root-key ann.pub.json --online-keys online-keys.json -o root.json
+      asfaload tuf root rotate --app my-app --add-key ben.pub.json -K ann.key -o root-v2.json
+    """
 
 
 def _sign_option(f: Any) -> Any:
-    return click.option(
-        "--sign",
+    return _secret_key_option(
         "sign_keys",
+        "Private key file to sign the payload with (repeatable).",
         multiple=True,
-        type=click.Path(dir_okay=False, exists=True),
-        help="Private key file to sign the payload with (repeatable).",
+        alias="--sign",
     )(f)
 
 
 def _out_option(f: Any) -> Any:
-    return click.option(
-        "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Write the root here instead of stdout (a summary goes to stdout).",
-    )(f)
+    return _output_option("Write the root here instead of stdout (a summary goes to stdout).")(f)
 
 
 def _expires_option(f: Any) -> Any:
@@ -308,16 +404,31 @@ def _expires_option(f: Any) -> Any:
     )(f)
 
 
-def _emit_root(doc: dict[str, Any], out: Path | None) -> None:
+def _emit_root(doc: dict[str, Any], out: Path | None, json_output: bool = False) -> None:
     from asfaload.tuf.documents import dump_json, parse_root
 
     parsed = parse_root(doc)  # never hand out a root our server (or python-tuf) would refuse
     data = dump_json(doc)
     if out is None:
+        # The root itself is the one JSON object, with or without --json.
         click.echo(data.decode("utf-8"), nl=False)
         return
     out.write_bytes(data)
     root = parsed.root
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {
+                    "output": str(out),
+                    "version": root.version,
+                    "root_keys": len(root.roles["root"].keyids),
+                    "threshold": root.roles["root"].threshold,
+                    "expires": doc["signed"]["expires"],
+                    "signatures": len(doc["signatures"]),
+                }
+            )
+        )
+        return
     click.echo(
         f"Root v{root.version}: {len(root.roles['root'].keyids)} root key(s), threshold"
         f" {root.roles['root'].threshold}, expires {doc['signed']['expires']},"
@@ -348,6 +459,7 @@ def _emit_root(doc: dict[str, Any], out: Path | None) -> None:
 @click.option("--version", type=int, default=1, show_default=True, help="Root version.")
 @_sign_option
 @_out_option
+@json_option
 @handle_errors
 def root_new(
     root_keys: tuple[str, ...],
@@ -357,8 +469,16 @@ def root_new(
     version: int,
     sign_keys: tuple[str, ...],
     out: Path | None,
+    json_output: bool,
 ) -> None:
-    """A new root (for `tuf bootstrap`), signed by the --sign keys if given."""
+    """A new root (for `tuf bootstrap`), signed by the -K keys if given.
+
+    \b
+    Examples:
+      asfaload tuf root new --root-key ann.pub.json --root-key ben.pub.json --threshold 2 \\
+          --online-keys online-keys.json -K ann.key -K ben.key -o root-v1.json
+      asfaload tuf root new --root-key ann.pub.json --online-keys online-keys.json --json
+    """
     import time
 
     from asfaload.tuf import build
@@ -371,7 +491,9 @@ def root_new(
         now=int(time.time()),
         version=version,
     )
-    _emit_root(build.root_document(root, [build.load_signer(k) for k in sign_keys]), out)
+    _emit_root(
+        build.root_document(root, [build.load_signer(k) for k in sign_keys]), out, json_output
+    )
 
 
 def _keyid_or_file(value: str) -> str:
@@ -417,6 +539,7 @@ def _keyid_or_file(value: str) -> str:
 @_out_option
 @single_backend_url_option
 @_token_file_option
+@json_option
 @handle_errors
 def root_rotate(
     from_file: Any,
@@ -430,12 +553,18 @@ def root_rotate(
     out: Path | None,
     backend_url: str,
     token_file: Path | None,
+    json_output: bool,
 ) -> None:
-    """The next root version: keys added/removed, threshold, expiry; signed by --sign keys.
+    """The next root version: keys added/removed, threshold, expiry; signed by -K keys.
 
     For publication it needs the signatures of the trusted root's threshold AND of its own
     (TUF spec 5.3.4): sign here with every key at hand, or post it unsigned with `tuf rotate`
     and collect signatures with `tuf sign-pending`.
+
+    \b
+    Examples:
+      asfaload tuf root rotate --from root-v1.json --add-key cat.pub.json -K ann.key -o root-v2.json
+      asfaload tuf root rotate --app my-app --remove-key ben.pub.json --threshold 1 -o root-v2.json
     """
     import time
 
@@ -462,7 +591,9 @@ def root_rotate(
         days=days,
         now=int(time.time()),
     )
-    _emit_root(build.root_document(root, [build.load_signer(k) for k in sign_keys]), out)
+    _emit_root(
+        build.root_document(root, [build.load_signer(k) for k in sign_keys]), out, json_output
+    )
 
 
 # --- commands that talk to the server ------------------------------------------------------------
@@ -504,10 +635,11 @@ def login(
         password_command=password_command,
         command="tuf-login",
         key_password=False,
+        prompt=f"Password for {username} at {backend_url}",
     )
     token = TufClient(backend_url).login(username, secret)
     if print_token:
-        click.echo(token)
+        click.echo(dumps_compact({"token": token}) if json_output else token)
         return
     path = token_file or default_token_file()
     _store_token(path, backend_url, username, token)
@@ -546,7 +678,13 @@ def bootstrap(
     token_file: Path | None,
     json_output: bool,
 ) -> None:
-    """Bootstrap an app's TUF repository (POST /tuf/v1/bootstrap): root v1 and online roles."""
+    """Bootstrap an app's TUF repository (POST /tuf/v1/bootstrap): root v1 and online roles.
+
+    \b
+    Examples:
+      asfaload tuf bootstrap --app my-app --root root-v1.json
+      asfaload tuf bootstrap --app my-app --status --json
+    """
     from asfaload.errors import FormatError
     from asfaload.tuf.documents import Expirations
 
@@ -599,7 +737,13 @@ def rotate(
     token_file: Path | None,
     json_output: bool,
 ) -> None:
-    """Propose a new root (POST /tuf/v1/metadata): published when fully signed, else a draft."""
+    """Propose a new root (POST /tuf/v1/metadata): published when fully signed, else a draft.
+
+    \b
+    Examples:
+      asfaload tuf rotate --app my-app --root root-v2.json
+      asfaload tuf rotate --app my-app --root root-v2.json -K ann.key --json
+    """
     doc = _read_root_file(root_file, "root metadata", sign_keys)
     result = _client(backend_url, token_file).rotate(app, doc)
     if json_output:
@@ -610,17 +754,19 @@ def rotate(
 
 @tuf_group.command("pending")
 @_app_option
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Save the draft root here (to sign it offline with `tuf sign`).",
-)
+@_output_option("Save the draft root here (to sign it offline with `tuf sign`).")
 @server_options
 @handle_errors
 def pending(
     app: str, out: Path | None, backend_url: str, token_file: Path | None, json_output: bool
 ) -> None:
-    """Show the root draft waiting for signatures (GET /tuf/v1/metadata/sign)."""
+    """Show the root draft waiting for signatures (GET /tuf/v1/metadata/sign).
+
+    \b
+    Examples:
+      asfaload tuf pending --app my-app
+      asfaload tuf pending --app my-app -o draft-v2.json --json
+    """
     from asfaload.tuf.documents import dump_json
 
     found = _client(backend_url, token_file).pending(app)
@@ -662,11 +808,8 @@ def pending(
 
 @tuf_group.command("sign-pending")
 @_app_option
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(dir_okay=False, exists=True),
-    help="Private root key file: fetch the draft, sign it here, post the signature.",
+@_secret_key_option(
+    "key_file", "Private root key file: fetch the draft, sign it here, post the signature."
 )
 @click.option(
     "--signature",
@@ -684,13 +827,19 @@ def sign_pending(
     token_file: Path | None,
     json_output: bool,
 ) -> None:
-    """Add one signature to the root draft (POST /tuf/v1/metadata/sign)."""
+    """Add one signature to the root draft (POST /tuf/v1/metadata/sign).
+
+    \b
+    Examples:
+      asfaload tuf sign-pending --app my-app -K ann.key
+      asfaload tuf sign-pending --app my-app --signature ben.sig.json --json
+    """
     from asfaload.errors import FormatError, NotAuthorizedError, NotFoundError
     from asfaload.tuf import build
     from asfaload.tuf.documents import load_json, parse_root
 
     if (key_file is None) == (signature_file is None):
-        raise FormatError("give exactly one of --key and --signature")
+        raise FormatError("give exactly one of -K/--secret-key and --signature")
     client = _client(backend_url, token_file)
     if key_file is not None:
         found = client.pending(app)
@@ -782,7 +931,13 @@ def status(app: str, backend_url: str, token_file: Path | None, json_output: boo
 @server_options
 @handle_errors
 def task(task_id: str, backend_url: str, token_file: Path | None, json_output: bool) -> None:
-    """Show a task's state (GET /tuf/v1/task)."""
+    """Show a task's state (GET /tuf/v1/task).
+
+    \b
+    Examples:
+      asfaload tuf task 5f0c…
+      asfaload tuf task TASK_ID --json
+    """
     found = _client(backend_url, token_file).task(task_id)
     if json_output:
         _print_body(found.body)

@@ -9,6 +9,11 @@ Each of the manual's takes ``-K/--secret-key``, ``-p/-P/--password-command`` (an
 ``sign-pending`` and ``revoke`` also take ``--git MIRROR``: instead of calling the backend, they
 fetch the mirror repository, build the exact commit the rules derive and ``git push`` it (the
 mirror's pre-receive hook accepts nothing else); the output is the same as over HTTP.
+
+``sign-pending``, ``revoke`` and ``signature-status`` take the mirror path of a file or the URL a
+person has in hand: a GitHub or GitLab release page, one of its assets' download URLs, or a file
+of a file-server project; the URL names the release's index (``asfaload.layout``), as for
+``download`` and ``check-index``.
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ from asfaload.errors import NotFoundError, RevokedError, RuleViolation, Threshol
 from ._common import (
     BackendUrls,
     backend_url_option,
+    confirm_or_abort,
     dumps_compact,
     fingerprint_option,
     fingerprint_writer,
     handle_errors,
     json_option,
+    key_label,
     load_secret_key,
+    note,
     one_line,
     password_options,
     secret_key_option,
@@ -48,26 +56,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 GIT_REVOKE_MESSAGE = "File revoked successfully"
 
 
+def check_target(params: dict[str, Any]) -> None:
+    """A command's FILE_PATH_OR_URL that is a URL must name a release: said before a password
+    is asked, not after."""
+    if isinstance(params.get("file_path"), str):
+        target_path(params["file_path"])
+
+
 def authenticated(f: Callable[..., None]) -> Callable[..., None]:
+    """:func:`authenticated_with` the default check of FILE_PATH_OR_URL."""
+    return authenticated_with(check_target)(f)
+
+
+def authenticated_with(
+    before_key: Callable[[dict[str, Any]], None],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """The options every authenticated command shares and the error wrapper; the command gets
-    the loaded ``key`` (after -K, -p/-P, the env vars or the prompt) instead of those options."""
+    the loaded ``key`` (after -K, -p/-P, the env vars or the prompt) instead of those options.
+    ``before_key`` sees the command's parameters first: what can be refused or asked without
+    the key is, before its password is."""
 
-    @functools.wraps(f)
-    def with_key(
-        *args: Any,
-        secret_key: str,
-        password: str | None,
-        password_file: str | None,
-        password_command: str | None,
-        **kw: Any,
-    ) -> None:
-        f(*args, key=load_secret_key(secret_key, password, password_file, password_command), **kw)
+    def deco(f: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(f)
+        def with_key(
+            *args: Any,
+            secret_key: str,
+            password: str | None,
+            password_file: str | None,
+            password_command: str | None,
+            **kw: Any,
+        ) -> None:
+            before_key(kw)
+            key = load_secret_key(secret_key, password, password_file, password_command)
+            f(*args, key=key, **kw)
 
-    g: Callable[..., None] = handle_errors(with_key)
-    g = json_option(g)
-    g = backend_url_option(g)
-    g = password_options(g)
-    return secret_key_option(g)
+        g: Callable[..., None] = handle_errors(with_key)
+        g = json_option(g)
+        g = backend_url_option(g)
+        g = password_options(g)
+        return secret_key_option(g)
+
+    return deco
 
 
 def optionally_authenticated(f: Callable[..., None]) -> Callable[..., None]:
@@ -112,6 +141,20 @@ def git_option(f: F) -> F:
     )(f)
 
 
+def is_url(target: str) -> bool:
+    return target.startswith(("https://", "http://"))
+
+
+def target_path(target: str) -> str:
+    """The mirror path ``target`` names: itself, or for a release page or asset URL (or a
+    file-server file) the release index path, found as ``download`` and ``check-index`` do."""
+    if not is_url(target):
+        return target
+    from asfaload.client.locate import configured_gitlab_hosts
+
+    return layout.release_index_path(target, None, gitlab_hosts=configured_gitlab_hosts())
+
+
 def _client(backend_url: BackendUrls, key: SecretKey | None) -> BackendClient:
     from asfaload.client.api import BackendClient
 
@@ -137,6 +180,19 @@ def _print_registration(
     click.echo(f"Project ID: {res.project_id}")
     click.echo(f"Required signers ({len(res.required_signers)}): {', '.join(res.required_signers)}")
     click.echo(f"Next step: signers must submit signatures to activate the {what}.")
+    # The manual fixes the lines above; the key ids people compare go beside them, on stderr.
+    for key in res.required_signers:
+        note(f"  required: {_key_label(key)}")
+
+
+def _key_label(key: str) -> str:
+    from asfaload.crypto import PublicKey
+    from asfaload.errors import AsfaloadError
+
+    try:
+        return key_label(PublicKey.parse(key))
+    except AsfaloadError:
+        return key
 
 
 @click.command("register-repo")
@@ -273,7 +329,7 @@ def list_pending(
 
 
 @click.command("sign-pending")
-@click.argument("file_path")
+@click.argument("file_path", metavar="FILE_PATH_OR_URL")
 @git_option
 @fingerprint_option
 @authenticated
@@ -285,7 +341,10 @@ def sign_pending(
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """Sign a pending file (FILE_PATH as printed by list-pending).
+    """Sign a pending file: its mirror path as list-pending prints it, or the release's URL.
+
+    A release page or asset URL names the release's index; when the index is signed and its
+    revocation waits for your signature, the revocation is what gets signed.
 
     Before signing each file of the request, its path, SHA-512 digest and a randomart picture
     of the digest are written to stderr (on a terminal, or always with --show-fingerprint):
@@ -293,28 +352,40 @@ def sign_pending(
 
     \b
     Examples:
+      asfaload sign-pending -K ~/.asfaload/bob https://github.com/acme/tool/releases/tag/v1.0
       asfaload sign-pending -K ~/.asfaload/bob https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
       asfaload sign-pending -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' FILE_PATH
       asfaload sign-pending -K KEY --show-fingerprint --git https://asfaload.example/mirror.git FILE_PATH
     """
     before_sign = fingerprint_writer(show_fingerprint)
+    path = target_path(file_path)
     if git_mirror is not None:
         from asfaload.client.gitsign import sign_pending_by_git
 
-        complete = sign_pending_by_git(
-            git_mirror, key, file_path, before_sign=before_sign
-        ).is_complete
+        complete = sign_pending_by_git(git_mirror, key, path, before_sign=before_sign).is_complete
     else:
         with _client(backend_url, key) as api:
-            complete = sign_pending_file(api, key, file_path, before_sign=before_sign)
+            if is_url(file_path):
+                path = _pending_for_me(api, path)
+            complete = sign_pending_file(api, key, path, before_sign=before_sign)
     if json_output:
         click.echo(dumps_compact({"is_complete": complete}))
     else:
         click.echo("Success! Signature submitted" + (" (complete)" if complete else ""))
 
 
+def _pending_for_me(api: BackendClient, index: str) -> str:
+    """For a release URL: the index, or its pending revocation when that is what waits for
+    this signer (a signed release has nothing else to sign)."""
+    waiting = {f.file_path for f in api.pending_files()}
+    revocation = layout.pending_revocation_path(index)
+    if index not in waiting and revocation in waiting:
+        return revocation
+    return index
+
+
 @click.command("signature-status")
-@click.argument("file_path")
+@click.argument("file_path", metavar="FILE_PATH_OR_URL")
 @optionally_authenticated
 def signature_status(
     file_path: str,
@@ -323,15 +394,17 @@ def signature_status(
     json_output: bool,
 ) -> None:
     """Show a file's state (pending, complete or revoked), who signed it and who is still
-    needed, per group; for a revoked file, when and by whom.
+    needed, per group; for a revoked file, when and by whom. A release page or asset URL
+    names the release's index.
 
     \b
     Examples:
+      asfaload signature-status https://github.com/acme/tool/releases/tag/v1.0
       asfaload signature-status https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
-      asfaload signature-status --json FILE_PATH
+      asfaload signature-status --json https://gitlab.com/acme/tool/-/releases/v2.0
     """
     with _client(backend_url, key) as api:
-        status = api.signature_status(file_path)
+        status = api.signature_status(target_path(file_path))
     if json_output:
         click.echo(dumps_compact(dict(status.document)))
         return
@@ -378,23 +451,36 @@ def status_lines(doc: Any) -> list[str]:
 
 
 @click.command("revoke")
-@click.argument("file_path")
+@click.argument("file_path", metavar="FILE_PATH_OR_URL")
 @git_option
-@authenticated
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Do not ask for confirmation on a terminal (without a terminal nothing is asked).",
+)
+@authenticated_with(lambda params: _confirm_revoke(params["file_path"], params["yes"]))
 def revoke(
     file_path: str,
     git_mirror: str | None,
+    yes: bool,
     key: SecretKey,
     backend_url: BackendUrls,
     json_output: bool,
 ) -> None:
-    """Revoke a previously signed file (FILE_PATH: its mirror path).
+    """Revoke a previously signed file: its mirror path, or the release's URL (its index).
+
+    A revocation cannot be undone: every download of the release is refused once enough
+    revocation keys have signed it. On a terminal it asks first (--yes does not); without a
+    terminal (a script, CI) it proceeds, as it always has.
 
     \b
     Examples:
-      asfaload revoke -K ~/.asfaload/alice https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
+      asfaload revoke -K ~/.asfaload/alice https://github.com/acme/tool/releases/tag/v1.0
+      asfaload revoke -K ~/.asfaload/alice --yes https/github.com/443/acme/tool/releases/tag/v1.0/asfaload.index.json
       asfaload revoke -K ~/.ssh/id_ed25519 --password-command 'pass show ssh' --git MIRROR FILE_PATH
     """
+    file_path = target_path(file_path)
     if git_mirror is not None:
         from asfaload.client.gitsign import revoke_by_git
 
@@ -408,6 +494,15 @@ def revoke(
         click.echo(dumps_compact({"success": success, "message": message}))
     else:
         click.echo(f"Success! File revoked: {file_path}")
+
+
+def _confirm_revoke(target: str, yes: bool) -> None:
+    """Asked before the key's password: a person who answers no has typed nothing secret."""
+    confirm_or_abort(
+        f"Revoke {target_path(target)}? Downloads of it will be refused once the revocation "
+        "is signed",
+        yes,
+    )
 
 
 @click.command("check-index")

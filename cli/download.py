@@ -1,8 +1,10 @@
 """``asfaload download`` and ``asfaload verify-file``: verify a release file's signatures, from a
 backend or a git mirror, before saving it (or, for a file already on disk, before saying so).
 
-Prints the manual's lines on stdout; on a terminal the progress line updates in place, otherwise
-it is printed once at the end. A revoked file prints the manual's block on stderr and exits 1.
+Prints the manual's lines on stdout; on a terminal the progress line updates in place, with
+sizes in binary units (KiB, MiB, GiB), the speed and the time left; otherwise (a pipe or a file,
+what scripts read) the manual's lines are printed byte for byte, the progress once at the end. A
+revoked file prints the manual's block on stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from typing import Any, TypeVar
 
 import click
 
-from asfaload.client.download import Reporter, download, mb, verify_local_file
+from asfaload.client.download import (
+    Reporter,
+    download,
+    duration_text,
+    human_size,
+    mb,
+    verify_local_file,
+)
 from asfaload.client.locate import FORGE_TYPES
 from asfaload.client.source import CACHE_DIR_ENV, ReleaseSource
 from asfaload.client.transfer import HASH_LABELS
 from asfaload.client.verify import Revocation
+from asfaload.errors import RefusingToOverwriteError
 
 from ._common import BackendUrls, backend_url_option, dumps_compact, handle_errors, json_option
 
@@ -28,8 +38,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _progress_text(done: int, total: int) -> str:
+    """The manual's progress line (printed once, at the end, when stdout is not a terminal)."""
     pct = 100.0 * done / total if total else 100.0
     return f"Progress: {pct:.1f}% ({mb(done)} / {mb(total)})"
+
+
+def live_progress_text(done: int, total: int, elapsed: float, finished: bool = False) -> str:
+    """The progress line a person watches: binary units, speed, and the time left (or, once
+    finished, the time it took). The speed is the average since the transfer started."""
+    pct = 100.0 * done / total if total else 100.0
+    head = f"Progress: {pct:.1f}% ({human_size(done)} / {human_size(total)}"
+    if elapsed <= 0 or done <= 0:
+        return head + ")"
+    speed = done / elapsed
+    if finished:
+        return f"{head}, {human_size(speed)}/s, in {duration_text(elapsed)})"
+    left = max(total - done, 0) / speed
+    return f"{head}, {human_size(speed)}/s, {duration_text(left)} left)"
 
 
 class ConsoleReporter(Reporter):
@@ -40,6 +65,16 @@ class ConsoleReporter(Reporter):
         self.tty = sys.stdout.isatty() if tty is None else tty
         self._last = 0.0
         self._shown = False
+        self._started = 0.0
+        self._width = 0  # of the last live line, to blank what a shorter one leaves behind
+
+    def size_text(self, n: int) -> str:
+        return human_size(n) if self.tty else mb(n)
+
+    def _redraw(self, text: str, end: bool = False) -> None:
+        padded = text.ljust(self._width)
+        self._width = len(text)
+        click.echo("\r" + padded, nl=end)
 
     def line(self, text: str) -> None:
         if not self.quiet:
@@ -57,8 +92,9 @@ class ConsoleReporter(Reporter):
         click.echo(f"  Revoked by: {revocation.revoked_by}", err=True)
 
     def transfer_started(self, file_name: str, size: int | None) -> None:
+        self._started = time.monotonic()
         if not self.quiet and size is not None:
-            click.echo(f"  Size: {mb(size)}")
+            click.echo(f"  Size: {self.size_text(size)}")
 
     def progress(self, done: int, total: int | None) -> None:
         if self.quiet or not self.tty or total is None:
@@ -68,13 +104,14 @@ class ConsoleReporter(Reporter):
             return  # a terminal redraw per chunk would cost more than the transfer
         self._last = now
         self._shown = True
-        click.echo("\r" + _progress_text(done, total), nl=False)
+        self._redraw(live_progress_text(done, total, now - self._started))
 
     def transfer_finished(self, done: int, total: int | None) -> None:
         if self.quiet or total is None:
             return
         if self.tty:
-            click.echo("\r" + _progress_text(done, total))
+            elapsed = time.monotonic() - self._started
+            self._redraw(live_progress_text(done, total, elapsed, finished=True), end=True)
         else:
             click.echo(_progress_text(done, total))
 
@@ -112,6 +149,13 @@ def release_source(mirror: str | None, backend_url: BackendUrls) -> Iterator[Rel
 @click.command("download")
 @click.argument("file_url")
 @click.option("-o", "--output", help="Output file path. Defaults to the filename from the URL.")
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="Replace the output file if it exists (without it an existing file is refused, "
+    "before anything is fetched, and left as it is).",
+)
 @backend_url_option
 @mirror_option
 @click.option(
@@ -130,6 +174,7 @@ def release_source(mirror: str | None, backend_url: BackendUrls) -> Iterator[Rel
 def download_cmd(
     file_url: str,
     output: str | None,
+    force: bool,
     backend_url: BackendUrls,
     mirror: str | None,
     forge_type: str | None,
@@ -147,18 +192,22 @@ def download_cmd(
       asfaload download https://github.com/acme/app/releases/download/v1.0/app.tar.gz
       asfaload download URL -u https://asfaload.example -u https://mirror2.example
       asfaload download URL --mirror https://mirror.example/mirror.git --full-check
-      asfaload download URL --mirror ./asfaload-data -o app.tar.gz --json
+      asfaload download URL --mirror ./asfaload-data -o app.tar.gz --force --json
     """
     reporter = ConsoleReporter(quiet=json_output)
-    with release_source(mirror, backend_url) as source:
-        res = download(
-            file_url,
-            source,
-            output=output,
-            forge=forge_type,
-            full_check=full_check,
-            reporter=reporter,
-        )
+    try:
+        with release_source(mirror, backend_url) as source:
+            res = download(
+                file_url,
+                source,
+                output=output,
+                forge=forge_type,
+                full_check=full_check,
+                reporter=reporter,
+                overwrite=force,
+            )
+    except RefusingToOverwriteError as exc:
+        raise RefusingToOverwriteError(f"{exc} (give --force to replace it)") from None
     if json_output:
         click.echo(
             dumps_compact(

@@ -41,10 +41,13 @@ from ._common import (
     fingerprint_writer,
     handle_errors,
     json_option,
+    key_label,
     load_secret_key,
+    note,
     password_options,
     resolve_password,
     secret_key_option,
+    tilde,
 )
 
 _DISPLAY = {MINISIGN: "Minisign", ED25519: "Ed25519"}
@@ -105,7 +108,13 @@ def new_keys(
             raise RefusingToOverwriteError(f"Refusing to overwrite existing file {shown}")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise FormatError(f"Output directory is not a directory: {output_dir}")
-    pw = resolve_password(password, password_file, password_command=password_command, confirm=True)
+    pw = resolve_password(
+        password,
+        password_file,
+        password_command=password_command,
+        confirm=True,
+        prompt=f"Password for the new key {tilde(shown_sec)}",
+    )
     if not pw:
         raise PasswordError("The password must not be empty")
     if not accept_weak_password:
@@ -115,11 +124,13 @@ def new_keys(
             f"Generating {_DISPLAY[algorithm]} keypair with name '{name}' "
             f"in directory {debug_path(output_dir)}"
         )
-    generate_keypair_files(name, output_dir, algorithm, pw)
+    pub_file, _ = generate_keypair_files(name, output_dir, algorithm, pw)
     if json_output:
+        # The manual's object, key for key: scripts compare it whole.
         click.echo(dumps_compact({"public_key_path": shown_pub, "secret_key_path": shown_sec}))
     else:
         click.echo(f"Public key saved at {shown_pub} and secret key at {shown_sec}")
+        note(f"Key ID: {key_label(PublicKey.from_file(pub_file))}")
 
 
 @click.command("sign-file")
@@ -163,9 +174,18 @@ def sign_file(
     sig = key.sign(digest)
     write_new_file(out, signature_file_text(sig, key.public_key))
     if json_output:
-        click.echo(dumps_compact({"signature_file": str(out), "public_key": str(key.public_key)}))
+        click.echo(
+            dumps_compact(
+                {
+                    "signature_file": str(out),
+                    "public_key": str(key.public_key),
+                    "key_id": key.public_key.key_id,
+                }
+            )
+        )
     else:
         click.echo(f"Signature written to {out}")
+        note(f"Signed with key {key_label(key.public_key)}")
 
 
 def _load_public_key(value: str) -> PublicKey:
@@ -260,9 +280,15 @@ def verify_sig(
         keys = _artifact_signers(signers_file)
     key, covers = _verify_against(file, sigfile, keys)
     if json_output:
-        click.echo(dumps_compact({"verified": True, "public_key": str(key), "covers": covers}))
+        click.echo(
+            dumps_compact(
+                {"verified": True, "public_key": str(key), "key_id": key.key_id, "covers": covers}
+            )
+        )
     else:
-        click.echo(f"Signature verification successful! Signed by {key} {_COVERS[covers]}.")
+        click.echo(
+            f"Signature verification successful! Signed by {key_label(key)} {_COVERS[covers]}."
+        )
 
 
 @click.command("get-digest")

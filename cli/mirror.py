@@ -13,7 +13,7 @@ from asfaload.errors import AsfaloadError, StoreError
 from asfaload.layout import DEFAULT_DATA_DIR
 from asfaload.layout import MIRROR_REPO_DIR as MIRROR_DIR
 
-DATA_DIR_ENV = "ASFALOAD_DATA_DIR"
+from ._common import DATA_DIR_ENV, dumps_compact, json_option
 
 
 def _repo_path(target: Path | None, data_dir: Path | None, repo: Path | None) -> Path:
@@ -35,20 +35,52 @@ def _repo_path(target: Path | None, data_dir: Path | None, repo: Path | None) ->
 
 @click.group("mirror")
 def mirror_group() -> None:
-    """Manage and check the git mirror repository."""
+    """Manage and check the git mirror repository.
+
+    \b
+    Examples:
+      asfaload mirror verify --data-dir /srv/asfaload-data
+      asfaload mirror sync --from https://asfaload.example/mirror.git --data-dir /srv/ro-data
+    """
 
 
 @mirror_group.command("init")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-def init_command(directory: Path) -> None:
-    """Create a bare mirror repository (branch main, hooks, config) in DIRECTORY."""
+@click.argument(
+    "directory", required=False, type=click.Path(file_okay=False, path_type=Path), default=None
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Create DATA_DIR/{MIRROR_DIR} (env {DATA_DIR_ENV}; default ./{DEFAULT_DATA_DIR}) "
+    "when no DIRECTORY is given.",
+)
+@json_option
+def init_command(directory: Path | None, data_dir: Path | None, json_output: bool) -> None:
+    """Create a bare mirror repository (branch main, hooks, config) in DIRECTORY, or in the
+    data dir's mirror.git (`asfaload serve` also creates it on first start).
+
+    \b
+    Examples:
+      asfaload mirror init /srv/git/mirror.git
+      asfaload mirror init --data-dir /srv/asfaload-data --json
+    """
+    import pygit2
+
     from asfaload.store import Mirror
 
+    if directory is not None and data_dir is not None:
+        raise click.UsageError("Give only one of DIRECTORY and --data-dir.")
+    path = directory if directory is not None else _repo_path(None, data_dir, None)
     try:
-        Mirror.init(str(directory)).close()
-    except AsfaloadError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"Initialised mirror in {directory}")
+        Mirror.init(str(path)).close()
+    except (AsfaloadError, pygit2.GitError, ValueError) as exc:
+        # pygit2 says "directory exists" (a ValueError) when a parent is a file.
+        raise click.ClickException(f"Cannot create a mirror at {path}: {exc}") from exc
+    if json_output:
+        click.echo(dumps_compact({"repo": str(path)}))
+    else:
+        click.echo(f"Initialised mirror in {path}")
 
 
 @mirror_group.command("install-hooks")
@@ -60,7 +92,7 @@ def init_command(directory: Path) -> None:
     metavar="PATH",
     help="Interpreter the hooks run (default: this one, which has asfaload installed).",
 )
-@click.option("--json", "json_output", is_flag=True, help="Emit the outcome as one JSON object.")
+@json_option
 def install_hooks_command(repo: Path, python: str | None, json_output: bool) -> None:
     """Install or refresh asfaload's hooks in an existing bare repository REPO.
 
@@ -107,7 +139,7 @@ def install_hooks_command(repo: Path, python: str | None, json_output: bool) -> 
     default=None,
     help="Path of the bare mirror repository itself.",
 )
-@click.option("--json", "json_output", is_flag=True, help="Emit the report as JSON.")
+@json_option
 def verify_command(
     target: Path | None, data_dir: Path | None, repo: Path | None, json_output: bool
 ) -> None:
@@ -131,21 +163,25 @@ def verify_command(
         report = verify_repository(str(path))
     except AsfaloadError as exc:
         raise click.ClickException(f"{exc}: {path}") from exc
-    if report.bad is None:
+    bad = report.bad
+    where = ""
+    if bad is None:
         record_verified(str(path), report.head, "verify")
     else:
-        bad = report.bad
         record_error(str(path), f"commit {bad.commit or '(none)'}: {bad.reason}", "verify")
+        where = f"commit {bad.commit} (#{bad.position}, {bad.message!r})" if bad.commit else "main"
     if json_output:
         click.echo(json.dumps(report.to_dict(), indent=2))
-    elif report.bad is None:
+        if bad is not None:
+            # The report (stdout) names the commit; the error object (stderr) says it failed,
+            # as every command's --json does.
+            click.echo(dumps_compact({"error": f"{where}: {bad.reason}"}), err=True)
+    elif bad is None:
         click.echo(
             f"OK: {report.checked} commits of main replayed, each derived by the rules "
             f"(head {report.head})"
         )
     else:
-        bad = report.bad
-        where = f"commit {bad.commit} (#{bad.position}, {bad.message!r})" if bad.commit else "main"
         click.echo(f"FAILED: {where}: {bad.reason}")
         click.echo(f"{report.checked} commits before it verified.")
     if report.bad is not None:
@@ -182,7 +218,13 @@ def verify_command(
     metavar="SECONDS",
     help="Keep syncing every SECONDS; failures are reported and retried (Ctrl-C stops).",
 )
-@click.option("--json", "json_output", is_flag=True, help="Emit each outcome as one JSON line.")
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Emit the outcome as one JSON object (with --watch: one object per line, per outcome); "
+    "failures on stderr.",
+)
 def sync_command(
     source: str | None,
     data_dir: Path | None,
@@ -272,9 +314,11 @@ def _failure_line(exc: AsfaloadError) -> str:
 
 
 def _failure_dict(exc: AsfaloadError) -> dict[str, object]:
+    from asfaload.errors import one_line
     from asfaload.replication.sync import HistoryRewriteError, RejectedHistoryError
 
-    out: dict[str, object] = {"ok": False, "error": str(exc)}
+    # An error object as every command's: "error" first, then what a script needs to act on.
+    out: dict[str, object] = {"error": one_line(str(exc))}
     if isinstance(exc, RejectedHistoryError):
         out["status"] = "rewrite-refused" if isinstance(exc, HistoryRewriteError) else "refused"
         out["main"] = exc.local
@@ -298,7 +342,7 @@ def _failure_dict(exc: AsfaloadError) -> dict[str, object]:
     default=None,
     help="Path of the bare mirror repository itself.",
 )
-@click.option("--json", "json_output", is_flag=True, help="Emit the status as one JSON object.")
+@json_option
 def status_command(data_dir: Path | None, repo: Path | None, json_output: bool) -> None:
     """Show a mirror's tip, its primary and the outcome of its last sync or verify.
 
@@ -322,7 +366,7 @@ def status_command(data_dir: Path | None, repo: Path | None, json_output: bool) 
         status = mirror_status(str(path))
     except AsfaloadError as exc:
         if json_output:
-            click.echo(json.dumps({"error": str(exc)}), err=True)
+            click.echo(dumps_compact({"error": str(exc)}), err=True)
         else:
             click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from exc

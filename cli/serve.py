@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from ._common import handle_errors
+from ._common import dumps_compact, handle_errors, json_option
 
 
 @click.command("serve")
@@ -42,6 +43,7 @@ from ._common import handle_errors
     help="The mirror repository, when a git host keeps it elsewhere than DATA_DIR/mirror.git "
     "(env ASFALOAD_REPO); private/ stays in the data dir.",
 )
+@json_option
 @handle_errors
 def serve_command(
     data_dir: Path | None,
@@ -51,8 +53,20 @@ def serve_command(
     config_file: Path | None,
     read_only: bool | None,
     repo: Path | None,
+    json_output: bool,
 ) -> None:
-    """Run the REST API server (creates the data dir and mirror on first start)."""
+    """Run the REST API server (creates the data dir and mirror on first start).
+
+    It runs until stopped (Ctrl-C or SIGTERM). With --json, stdout holds one object once the
+    configuration is read, {"url", "data_dir", "workers", "read_only"}, before the server
+    starts; the server's log goes to stderr.
+
+    \b
+    Examples:
+      asfaload serve
+      asfaload serve --data-dir /srv/asfaload-data --host 0.0.0.0 --port 3000 --workers 2
+      asfaload serve --data-dir /srv/ro-data --read-only --json
+    """
     from asfaload.server.config import ServerConfig
     from asfaload.server.serving import serve
 
@@ -67,12 +81,26 @@ def serve_command(
         },
         toml_path=config_file,
     )
-    click.echo(
-        f"Serving {config.data_dir} on http://{config.host}:{config.port} "
-        f"({config.workers} worker{'s' if config.workers != 1 else ''}"
-        f"{', read-only' if config.read_only else ''})",
-        err=True,
-    )
+    url = f"http://{config.host}:{config.port}"
+    if json_output:
+        click.echo(
+            dumps_compact(
+                {
+                    "url": url,
+                    "data_dir": str(config.data_dir),
+                    "workers": config.workers,
+                    "read_only": config.read_only,
+                }
+            )
+        )
+        sys.stdout.flush()
+    else:
+        click.echo(
+            f"Serving {config.data_dir} on {url} "
+            f"({config.workers} worker{'s' if config.workers != 1 else ''}"
+            f"{', read-only' if config.read_only else ''})",
+            err=True,
+        )
     serve(config)
 
 

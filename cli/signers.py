@@ -16,7 +16,7 @@ from asfaload.errors import (
 )
 from asfaload.model.signers import SignerGroup, SignersFile
 
-from ._common import F, debug_path, dumps_compact, handle_errors, json_option
+from ._common import F, debug_path, dumps_compact, handle_errors, json_option, key_label, note
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,16 @@ def new_signers_file(
     ):
         n, t = counts[key]
         click.echo(f"{spec.label}: {n} (threshold: {'none' if t is None else t})")
+    # The manual fixes the summary on stdout line for line; the keys, by key id, go to stderr
+    # for the person checking that the file names the right people.
+    for spec, group in (
+        (_ARTIFACT, artifact),
+        (_ADMIN, admin),
+        (_MASTER, master),
+        (_REVOCATION, revocation),
+    ):
+        for k in group.signers if group is not None else ():
+            note(f"  {spec.noun}: {key_label(k)}")
 
 
 def register(group: click.Group) -> None:

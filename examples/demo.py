@@ -3,7 +3,8 @@
 Everything runs on loopback in a temporary directory that is removed at the end: a forge
 emulator playing github.com (reached through ``ASFALOAD_URL_REWRITES``), a fresh ``asfaload
 serve`` process, and the real ``asfaload`` command for every step. Read it as documentation:
-each step prints the command it runs and its output.
+each step prints the command it runs, as a person would type it in that directory, and its
+output. docs/try-it-by-hand.md is the same story typed by hand (``asfaload dev forge``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.harness import World, pending_signers_path  # noqa: E402
+from asfaload.devtools.forge import export_lines  # noqa: E402
+from examples.harness import PASSWORD, World, pending_signers_path  # noqa: E402
 
 RELEASE_URL = "https://github.com/acme/tool/releases/download"
 
@@ -31,6 +33,16 @@ def main() -> int:
         World(Path(tmp), echo=True) as w,
     ):
         print(f"Backend: {w.backend_url}   forge emulator: {w.forge.origin}")
+        print("The environment of every command below (`asfaload dev forge` prints the first two):")
+        env = {k: v for k, v in w.env().items() if k.startswith("ASFALOAD_")}
+        for line in export_lines(env):
+            print(f"  {line}")
+        print("  (ASFALOAD_INSECURE_TEST_KDF_PARAMS: cheap key derivation, for the demo only)")
+        print(
+            "Key passwords: new-keys reads -P password.txt; the signing commands read "
+            "ASFALOAD_<COMMAND>_PASSWORD\n(at a terminal they would ask: 'Password for keys/alice:')."
+        )
+        w.password_file.write_text(PASSWORD + "\n")
 
         step("1. Generate a key pair — three artifact signers and two revocation keys")
         alice, bob, carol = (w.new_keys(n) for n in ("alice", "bob", "carol"))
@@ -55,15 +67,14 @@ def main() -> int:
         rel = w.forge.add_github_release(
             "acme", "tool", "v1.0", {"tool-linux-amd64.tar.gz": b"tool v1.0\n" * 100_000}
         )
-        out = w.as_signer(bob, "register-assets", "--github-release-url", rel)
-        index = out.lines[-1].split(": ", 1)[1]
+        w.as_signer(bob, "register-assets", "--github-release-url", rel)
 
-        step("6. Sign the release: two of three signers are enough")
+        step("6. Sign the release: two of three signers are enough (the release URL names it)")
         w.as_signer(alice, "list-pending")
-        w.as_signer(alice, "sign-pending", index)
-        w.as_signer(carol, "signature-status", index)
-        w.as_signer(carol, "sign-pending", index)
-        w.as_signer(bob, "signature-status", index)
+        w.as_signer(alice, "sign-pending", rel)
+        w.run("signature-status", rel)
+        w.as_signer(carol, "sign-pending", rel)
+        w.run("check-index", rel)
 
         step("7. Download with signature verification")
         dl = f"{RELEASE_URL}/v1.0/tool-linux-amd64.tar.gz"
@@ -87,10 +98,11 @@ def main() -> int:
         step("9. Old releases stay verifiable: download --full-check walks the signers chain")
         w.download(dl, "--full-check", "-o", "tool-checked.tar.gz")
 
-        step("10. Revoke the release (revocation threshold 2)")
-        w.as_signer(rev1, "revoke", index)
+        step("10. Revoke the release (revocation threshold 2; on a terminal revoke asks first)")
+        w.as_signer(rev1, "revoke", rel)
         w.as_signer(rev2, "list-pending")
-        w.as_signer(rev2, "sign-pending", f"{index}.revocation.json.pending")
+        w.as_signer(rev2, "sign-pending", rel)  # the release's pending revocation
+        w.run("signature-status", rel)
 
         step("11. The revoked file is refused")
         res = w.download(dl, "-o", "refused.tar.gz", ok=False)

@@ -159,8 +159,8 @@ class Demo:
         self.cli("tuf", "login", "--username", ADMIN, "--password-file", "alice.password")
 
         step("Root key holders Ann and Ben: one offline ed25519 key each")
-        self.cli("tuf", "keygen", "--out", "ann.key", out="ann.pub.json")
-        self.cli("tuf", "keygen", "--out", "ben.key", out="ben.pub.json")
+        self.cli("tuf", "keygen", "-o", "ann.key", out="ann.pub.json")
+        self.cli("tuf", "keygen", "-o", "ben.key", out="ben.pub.json")
         ann, ben = self.keyid("ann.pub.json"), self.keyid("ben.pub.json")
         say(f"  Ann's keyid: {ann}\n  Ben's keyid: {ben}")
 
@@ -177,9 +177,9 @@ class Demo:
             "online.json",
             "--expires",
             "365",
-            "--sign",
+            "-K",
             "ann.key",
-            "--out",
+            "-o",
             "root-v1.json",
         )
 
@@ -205,19 +205,19 @@ class Demo:
             "ben.pub.json",
             "--threshold",
             "2",
-            "--out",
+            "-o",
             "root-v2.json",
         )
 
         step("Admin: propose root v2 without signatures (it becomes the draft)")
         self.cli("tuf", "rotate", "--app", APP, "--root", "root-v2.json")
-        self.cli("tuf", "pending", "--app", APP, "--out", "draft-v2.json")
+        self.cli("tuf", "pending", "--app", APP, "-o", "draft-v2.json")
 
         step("Ann signs the draft with her key file (fetch, sign locally, post)")
-        self.cli("tuf", "sign-pending", "--app", APP, "--key", "ann.key")
+        self.cli("tuf", "sign-pending", "--app", APP, "-K", "ann.key")
 
         step("Ben signs offline, from the saved draft; the admin posts his signature")
-        self.cli("tuf", "sign", "--key", "ben.key", "--root", "draft-v2.json", out="ben.sig.json")
+        self.cli("tuf", "sign", "-K", "ben.key", "--root", "draft-v2.json", out="ben.sig.json")
         say("  " + (self.work / "ben.sig.json").read_text().strip())
         answer = json.loads(
             self.cli(

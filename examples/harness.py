@@ -3,11 +3,13 @@
 Used by ``examples/demo.py`` (``make demo``) and by the end-to-end tests. Everything runs on
 loopback in one temporary directory:
 
-- the forge emulator (``tests/forge_emulator.py``: GitHub, GitLab and a file server on one port),
+- the forge emulator (``asfaload/devtools/forge.py``: GitHub, GitLab and a file server on one port),
   reached through ``ASFALOAD_URL_REWRITES`` exactly as air-gapped users would;
 - ``asfaload serve`` as a subprocess on a free port, with a fresh data dir;
-- the real ``asfaload`` console script, run as a subprocess for every step, with passwords given
-  through the per-command environment variables (no TTY needed).
+- the real ``asfaload`` console script, run as a subprocess for every step, as a person would
+  type it: paths relative to the working directory, key passwords from a file (``-P``) or the
+  per-command environment variables, never on the command line; stdin is not a terminal, so
+  nothing is asked.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the emulator lives in tests/; the demo runs from examples/
     sys.path.insert(0, str(ROOT))
 
+from asfaload.devtools.forge import ForgeEmulator  # noqa: E402
 from examples.serverproc import ASFALOAD, free_port, read_log, start_server, stop_server  # noqa: E402
-from tests.forge_emulator import ForgeEmulator  # noqa: E402
 
 # Cheap Argon2id for ed25519 keys made in tests and the demo (production keys use the default).
 CHEAP_KDF = "8,1,1"
@@ -141,6 +143,9 @@ class World:
     ) -> Run:
         full_env = self.env()
         full_env.update(env or {})
+        where = Path(cwd or self.workdir)
+        # Paths inside the working directory are given relative to it, as a person types them.
+        args = tuple(_relative(a, where) for a in args)
         if self.echo:
             print(f"  $ asfaload {shlex.join(args)}", flush=True)
         proc = subprocess.run(
@@ -148,7 +153,8 @@ class World:
             capture_output=True,
             text=True,
             env=full_env,
-            cwd=cwd or self.workdir,
+            cwd=where,
+            stdin=subprocess.DEVNULL,  # never a terminal: no prompt, no confirmation
             timeout=300,
         )
         result = Run(tuple(args), proc.returncode, proc.stdout, proc.stderr)
@@ -171,6 +177,15 @@ class World:
         )
 
     # --- the how-to guides as steps ---------------------------------------------------------------
+    @property
+    def password_file(self) -> Path:
+        """The keys' password, in a file (``-P``) rather than on a command line."""
+        path = self.workdir / "password.txt"
+        if not path.exists():
+            path.write_text(PASSWORD + "\n")
+            path.chmod(0o600)
+        return path
+
     def new_keys(self, name: str) -> Signer:
         """Guide "Generate a key pair"."""
         keys = self.workdir / "keys"
@@ -182,8 +197,8 @@ class World:
             str(keys),
             "--algorithm",
             self.algorithm,
-            "--password",
-            PASSWORD,
+            "-P",
+            str(self.password_file),
         )
         signer = Signer(name, keys / name, keys / f"{name}.pub")
         self.signers[name] = signer
@@ -230,6 +245,17 @@ class World:
 
     def download(self, url: str, *args: str, ok: bool = True, cwd: Path | None = None) -> Run:
         return self.run("download", *args, url, ok=ok, cwd=cwd)
+
+
+def _relative(arg: str, cwd: Path) -> str:
+    """``arg`` relative to ``cwd`` when it is a path inside it, else unchanged."""
+    if not arg.startswith("/"):
+        return arg
+    try:
+        rel = Path(arg).relative_to(cwd)
+    except ValueError:
+        return arg
+    return str(rel) if str(rel) != "." else arg
 
 
 def mirror_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -27,8 +27,8 @@ import pytest
 
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.forge import ForgeEmulator
 from tests.conftest_server import ServerProcess
-from tests.forge_emulator import ForgeEmulator
 from tests.http_util import Reply, raw_request, signed_json, signed_request
 from tests.test_rules_support import T0, signers_bytes
 

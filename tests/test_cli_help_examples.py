@@ -1,43 +1,62 @@
-"""The commands issue 16 added or extended show how they are used: their --help text ends with an
-Examples block, kept line by line (Click's ``\\b``), before the options."""
+"""Every command's --help ends its description with an Examples block, kept line by line
+(Click's ``\\b``), before the options: the whole command tree is walked, groups included, so a
+command added later without examples fails here."""
 
 from __future__ import annotations
 
+import os
+
+import click
 import pytest
 from asfaload.cli.main import cli
-from click.testing import CliRunner
-
-COMMANDS = [
-    ["get-digest"],
-    ["check-index"],
-    ["ping"],
-    ["new-signers-file"],
-    ["sign-pending"],
-    ["sign-file"],
-    ["verify-sig"],
-    ["new-keys"],
-    ["register-repo"],
-    ["update-signers"],
-    ["register-assets"],
-    ["list-pending"],
-    ["signature-status"],
-    ["revoke"],
-    ["tuf", "login"],
-]
+from click.testing import CliRunner, Result
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-def test_help_ends_with_examples(command: list[str]) -> None:
-    res = CliRunner().invoke(cli, [*command, "--help"])
+def leaf_commands() -> list[tuple[str, ...]]:
+    """Every runnable command of the tree, as its words (``("tuf", "root", "new")``)."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None, name
+                walk(sub, (*path, name))
+        else:
+            found.append(path)
+
+    walk(cli, ())
+    return found
+
+
+def all_commands() -> list[tuple[str, ...]]:
+    """Leaves and groups, the top level included."""
+    paths = {()}
+    for leaf in leaf_commands():
+        paths.update(leaf[:i] for i in range(1, len(leaf) + 1))
+    return sorted(paths)
+
+
+def invoke(*args: str) -> Result:
+    env = {k: None for k in os.environ if k.startswith("ASFALOAD_")}
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_the_walk_reaches_nested_commands() -> None:
+    paths = all_commands()
+    assert () in paths and ("tuf",) in paths and ("tuf", "root", "new") in paths
+
+
+@pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c) or "asfaload")
+def test_help_ends_its_description_with_examples(command: tuple[str, ...]) -> None:
+    res = invoke(*command, "--help")
     assert res.exit_code == 0, res.output
     description = res.stdout.split("\nOptions:\n", 1)[0].rstrip("\n").splitlines()
-    start = description.index("  Examples:")
-    examples = description[start + 1 :]
+    assert "  Examples:" in description, res.stdout
+    examples = description[description.index("  Examples:") + 1 :]
     assert examples, res.stdout
-    # Every line after "Examples:" is a command line (or its continuation), unwrapped.
+    # Kept line by line (Click's \b), each a command a person can type, or its continuation.
     for line in examples:
-        assert (
-            line.startswith("    asfaload ")
-            or line.startswith("      ")
-            or (line.startswith("    ASFALOAD_"))
-        ), line
+        assert line.startswith(("    asfaload ", "      ", "    ASFALOAD_")), line
+    assert any(line.startswith(f"    asfaload {' '.join(command)}".rstrip()) for line in examples)

@@ -162,7 +162,8 @@ def test_new_keys_interactive_prompt_on_a_terminal(tmp_path):
     transcript = _run_on_pty(
         [str(exe), "new-keys", "-n", "k", "-o", str(out)], answers=[STRONG, STRONG]
     )
-    assert "Enter password:" in transcript and "Confirmation:" in transcript
+    # The prompt names the key it protects: a person with several keys knows which one.
+    assert f"Password for the new key {out / 'k'}:" in transcript and "Confirmation:" in transcript
     assert "Public key saved at" in transcript
     SecretKey.load(out / "k", STRONG)
 
@@ -248,6 +249,7 @@ def test_sign_and_verify_with_reference_key(tmp_path, artifact, reference_keys_d
     assert json.loads(res.stdout) == {
         "verified": True,
         "public_key": str(key),
+        "key_id": key.key_id,
         "covers": "sha512-digest",
     }
     # Wrong key, tampered file.

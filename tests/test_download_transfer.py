@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from asfaload.client.locate import locate
 from asfaload.client.transfer import download_verified, fetch_small, rewrite_url
+from asfaload.devtools.forge import ForgeEmulator
 from asfaload.errors import (
     AsfaloadError,
     DigestMismatchError,
@@ -20,7 +21,6 @@ from asfaload.errors import (
     FormatError,
     UnsupportedAlgorithmError,
 )
-from tests.forge_emulator import ForgeEmulator
 
 
 @pytest.mark.parametrize(

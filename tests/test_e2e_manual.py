@@ -164,7 +164,14 @@ def test_manual_guides_github(world: World, tmp_path: Path) -> None:
     assert "✓ Signers chain history verified (1 entries)" in got.lines
     assert got.lines[-2] == f"✓ File saved to: {chosen}"
     assert chosen.read_bytes() == ASSET
-    as_json = json.loads(w.download(dl_url, "-o", str(chosen), "--json").stdout)
+    # An existing output file is replaced only with --force.
+    kept = w.download(dl_url, "-o", str(chosen), "--json", ok=False)
+    assert kept.returncode == 1 and kept.stdout == ""
+    assert json.loads(kept.stderr) == {
+        "error": f"Refusing to overwrite existing file {chosen} (give --force to replace it)"
+    }
+    assert chosen.read_bytes() == ASSET
+    as_json = json.loads(w.download(dl_url, "-o", str(chosen), "--force", "--json").stdout)
     assert as_json["valid_signatures"] == 2 and as_json["index_file_path"] == INDEX_V1
 
     # --- Update a signers file: add dave, threshold 3 ---
@@ -188,7 +195,7 @@ def test_manual_guides_github(world: World, tmp_path: Path) -> None:
     assert w.as_signer(dave, "list-pending").lines == ["No pending signatures found."]
 
     # Releases signed under the previous signers file remain valid, with the full chain too.
-    got = w.download(dl_url, "-o", str(chosen), "--full-check")
+    got = w.download(dl_url, "-o", str(chosen), "--full-check", "--force")
     assert "✓ Signers chain history verified (1 entries)" in got.lines
 
     # A new release under v2 needs three signatures; its chain has two entries.

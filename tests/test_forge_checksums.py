@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asfaload.devtools.forge import FILESERVER, ForgeEmulator
 from asfaload.errors import ForgeError, FormatError
 from asfaload.forge import ForgeConfig, Forges, HttpConfig, parse_checksums, parse_rewrites
 from asfaload.forge.checksums import ChecksumEntry, checksum_base_url
-from tests.forge_emulator import FILESERVER, ForgeEmulator
 
 H256 = "a" * 64
 H512 = "b" * 128

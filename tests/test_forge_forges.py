@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asfaload.devtools.forge import FILESERVER, GITHUB, GITLAB, ForgeEmulator
 from asfaload.errors import ForbiddenURLError, ForgeError, FormatError, SignersFileError
 from asfaload.forge import ForgeConfig, Forges, HttpConfig, github, gitlab, parse_rewrites
-from tests.forge_emulator import FILESERVER, GITHUB, GITLAB, ForgeEmulator
 
 SIGNERS = b'{"version": 1, "timestamp": "2024-01-01T00:00:00Z"}\n'
 

@@ -16,6 +16,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asfaload.devtools.forge import FILESERVER, ForgeEmulator
 from asfaload.errors import ForbiddenURLError, ForgeError, FormatError
 from asfaload.forge import policy
 from asfaload.forge.http import (
@@ -26,7 +27,6 @@ from asfaload.forge.http import (
     check_url,
     parse_rewrites,
 )
-from tests.forge_emulator import FILESERVER, ForgeEmulator
 
 
 @pytest.fixture
@@ -532,7 +532,7 @@ def test_emulator_refuses_paths_outside_its_root(emu: ForgeEmulator) -> None:
 
 def test_emulator_runs_as_a_process(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.forge_emulator", "--port", "0", "--root", str(tmp_path)],
+        [sys.executable, "-m", "asfaload.devtools.forge", "--port", "0", "--root", str(tmp_path)],
         stdout=subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[1],
     )

@@ -207,7 +207,7 @@ def test_tampered_primary_is_refused_and_main_stays(primary: Primary, local: Pat
     code, out, errout = run_sync("--repo", str(local), "--json")
     assert out == "" and len(errout.splitlines()) == 1
     data = json.loads(errout)
-    assert code == 1 and data["ok"] is False and data["status"] == "refused"
+    assert code == 1 and "error" in data and data["status"] == "refused"
     assert data["main"] == trusted and data["first_bad_commit"]["commit"] == forged
     assert_clean(local, trusted)
 
@@ -468,7 +468,7 @@ def test_cli_forms(primary: Primary, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert code == 0 and out.startswith("Synced 2 new commit(s)") and new[-1] in out
     code, out, _ = run_sync("--repo", str(data / "mirror.git"), "--json")
     assert code == 0 and json.loads(out) == {
-        "ok": True,
+        "success": True,
         "status": "up-to-date",
         "source": str(primary.path),
         "main": new[-1],
@@ -548,7 +548,7 @@ def test_cli_watch_prints_only_changes_and_errors(
     if json_output:
         assert json.loads(first)["status"] == "created"
         assert json.loads(second) == {
-            "ok": True,
+            "success": True,
             "status": "updated",
             "source": str(primary.path),
             "main": new[-1],
@@ -557,7 +557,7 @@ def test_cli_watch_prints_only_changes_and_errors(
         }
         refused = json.loads(error)
         assert refused["status"] == "refused" and refused["first_bad_commit"]["commit"] == forged
-        assert all(json.loads(line)["ok"] is False for line in err.splitlines())
+        assert all("error" in json.loads(line) for line in err.splitlines())
     else:
         assert first.startswith("Created read-only mirror ")
         assert second.startswith("Synced 2 new commit(s)") and second.rstrip().endswith(new[-1])

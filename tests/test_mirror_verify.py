@@ -167,6 +167,11 @@ def forge_commit(
 
 def run_verify(*args: str) -> tuple[int, str]:
     res = CliRunner().invoke(cli, ["mirror", "verify", *args])
+    if "--json" in args:
+        # The report is stdout's one object; a failure adds one error object on stderr.
+        if res.exit_code == 1:
+            assert set(json.loads(res.stderr)) == {"error"}, res.stderr
+        return res.exit_code, res.stdout
     return res.exit_code, res.output
 
 
@@ -208,7 +213,7 @@ def test_cli_forms_and_json(full: Mirror, tmp_path: Path, monkeypatch: pytest.Mo
     code, out = run_verify("--repo", full.path, "--json")
     assert code == 0
     assert json.loads(out) == {
-        "ok": True,
+        "success": True,
         "head": full.head(),
         "commits_verified": 17,
         "first_bad_commit": None,
@@ -252,7 +257,7 @@ def _bad(m: Mirror, bad_commit: str, reason_part: str) -> None:
     code, out = run_verify("--repo", m.path, "--json")
     assert code == 1
     data = json.loads(out)
-    assert data["ok"] is False and data["first_bad_commit"]["commit"] == bad_commit
+    assert data["success"] is False and data["first_bad_commit"]["commit"] == bad_commit
 
 
 def test_extra_file_beside_a_real_operation(mirror: Mirror) -> None:

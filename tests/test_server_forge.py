@@ -9,8 +9,8 @@ import pytest
 
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.forge import ForgeEmulator
 from tests.conftest_server import ServerProcess
-from tests.forge_emulator import ForgeEmulator
 from tests.http_util import signed_json, signed_request
 from tests.test_rules_support import signers_bytes
 

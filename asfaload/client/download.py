@@ -28,6 +28,7 @@ from ..errors import (
     DigestMismatchError,
     FormatError,
     NotFoundError,
+    RefusingToOverwriteError,
     RevokedError,
     UnsupportedAlgorithmError,
 )
@@ -39,10 +40,39 @@ from .transfer import HASH_LABELS, HASHES, download_verified, fetch_small, hash_
 from .verify import Revocation, check_artifact_signatures, check_revocation
 
 MB = 1024 * 1024
+_BINARY_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def mb(n: int) -> str:
+    """A size as the manual's lines print it (MiB, labelled "MB"; "0.00 MB" below 5 KiB):
+    kept byte for byte where scripts read the output."""
     return f"{n / MB:.2f} MB"
+
+
+def human_size(n: float) -> str:
+    """A size for people, in binary units labelled as such: ``512 B``, ``73.2 KiB``,
+    ``1.50 GiB`` (about three significant digits; bytes are never rounded to zero)."""
+    if n < 1024:
+        return f"{int(n)} B"
+    value = float(n)
+    for unit in _BINARY_UNITS:
+        value /= 1024
+        if value < 1024 or unit == _BINARY_UNITS[-1]:
+            break
+    digits = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{digits}f} {unit}"
+
+
+def duration_text(seconds: float) -> str:
+    """A time left or taken, to the second: ``<1 s``, ``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    if seconds < 1:
+        return "<1 s"
+    whole = int(seconds + 0.5)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 class Reporter:
@@ -65,6 +95,10 @@ class Reporter:
 
     def transfer_finished(self, done: int, total: int | None) -> None:
         """The last byte arrived (before the digest is compared)."""
+
+    def size_text(self, n: int) -> str:
+        """How a size is written in the lines this module reports (the manual's form)."""
+        return mb(n)
 
 
 @dataclass(frozen=True)
@@ -175,14 +209,19 @@ def download(
     forge: str | None = None,
     full_check: bool = False,
     reporter: Reporter | None = None,
+    overwrite: bool = True,
 ) -> DownloadResult:
     """Verify the release of ``url`` against ``source``, then fetch the file from its forge
-    into ``output`` (written only when its digest is the index's)."""
+    into ``output`` (written only when its digest is the index's). With ``overwrite`` False an
+    existing output file is refused before anything is fetched, and left as it is."""
     rep = reporter or Reporter()
+    target = locate(url, forge)
+    dest = Path(output) if output is not None else Path(_safe_file_name(target.file_name))
+    if not overwrite and (dest.exists() or dest.is_symlink()):
+        raise RefusingToOverwriteError(f"Refusing to overwrite existing file {dest}")
     rep.line(f"Starting download: {url}")
     release = verify_release(url, source, forge=forge, full_check=full_check, reporter=rep)
     loc, entry = release.location, release.entry
-    dest = Path(output) if output is not None else Path(_safe_file_name(loc.file_name))
     shown = str(output) if output is not None else f"./{loc.file_name}"
 
     rep.line(f"Downloading {loc.file_name}")
@@ -197,9 +236,10 @@ def download(
         entry.hash,
         on_start=started,
         on_progress=rep.progress,
+        overwrite=overwrite,
     )
     rep.transfer_finished(outcome.size, outcome.size)
-    rep.line(f"✓ Download complete ({mb(outcome.size)})")
+    rep.line(f"✓ Download complete ({rep.size_text(outcome.size)})")
     rep.line(f"✓ File hash verified ({HASH_LABELS[outcome.algo]})")
     rep.line(f"✓ File saved to: {shown}")
     rep.line(f"✓ All done! Verified {release.valid_signatures} signature(s)")

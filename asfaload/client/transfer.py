@@ -18,7 +18,13 @@ from pathlib import Path
 
 import requests
 
-from ..errors import DigestMismatchError, ForgeError, NetworkError, UnsupportedAlgorithmError
+from ..errors import (
+    DigestMismatchError,
+    ForgeError,
+    NetworkError,
+    RefusingToOverwriteError,
+    UnsupportedAlgorithmError,
+)
 from ..forge.http import ENV_REWRITES as REWRITES_ENV
 from ..forge.http import apply_rewrites, parse_rewrites
 
@@ -100,6 +106,21 @@ def _content_length(resp: requests.Response) -> int | None:
     return n if n >= 0 else None
 
 
+def _place_new(tmp: Path, dest: Path) -> None:
+    """Give ``tmp`` the name ``dest`` only if nothing has that name yet."""
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise RefusingToOverwriteError(f"Refusing to overwrite existing file {dest}") from None
+    except OSError:
+        # A file system without hard links: check, then rename (a narrow race, as before).
+        if dest.exists() or dest.is_symlink():
+            raise RefusingToOverwriteError(f"Refusing to overwrite existing file {dest}") from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()
+
+
 def download_verified(
     url: str,
     dest: Path,
@@ -109,8 +130,11 @@ def download_verified(
     on_start: Callable[[int | None], None] | None = None,
     on_progress: ProgressCallback | None = None,
     session: requests.Session | None = None,
+    overwrite: bool = True,
 ) -> DownloadOutcome:
     """Stream ``url`` into ``dest`` while hashing with ``algo``; move into place only on a match.
+    With ``overwrite`` False a file that appeared at ``dest`` meanwhile is kept and the download
+    refused (the check and the placement are one step: a hard link fails if ``dest`` exists).
 
     Reading the socket runs in a helper thread so that network I/O overlaps with hashing and
     writing (both release the GIL): one pass over the bytes at close to disk speed, in constant
@@ -166,7 +190,10 @@ def download_verified(
             raise DigestMismatchError(
                 f"Hash mismatch for {dest.name}: expected '{expected_hex.lower()}', got '{actual}'"
             )
-        os.replace(tmp, dest)
+        if overwrite:
+            os.replace(tmp, dest)
+        else:
+            _place_new(tmp, dest)
         moved = True
     finally:
         resp.close()

@@ -83,7 +83,7 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
+            "success": self.ok,
             "head": self.head,
             "commits_verified": self.checked,
             "first_bad_commit": None if self.bad is None else self.bad.to_dict(),

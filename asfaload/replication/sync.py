@@ -166,7 +166,7 @@ class SyncResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": True,
+            "success": True,
             "status": self.status,
             "source": self.source,
             "main": self.new,

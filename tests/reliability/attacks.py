@@ -31,13 +31,13 @@ from asfaload.auth import sign_request
 from asfaload.client.gitsign import signatures_for
 from asfaload.client.signing import build_revocation
 from asfaload.crypto import PublicKey, SecretKey, sha512
+from asfaload.devtools.forge import ForgeEmulator
 from asfaload.errors import AsfaloadError
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.rules import Change, DictTree, apply
 from asfaload.rules.queries import file_status
 from asfaload.store import GitTreeView, apply_change
 from tests.conftest_server import ServerProcess
-from tests.forge_emulator import ForgeEmulator
 from tests.git_support import plant_empty_tree
 from tests.http_util import Reply, raw_request, signed_json, signed_request
 

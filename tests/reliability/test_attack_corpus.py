@@ -21,11 +21,11 @@ from pygit2.enums import FileMode
 from asfaload import layout
 from asfaload.client.signing import build_revocation
 from asfaload.crypto import SecretKey
+from asfaload.devtools.forge import ForgeEmulator
 from asfaload.rules import RegisterRelease, Revoke
 from asfaload.store import Mirror
 from asfaload.tuf.accounts import Accounts
 from tests.conftest_server import ServerProcess
-from tests.forge_emulator import ForgeEmulator
 from tests.reliability import attacks as a
 from tests.reliability.support import report
 from tests.test_rules_support import index_bytes, register_and_activate, sign_op, signers_bytes

@@ -1,4 +1,5 @@
-"""A local forge emulator: a real threaded HTTP server on loopback for tests, benchmarks and the demo.
+"""A local forge emulator: a real threaded HTTP server on loopback for tests, the demo, and people
+trying asfaload on a laptop (``asfaload dev forge``).
 
 It plays github.com, raw.githubusercontent.com, api.github.com, gitlab.com and a plain file
 server, all on one port, each under its own path prefix; :meth:`ForgeEmulator.rewrites` returns the
@@ -18,16 +19,21 @@ Files are streamed from disk (``sendfile``) and single ``Range`` requests are ho
 multi-GiB asset costs no memory. Tests can inject failures (status + ``Retry-After``), redirects
 and slow (dripping) responses per path, and count the requests a path received.
 
-Run standalone: ``python -m tests.forge_emulator --port 0 --root DIR`` prints one JSON line
-``{"port": N, "origin": ..., "rewrites": ...}``; ``PUT /_emu/files/<path>`` writes a file.
+Run standalone: ``python -m asfaload.devtools.forge --port 0 --root DIR`` prints one JSON line
+``{"port": N, "origin": ..., "rewrites": ...}``; ``PUT /_emu/files/<path>`` writes a file. People
+use ``asfaload dev forge``, which prints the environment for the server and the client, and
+``asfaload dev publish FILE URL``, which puts a file where the emulator serves ``URL``
+(:func:`root_path`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sys
 import threading
@@ -53,6 +59,77 @@ PREFIXES = {
     FILESERVER: "/files",
 }
 DEFAULT_PUBLISHED_AT = "2024-01-01T00:00:00Z"
+
+
+def served_path(public_url: str) -> str:
+    """The path on the emulator a public forge URL is rewritten to (``/gh/…``, ``/raw/…``…)."""
+    for public in sorted(PREFIXES, key=len, reverse=True):
+        if public_url == public or public_url.startswith(public + "/"):
+            return PREFIXES[public] + public_url[len(public) :]
+    raise ValueError(f"not an emulated forge URL: {public_url}")
+
+
+def root_path(public_url: str) -> str:
+    """Where, under the emulator's root, a file must be for ``public_url`` to serve it, for the
+    URLs people publish at: a repository file as its GitHub or GitLab *blob* page (what
+    ``register-repo`` takes), a raw URL, a release asset's download URL, a file-server file.
+    A release page is not a file: its assets make it (the release API lists its directory)."""
+    url = public_url.split("#", 1)[0].split("?", 1)[0]
+    if url.startswith(GITHUB + "/"):
+        parts = url[len(GITHUB) + 1 :].split("/")
+        if len(parts) >= 5 and parts[2] == "blob":
+            return "/".join(["raw", parts[0], parts[1], *parts[3:]])
+        if len(parts) >= 6 and parts[2:4] == ["releases", "download"]:
+            return served_path(url).lstrip("/")
+    elif url.startswith(GITLAB + "/") and "/-/" in url:
+        project, rest = url[len(GITLAB) + 1 :].split("/-/", 1)
+        kind, _, tail = rest.partition("/")
+        if kind == "blob" and "/" in tail:
+            return f"gl/{project}/-/raw/{tail}"
+        if kind in ("raw", "releases") and (kind == "raw" or "/downloads/" in tail):
+            return served_path(url).lstrip("/")
+    elif url.startswith((GITHUB_RAW + "/", FILESERVER + "/")):
+        return served_path(url).lstrip("/")
+    raise ValueError(
+        f"not a file URL the forge emulator serves: {public_url} (a GitHub or GitLab blob or raw "
+        "URL, a release asset download URL, or a https://files.example.com/ file)"
+    )
+
+
+def publish(root: str | os.PathLike[str], public_url: str, data: bytes) -> Path:
+    """Write ``data`` where an emulator serving ``root`` answers ``public_url``; no server needs
+    to run (it reads its files at each request)."""
+    base = Path(root).resolve()
+    dest = (base / root_path(public_url)).resolve()
+    if base not in dest.parents:
+        raise ValueError(f"path escapes the emulator root: {public_url}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp-emu")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest
+
+
+def rewrites_for(origin: str) -> str:
+    """``ASFALOAD_URL_REWRITES`` sending the emulated forges to an emulator at ``origin``."""
+    return ",".join(f"{public}={origin}{prefix}" for public, prefix in PREFIXES.items())
+
+
+def try_it_env(origin: str, backend_url: str, data_dir: str) -> dict[str, str]:
+    """The environment for trying asfaload by hand against an emulator at ``origin``: the same
+    for the server and the client (each reads the variables it uses)."""
+    # No ASFALOAD_ALLOW_PRIVATE_URLS: a rewrite target is the operator's own setting and is
+    # reached although it is on loopback; user URLs that point at private addresses stay refused.
+    return {
+        "ASFALOAD_URL_REWRITES": rewrites_for(origin),
+        "ASFALOAD_DATA_DIR": data_dir,
+        "ASFALOAD_BACKEND_URL": backend_url,
+    }
+
+
+def export_lines(env: Mapping[str, str]) -> list[str]:
+    """``export NAME=value`` lines a POSIX shell (bash, zsh, dash) reads back as given."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
 
 
 @dataclass
@@ -128,6 +205,13 @@ class ForgeEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (Ctrl-C: KeyboardInterrupt), then close."""
+        try:
+            self._server.serve_forever(0.2)
+        finally:
+            self._server.server_close()
+
     def __enter__(self) -> ForgeEmulator:
         return self.start()
 
@@ -137,7 +221,7 @@ class ForgeEmulator:
     # -- URLs --
     def rewrites(self) -> str:
         """``ASFALOAD_URL_REWRITES`` value mapping the emulated forges to this server."""
-        return ",".join(f"{public}={self.origin}{prefix}" for public, prefix in PREFIXES.items())
+        return rewrites_for(self.origin)
 
     def url(self, path: str) -> str:
         """Direct (loopback) URL of a served path such as ``/files/x``."""
@@ -145,10 +229,7 @@ class ForgeEmulator:
 
     def served_path(self, public_url: str) -> str:
         """The path on this server a public forge URL is rewritten to."""
-        for public in sorted(PREFIXES, key=len, reverse=True):
-            if public_url == public or public_url.startswith(public + "/"):
-                return PREFIXES[public] + public_url[len(public) :]
-        raise ValueError(f"not an emulated forge URL: {public_url}")
+        return served_path(public_url)
 
     def local_url(self, public_url: str) -> str:
         return self.origin + self.served_path(public_url)
@@ -515,12 +596,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"port": emu.port, "origin": emu.origin, "rewrites": emu.rewrites()}),
         flush=True,
     )
-    try:
-        emu._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emu._server.server_close()
+    with contextlib.suppress(KeyboardInterrupt):
+        emu.serve_forever()
     return 0
 
 
