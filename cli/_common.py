@@ -429,3 +429,58 @@ def handle_errors(f: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+# --- shared by the admin and tuf commands ----------------------------------------------------------
+server_data_dir_option = data_dir_option("Server data directory (holds private/).")
+
+
+def private_dir(data_dir: Path | None) -> Path:
+    from asfaload.layout import PRIVATE_DIR
+
+    base = default_data_dir() if data_dir is None else Path(data_dir)
+    if not base.exists():
+        # As `asfaload serve` does on first start: the keys and accounts may come first.
+        from asfaload.errors import StoreError
+
+        try:
+            base.mkdir(parents=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create {base}: {exc.strerror}") from None
+    return base / PRIVATE_DIR
+
+
+def output_option(help: str, required: bool = False) -> Callable[[F], F]:
+    """``-o/--output``, as everywhere; ``--out`` was its name in ``tuf`` and still works."""
+    return click.option(
+        "-o",
+        "--output",
+        "out",
+        cls=AliasedOption,
+        hidden_aliases=("--out",),
+        required=required,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def pem_secret_key_option(
+    dest: str, help: str, multiple: bool = False, alias: str = "--key"
+) -> Callable[[F], F]:
+    """``-K/--secret-key``, as everywhere (here a TUF private key file, PEM); ``tuf`` called it
+    ``--key`` (or ``--sign`` for keys that sign a payload), which still works."""
+    return click.option(
+        "-K",
+        "--secret-key",
+        dest,
+        cls=AliasedOption,
+        hidden_aliases=(alias,),
+        multiple=multiple,
+        type=click.Path(dir_okay=False, exists=True),
+        help=help,
+    )
+
+
+def echo_json(obj: Any, json_output: bool) -> None:
+    """One JSON object: compact with --json (a script reads it), indented for people."""
+    click.echo(dumps_compact(obj) if json_output else json.dumps(obj, indent=2))

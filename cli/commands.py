@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "mirror": "mirror",
     "admin": "admin",
-    "tuf": "admin",
+    "tuf": "tuf",
     "dev": "dev",
 }
 
