@@ -14,15 +14,14 @@ from hypothesis import strategies as st
 
 from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
-from asfaload.store.packs import (
+from asfaload.store.objects.fast.info import pack_names, write_info_packs
+from asfaload.store.objects.fast.packs import (
     Consolidator,
     FoldChild,
     choose_fold,
     fold_packs,
     pack_file,
-    pack_names,
     pack_objects,
-    write_info_packs,
     write_pack,
 )
 

@@ -15,8 +15,10 @@ from pygit2.enums import FileMode
 from asfaload.errors import StoreError
 from asfaload.rules.tree import Change
 from asfaload.store import GitTreeView, apply_change
-from asfaload.store.gittree import TreeEditor, _group, _Node
-from asfaload.store.writer import commit_bytes, committer
+from asfaload.store.objects.changes import Node, group
+from asfaload.store.objects.fast.commits import commit_bytes
+from asfaload.store.objects.fast.trees import TreeEditor
+from asfaload.store.objects.identity import committer
 
 # Names whose byte order trips naive sorting (a file "a" sorts before "a.b", a directory "a"
 # after it) and a non-ASCII one.
@@ -31,7 +33,7 @@ changes = st.tuples(
 # libgit2's way, the reference the editor is held to: a TreeBuilder per directory along the
 # changed paths (what the writer did before TreeEditor).
 def treebuilder_rebuild(
-    repo: pygit2.Repository, tree: pygit2.Tree | None, node: _Node, prefix: str
+    repo: pygit2.Repository, tree: pygit2.Tree | None, node: Node, prefix: str
 ) -> pygit2.Oid | None:
     """Write the tree ``tree`` + ``node``; None when the result is empty (so parents prune it)."""
     tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
@@ -66,7 +68,7 @@ def treebuilder_rebuild(
 def treebuilder_apply(
     repo: pygit2.Repository, tree: pygit2.Tree | None, change: Change
 ) -> pygit2.Oid:
-    new = treebuilder_rebuild(repo, tree, _group(change), "")
+    new = treebuilder_rebuild(repo, tree, group(change), "")
     return repo.TreeBuilder().write() if new is None else new
 
 

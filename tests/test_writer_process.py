@@ -15,7 +15,7 @@ from asfaload.errors import RuleViolation, StoreError
 from asfaload.rules import AddSignatures
 from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
-from asfaload.store.packs import pack_names
+from asfaload.store.objects.fast.info import pack_names
 from asfaload.store.writer_link import RemoteWriter
 from asfaload.store.writer_process import WriterProcess, WriterService
 from tests.conftest_server import ServerProcess, process_tree

@@ -27,7 +27,8 @@ from asfaload.rules import RegisterRelease
 from asfaload.store import Mirror
 from asfaload.store.durable import lock_path_for
 from asfaload.store.mirror import OWNED_MAINTENANCE_CONFIG
-from asfaload.store.packs import Consolidator, pack_names
+from asfaload.store.objects.fast.info import pack_names
+from asfaload.store.objects.fast.packs import Consolidator
 from tests.http_util import raw_request
 from tests.reliability.support import (
     KillableServer,

@@ -34,9 +34,10 @@ from typing import BinaryIO
 
 import pygit2
 
-from ..errors import StoreError
-from .durable import WriterLock, lock_path_for, sync_filesystem
-from .gittree import TreeEditor
+from ....errors import StoreError
+from ...durable import lock_path_for, sync_filesystem
+from .info import pack_names, refresh_pack_list
+from .trees import TreeEditor
 
 log = logging.getLogger(__name__)
 
@@ -508,40 +509,6 @@ def pack_file(pack_dir: str, pack: str, ext: str) -> str:
     return os.path.join(pack_dir, pack[: -len(".pack")] + ext)
 
 
-def pack_names(repo_path: str) -> list[str]:
-    """The packs a reader can use (those with an index), sorted."""
-    pack_dir = os.path.join(repo_path, "objects", "pack")
-    try:
-        names = os.listdir(pack_dir)
-    except FileNotFoundError:
-        return []
-    return sorted(
-        n[: -len(".idx")] + ".pack"
-        for n in names
-        if n.startswith("pack-") and n.endswith(".idx") and n[: -len(".idx")] + ".pack" in names
-    )
-
-
-def refresh_pack_list(repo_path: str) -> None:
-    """:func:`write_info_packs` under the dumb-HTTP files' lock (after a fold changed the
-    packs, in whichever process folded)."""
-    with WriterLock(lock_path_for(repo_path, "info")):
-        write_info_packs(repo_path)
-
-
-def write_info_packs(repo_path: str) -> None:
-    """Rewrite ``objects/info/packs`` (the dumb-HTTP pack list) as ``git update-server-info``
-    would, without a subprocess."""
-    info = os.path.join(repo_path, "objects", "info")
-    os.makedirs(info, exist_ok=True)
-    text = "".join(f"P {name}\n" for name in pack_names(repo_path)) + "\n"
-    tmp = os.path.join(info, f".packs-{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, os.path.join(info, "packs"))
-
-
 # git's fold, for when pushes left loose objects: no delta search and no recompression, so it
 # copies like fold_packs does (with git's defaults, rollups cost 0.4-0.6 ms of CPU per signature
 # in bench_server, for ~30% less disk: signatures and digests do not compress).
@@ -732,7 +699,7 @@ def _has_loose(repo_path: str) -> bool:
 
 
 class FoldChild:
-    """Folds for a writer, in a child process (``python -m asfaload.store.packs``).
+    """Folds for a writer, in a child process (``python -m asfaload.store.objects.fast.packs``).
 
     A fold is pure Python, and in a thread of the writer process it held the GIL against the
     writer's one thread: batches written while a fold ran took 60% longer (3.45 against 2.15 ms
@@ -753,7 +720,7 @@ class FoldChild:
                 log.warning("the fold process ended (status %s); starting another", proc.returncode)
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "asfaload.store.packs", *self._args],
+                    [sys.executable, "-m", "asfaload.store.objects.fast.packs", *self._args],
                     stdin=subprocess.PIPE,
                 )
             except OSError:
