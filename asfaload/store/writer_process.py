@@ -103,10 +103,9 @@ class WriterService:
     """The writer process's side: ONE thread accepts the workers, reads their operations, commits
     all that arrived together as one batch (``mirror.write_batch``) and answers each.
 
-    One thread, no hand-offs. With a thread per connection the writer thread competed for the
-    GIL with one reader thread per worker thread, and each operation cost two thread switches
-    and a Future wake-up: measured with 32 connections, 2.2 ms of the writer process's CPU per
-    signature against 1.6 for the same batches written directly.
+    One thread, no hand-offs: with a thread per connection the writer thread would compete for
+    the GIL with one reader thread per worker thread, and each operation would cost two thread
+    switches and a Future wake-up.
     """
 
     def __init__(
@@ -437,8 +436,7 @@ def main(argv: list[str]) -> int:
     repo_path, socket_path, *rest = argv
     nonces = SqliteNonceStore(Path(rest[0])) if rest else None
     # The writer keeps tens of thousands of parsed trees and blobs, which every full cyclic
-    # collection walks: at Python's default thresholds that was ~0.13 ms of its CPU per
-    # operation (in ~45 ms pauses of its one thread), ~0.04 at these. Cycles are rare here.
+    # collection walks, pausing its one thread; cycles are rare here, so collect seldom.
     gc.set_threshold(50_000, 20, 100)
     check_mirror(repo_path)
     # Folds written in Python run in a child process: in a thread here they would hold the GIL

@@ -23,8 +23,8 @@ _Parsed = tuple[list[bytes], list[bytes]]
 
 class TreeEditor:
     """A change turned into new trees along its paths, on raw tree objects: the trees and the
-    refusals of libgit2's TreeBuilder (a property test holds the two together), a third of the
-    cost. The writer's (with a cache kept across batches) and :func:`apply_change`'s.
+    refusals of libgit2's TreeBuilder (a property test holds the two together), for less work.
+    The fast store's (with a cache kept across batches) and :func:`apply_change`'s.
 
     libgit2's TreeBuilder loads, re-sorts and re-serialises a whole tree for each level of each
     change, and hands every object it writes to the writer's Python object backend through a
@@ -48,8 +48,8 @@ class TreeEditor:
         self._cache_limit = cache_limit
         # Blobs by id, those written and those read: the next operations read what the ones
         # before them wrote (a signatures file gaining its next signature) and the same few
-        # files again (a project's signers file), and a read from the packs costs ~0.1 ms once
-        # they have piled up between rollups. Bounded in bytes, cleared when full, as trees.
+        # files again (a project's signers file), and a read from the packs grows dearer as
+        # they pile up between folds. Bounded in bytes, cleared when full, as trees.
         self._blobs: dict[bytes, bytes] = {}
         self._blob_bytes = 0
         self._blob_limit = blob_cache_bytes
