@@ -1,4 +1,6 @@
-"""The writer's batches land as packs (asfaload.store.packs), checked by git itself."""
+"""The fast store's batches land as packs (asfaload.store.objects.fast.packs), checked by git
+itself; what every object store shares (folds, none under the repack lock, failed batches,
+objects written twice) is tested against both."""
 
 from __future__ import annotations
 

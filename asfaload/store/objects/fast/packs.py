@@ -111,7 +111,7 @@ class BatchObjects(pygit2.OdbBackend):
         return kind, len(data)
 
     def write_raw(self, kind: int, data: bytes) -> pygit2.Oid:
-        """Store a new object built outside libgit2 (:class:`.gittree.TreeEditor`); its id."""
+        """Store a new object built outside libgit2 (:class:`.trees.TreeEditor`); its id."""
         header = f"{_TYPE_NAMES[kind]} {len(data)}\0".encode()
         oid = pygit2.Oid(raw=hashlib.sha1(header + data).digest())
         self._new[oid] = (kind, data)
