@@ -1,10 +1,10 @@
 """The single writer of a mirror: a queue, one thread, group commit.
 
 Operations submitted concurrently are applied one after the other, each on the tree the previous
-one produced, and each becomes its own commit. The batch's objects are written as one pack
-(or the plain store's loose objects, :mod:`.objects`), made durable with one barrier and published with one compare-and-swap of
-``refs/heads/main``. Objects are always
-written before the ref moves, and the ref update is atomic (lock file + rename), so a crash
+one produced, and each becomes its own commit. The batch's objects go through the mirror's object
+store (:mod:`.objects`: one pack per batch, or loose objects), are made durable with one barrier
+and published with one compare-and-swap of ``refs/heads/main``. Objects are always written
+before the ref moves, and the ref update is atomic (lock file + rename), so a crash
 leaves either the old or the new state. Across processes the writers serialise on a lock file;
 a concurrent ``git push`` is caught by the compare-and-swap, and the batch is re-run on the new
 tip.
