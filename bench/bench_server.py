@@ -502,8 +502,9 @@ default, fast store: the writer builds trees and commits as raw objects and writ
 batch, folded by its own size-tiered merge. The libgit2 rows are the same server restarted on the
 plain store (`ASFALOAD_OBJECTS=libgit2`: libgit2's TreeBuilder and object database, one loose
 object per object, `git repack --geometric=2` every 16 batches under the repack lock), on
-releases seeded with the others: {verdict}. One round only, on a shared machine: read it as a
-direction, not a figure.
+releases seeded with the others: {verdict}. One round only, on a shared machine, and its first
+folds also roll the packs the fast rounds left into git's geometric progression, which this
+round pays for: read it as a direction, not a figure.
 
 | round | ping/s | signatures/s | ratio | server CPU per ping | per signature | steal, ping | steal, signatures |
 |---:|---:|---:|---:|---:|---:|---:|---:|
