@@ -115,10 +115,16 @@ def _write_tree(repo: pygit2.Repository, files: dict[str, bytes]) -> pygit2.Oid:
 
 
 def build_mirror(
-    path: str, n_files: int, filler: dict[str, bytes], own: dict[str, bytes]
+    path: str,
+    n_files: int,
+    filler: dict[str, bytes],
+    own: dict[str, bytes],
+    *,
+    objects: str = "fast",
 ) -> tuple[Mirror, int, str]:
     """A mirror of about ``n_files`` files: the filler project copied under sharded project ids,
-    plus the project the benchmark writes to (``own``, other keys) in the middle."""
+    plus the project the benchmark writes to (``own``, other keys) in the middle; opened with
+    the ``objects`` object store."""
     Mirror.init(path, server_info=False).close()
     repo = pygit2.Repository(path)
     project_tree = _write_tree(repo, filler)
@@ -143,7 +149,8 @@ def build_mirror(
     repo.references[MAIN].set_target(cid)
     # the project the benchmark writes to: one of the copies, in the middle of the mirror
     project = f"https/github.com/443/owner{owners // 2:04d}/bench"
-    return Mirror.open(path, server_info=False), made * len(filler) + len(own), project
+    mirror = Mirror.open(path, server_info=False, objects=objects)
+    return mirror, made * len(filler) + len(own), project
 
 
 def _nest(repo: pygit2.Repository, dirs: list[str], leaf: pygit2.Oid) -> pygit2.Oid:

@@ -1,8 +1,8 @@
 """Which module provides which top-level command. Each module exposes ``register(group)``.
 
 Commands are imported lazily: ``asfaload new-keys`` must not pay for importing the HTTP client,
-Flask or python-tuf (a full import costs ~0.7 s of CPU per invocation, which dominates scripted
-use such as the demo and CI jobs).
+Flask or python-tuf (a full import would dominate the CPU of each invocation in scripted use
+such as the demo and CI jobs).
 """
 
 from __future__ import annotations

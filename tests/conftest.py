@@ -105,3 +105,12 @@ def minisign_tool_unencrypted_keypair(
 
 # The real-server fixture (live_server, ServerProcess) lives in its own module; see it.
 pytest_plugins = ["tests.conftest_server"]
+
+
+@pytest.fixture(params=["fast", "libgit2"])
+def object_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each object store of the mirror's writer (asfaload.store.objects) in turn, chosen through
+    ASFALOAD_OBJECTS: mirrors the test opens, and processes it starts, write through it."""
+    name: str = request.param
+    monkeypatch.setenv("ASFALOAD_OBJECTS", name)
+    return name

@@ -17,10 +17,14 @@ import time
 from pathlib import Path
 
 import pygit2
+import pytest
 
 from asfaload.replication.replay import verify_range
 from asfaload.store import Mirror
 from asfaload.store.durable import WriterLock, lock_path_for
+
+# Every test here, once for each object store of the writer (conftest.object_store).
+pytestmark = pytest.mark.usefixtures("object_store")
 
 ROOT = Path(__file__).resolve().parent.parent
 ASFALOAD = str(ROOT / ".venv" / "bin" / "asfaload")

@@ -129,3 +129,12 @@ def test_the_served_mirror_caps_pushes(tmp_path):
     server = ServerProcess(data, env={"ASFALOAD_MAX_PUSH_BYTES": "2097152"}).start()
     server.stop()
     assert cap() == "2097152"
+
+
+def test_the_object_store_is_chosen_by_configuration(monkeypatch):
+    """ASFALOAD_OBJECTS (or the objects key) picks the writer's object store; fast by default,
+    and a name that is no store is refused at load."""
+    assert ServerConfig.load(env={}).objects == "fast"
+    assert ServerConfig.load(env={"ASFALOAD_OBJECTS": "libgit2"}).objects == "libgit2"
+    with pytest.raises(ConfigError, match="object store"):
+        ServerConfig.load(env={"ASFALOAD_OBJECTS": "loose"})

@@ -21,6 +21,9 @@ from asfaload.rules.tree import Change, DictTree, TreeView
 from asfaload.store import INIT_MESSAGE, MAIN, GitTreeView, Mirror, apply_change, diff_trees
 from asfaload.store.durable import WriterLock
 
+# Every test here, once for each object store of the writer (conftest.object_store).
+pytestmark = pytest.mark.usefixtures("object_store")
+
 
 def git(repo: str, *args: str) -> str:
     return subprocess.run(
@@ -45,8 +48,9 @@ def counter_op(tag: str):
 
 
 @pytest.fixture
-def mirror(tmp_path):
+def mirror(tmp_path, object_store):
     m = Mirror.init(str(tmp_path / "mirror.git"))
+    assert m.object_store == object_store
     yield m
     m.close()
 

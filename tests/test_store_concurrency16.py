@@ -14,6 +14,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from asfaload import layout
 from asfaload.crypto import SecretKey
 from asfaload.errors import AsfaloadError
@@ -22,6 +24,9 @@ from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
 from asfaload.store import Mirror
 from tests.test_mirror_verify import index_bytes
 from tests.test_rules_support import P, metadata_bytes, sign_op, signers_bytes
+
+# Once for each object store of the writer (conftest.object_store).
+pytestmark = pytest.mark.usefixtures("object_store")
 
 THREADS = 16
 

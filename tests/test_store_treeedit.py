@@ -1,10 +1,13 @@
-"""The objects the writer builds without libgit2 are libgit2's, byte for byte: TreeEditor's trees
-are those libgit2's TreeBuilder makes (and it refuses exactly what that refuses), commit_bytes's
-commits are create_commit's."""
+"""The objects the writer builds are libgit2's, byte for byte, whichever object store builds them
+(asfaload.store.objects: the fast one, which builds them without libgit2, and the libgit2 one):
+their trees are those libgit2's TreeBuilder makes (and they refuse exactly what that refuses),
+their commits are create_commit's. The fast store's TreeEditor is also held to them alone, with
+a tiny cache."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
 import pygit2
 import pytest
@@ -13,10 +16,13 @@ from hypothesis import strategies as st
 from pygit2.enums import FileMode
 
 from asfaload.errors import StoreError
-from asfaload.rules.tree import Change
+from asfaload.rules.tree import Change, TreeView
 from asfaload.store import GitTreeView, apply_change
-from asfaload.store.gittree import TreeEditor, _group, _Node
-from asfaload.store.writer import commit_bytes, committer
+from asfaload.store.objects import open_object_store
+from asfaload.store.objects.changes import Node, group
+from asfaload.store.objects.fast.commits import commit_bytes
+from asfaload.store.objects.fast.trees import TreeEditor
+from asfaload.store.objects.identity import committer
 
 # Names whose byte order trips naive sorting (a file "a" sorts before "a.b", a directory "a"
 # after it) and a non-ASCII one.
@@ -31,7 +37,7 @@ changes = st.tuples(
 # libgit2's way, the reference the editor is held to: a TreeBuilder per directory along the
 # changed paths (what the writer did before TreeEditor).
 def treebuilder_rebuild(
-    repo: pygit2.Repository, tree: pygit2.Tree | None, node: _Node, prefix: str
+    repo: pygit2.Repository, tree: pygit2.Tree | None, node: Node, prefix: str
 ) -> pygit2.Oid | None:
     """Write the tree ``tree`` + ``node``; None when the result is empty (so parents prune it)."""
     tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
@@ -66,11 +72,49 @@ def treebuilder_rebuild(
 def treebuilder_apply(
     repo: pygit2.Repository, tree: pygit2.Tree | None, change: Change
 ) -> pygit2.Oid:
-    new = treebuilder_rebuild(repo, tree, _group(change), "")
+    new = treebuilder_rebuild(repo, tree, group(change), "")
     return repo.TreeBuilder().write() if new is None else new
 
 
-def editor_for(repo: pygit2.Repository) -> TreeEditor:
+class Editor(Protocol):
+    def apply(self, tree: pygit2.Oid | None, change: Change) -> pygit2.Oid: ...
+
+    def view(self, tree: pygit2.Oid | None) -> TreeView: ...
+
+
+class StoreBatch:
+    """An object store's batch whose objects reach the disk after each edit, so the test's own
+    repository reads them (folds never start: the fan-in is out of reach)."""
+
+    def __init__(self, kind: str, repo: pygit2.Repository) -> None:
+        self._store = open_object_store(kind, repo.path, server_info=False, fan_in=1 << 30)
+        self._batch = self._store.batch()
+
+    def apply(self, tree: pygit2.Oid | None, change: Change) -> pygit2.Oid:
+        try:
+            return self._batch.apply(tree, change)
+        finally:
+            self._batch.finish(durable=False)
+
+    def view(self, tree: pygit2.Oid | None) -> TreeView:
+        return self._batch.view(tree)
+
+
+# The editors held to libgit2's TreeBuilder: each object store's batch, and the fast store's
+# tree editor alone with a cache small enough to be emptied within one example.
+EDITORS = ["fast", "libgit2", "fast-editor"]
+
+
+@pytest.fixture(params=EDITORS)
+def editor_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+def editor_for(repo: pygit2.Repository, kind: str = "fast-editor") -> Editor:
+    if kind != "fast-editor":
+        return StoreBatch(kind, repo)
+
     def read(oid: pygit2.Oid) -> tuple[int, bytes]:
         obj = repo.odb.read(oid)
         return int(obj[0]), bytes(obj[1])
@@ -94,9 +138,9 @@ def outcome(fn, *args) -> pygit2.Oid | str:
         return f"refused ({type(e).__name__})"
 
 
-def fresh(tmp_path_factory) -> tuple[pygit2.Repository, TreeEditor]:
+def fresh(tmp_path_factory, kind: str) -> tuple[pygit2.Repository, Editor]:
     repo = pygit2.init_repository(str(tmp_path_factory.mktemp("r") / "r.git"), bare=True)
-    return repo, editor_for(repo)
+    return repo, editor_for(repo, kind)
 
 
 def properties(examples: int) -> settings:
@@ -109,8 +153,8 @@ def properties(examples: int) -> settings:
 
 @properties(300)
 @given(steps=st.lists(changes, min_size=1, max_size=6))
-def test_the_editor_and_libgit2_agree(tmp_path_factory, steps):
-    repo, editor = fresh(tmp_path_factory)
+def test_the_editor_and_libgit2_agree(tmp_path_factory, editor_kind, steps):
+    repo, editor = fresh(tmp_path_factory, editor_kind)
     tree: pygit2.Tree | None = None
     for writes, deletes in steps:
         try:
@@ -124,9 +168,9 @@ def test_the_editor_and_libgit2_agree(tmp_path_factory, steps):
             tree = repo[got].peel(pygit2.Tree)
 
 
-def test_the_editor_refuses_inexact_changes(tmp_path):
+def test_the_editor_refuses_inexact_changes(tmp_path, editor_kind):
     repo = pygit2.init_repository(str(tmp_path / "r.git"), bare=True)
-    editor = editor_for(repo)
+    editor = editor_for(repo, editor_kind)
     base = editor.apply(None, Change("base", {"d/f": b"1"}))
     for bad, why in [
         (Change("x", {}, frozenset({"d/missing"})), "no such file"),
@@ -146,8 +190,8 @@ def test_the_editor_refuses_inexact_changes(tmp_path):
 
 @properties(150)
 @given(steps=st.lists(changes, min_size=1, max_size=5))
-def test_the_editor_view_reads_like_the_git_view(tmp_path_factory, steps):
-    repo, editor = fresh(tmp_path_factory)
+def test_the_editor_view_reads_like_the_git_view(tmp_path_factory, editor_kind, steps):
+    repo, editor = fresh(tmp_path_factory, editor_kind)
     tree: pygit2.Oid | None = None
     probes = ["", *NAMES, *(f"{a}/{b}" for a in NAMES for b in NAMES), "a/a/a", "a.b/z/é"]
     for writes, deletes in steps:
@@ -179,3 +223,26 @@ def test_commit_bytes_are_libgit2s(tmp_path_factory, message, when):
     theirs = repo.create_commit(None, sig, sig, message, tree, [parent])
     assert repo.odb.read(theirs)[1] == ours
     assert hashlib.sha1(b"commit %d\0" % len(ours) + ours).hexdigest() == str(theirs)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    message=st.text(
+        st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=60
+    ),
+    when=st.integers(min_value=0, max_value=2**31 - 1),
+)
+@pytest.mark.parametrize("kind", ["fast", "libgit2"])
+def test_each_store_commits_as_create_commit_does(tmp_path_factory, kind, message, when):
+    repo = pygit2.init_repository(str(tmp_path_factory.mktemp("c") / "r.git"), bare=True)
+    tree = repo.TreeBuilder().write()
+    parent = repo.create_commit(None, committer(0), committer(0), "root", tree, [])
+    batch = open_object_store(kind, repo.path, server_info=False).batch()
+    ours = batch.commit(tree, parent, when, message)
+    batch.finish(durable=False)
+    sig = committer(when)
+    assert ours == repo.create_commit(None, sig, sig, message, tree, [parent])
+    with pytest.raises(StoreError, match="NUL"):
+        batch.commit(tree, parent, when, "a\0b")

@@ -15,7 +15,7 @@ from asfaload.errors import RuleViolation, StoreError
 from asfaload.rules import AddSignatures
 from asfaload.rules.tree import Change, TreeView
 from asfaload.store import Mirror
-from asfaload.store.packs import pack_names
+from asfaload.store.objects.fast.info import pack_names
 from asfaload.store.writer_link import RemoteWriter
 from asfaload.store.writer_process import WriterProcess, WriterService
 from tests.conftest_server import ServerProcess, process_tree
@@ -219,3 +219,31 @@ def test_a_writer_process_records_nonces_and_refuses_them_without_a_store(tmp_pa
         assert m.head() == head
     # The claim is in the server's store, where a worker would look for it.
     assert not SqliteNonceStore(db).remember(claim.nonce, claim.expires_at, claim.now)
+
+
+@pytest.mark.parametrize("objects", ["fast", "libgit2"])
+def test_the_writer_process_writes_through_the_object_store_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objects: str
+) -> None:
+    """The server's objects setting reaches its writer process: the fast store adds a pack per
+    batch, the libgit2 one loose objects."""
+    monkeypatch.delenv("ASFALOAD_OBJECTS", raising=False)
+    path = str(tmp_path / "m.git")
+    Mirror.init(path).close()
+
+    def loose() -> int:
+        out = subprocess.run(
+            ["git", "count-objects", "-v"], cwd=path, check=True, capture_output=True, text=True
+        ).stdout
+        return int(next(x for x in out.splitlines() if x.startswith("count:")).split()[1])
+
+    packs, loose_before = pack_names(path), loose()
+    with WriterProcess(path, objects=objects) as writer:
+        client = RemoteWriter(writer.socket_path)
+        client.submit_pickled(_pickled_write("x/y", b"1"))
+        client.close()
+    if objects == "fast":
+        assert len(pack_names(path)) == len(packs) + 1 and loose() == loose_before
+    else:
+        assert pack_names(path) == packs and loose() > loose_before
+    assert Mirror.open(path).view().read("x/y") == b"1"

@@ -40,7 +40,8 @@ from ..rules.groups import group_keys
 from ..rules.ops import Op, ProposeUpdate, Register, RegisterRelease
 from ..rules.push import compare_change, infer_operation
 from ..rules.tree import Change, TreeView
-from ..store.gittree import GitTreeView, TreeEditor, diff_trees
+from ..store.gittree import GitTreeView, diff_trees
+from ..store.objects.fast.trees import TreeEditor
 from .tuf_commits import check_tuf_change, is_tuf_change
 
 __all__ = [

@@ -48,12 +48,17 @@ def prepare_data_dir(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.private_dir.mkdir(mode=0o700, exist_ok=True)
     if config.mirror_path.exists():
-        return Mirror.open(str(config.mirror_path), writer_socket=writer_socket, nonces=nonces)
+        return Mirror.open(
+            str(config.mirror_path),
+            writer_socket=writer_socket,
+            nonces=nonces,
+            objects=config.objects,
+        )
     if config.read_only:
         raise ConfigError(
             "A read-only server needs an existing mirror: run `asfaload mirror sync` first"
         )
-    return Mirror.init(str(config.mirror_path))
+    return Mirror.init(str(config.mirror_path), objects=config.objects)
 
 
 def create_app(config: ServerConfig, *, writer_socket: str | None = None) -> Flask:

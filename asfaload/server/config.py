@@ -14,6 +14,7 @@ from .. import layout
 from ..errors import ConfigError
 from ..forge import ForgeConfig, HttpConfig, parse_rewrites
 from ..store.mirror import DEFAULT_MAX_PUSH_BYTES
+from ..store.objects import DEFAULT_OBJECTS, check_objects
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the upstream Asfaload server's limit
 # The mirror's receive.maxInputSize, and the push body a server accepts on /mirror.git.
@@ -56,6 +57,8 @@ class ServerConfig:
     # the scheduler looks at the mirror at least every `tuf_refresh_interval` seconds (0: off).
     tuf_refresh_margin: int = 6 * 3600
     tuf_refresh_interval: int = 300
+    # The mirror writer's object store (asfaload.store.objects): "fast" or "libgit2".
+    objects: str = DEFAULT_OBJECTS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -71,6 +74,7 @@ class ServerConfig:
             raise ConfigError(f"Invalid tuf_refresh_margin: {self.tuf_refresh_margin}")
         if self.tuf_refresh_interval < 0:
             raise ConfigError(f"Invalid tuf_refresh_interval: {self.tuf_refresh_interval}")
+        check_objects(self.objects)
         if not 0 < self.port < 65536:
             raise ConfigError(f"Invalid port: {self.port}")
         if not 1 <= self.workers <= 64:
@@ -204,6 +208,7 @@ _ENV = {
     "ASFALOAD_GIT_MAX_CONCURRENT": "git_max_concurrent",
     "ASFALOAD_TUF_REFRESH_MARGIN": "tuf_refresh_margin",
     "ASFALOAD_TUF_REFRESH_INTERVAL": "tuf_refresh_interval",
+    "ASFALOAD_OBJECTS": "objects",
 }
 
 

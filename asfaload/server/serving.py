@@ -120,7 +120,9 @@ def serve(config: ServerConfig) -> None:
         AsfaloadGunicorn(config).run()
         return
     try:
-        writer = WriterProcess(str(config.mirror_path), str(config.nonce_db_path))
+        writer = WriterProcess(
+            str(config.mirror_path), str(config.nonce_db_path), objects=config.objects
+        )
     except StoreError as exc:
         # Still correct without it (each worker's own writer, the cross-process lock and the
         # compare-and-swap), only slower under concurrent writes.

@@ -1,7 +1,8 @@
 """The public mirror: a bare git repository whose branch ``main`` holds the whole state.
 
 Every state change is one commit on ``main``, written by the single writer of
-:mod:`asfaload.store.writer` (the Flask app) or pushed by a signer through the pre-receive hook.
+:mod:`asfaload.store.writer` (in the server's writer process, or in-process) or pushed by a
+signer through the pre-receive hook.
 
 ``Mirror.init`` creates the repository with a root commit holding the empty tree ("init
 mirror"), so that ``main`` always exists: clones get a branch, every writer has a parent to
@@ -11,30 +12,29 @@ compare-and-swap against, and the hook can refuse any ref creation outright. His
 
 from __future__ import annotations
 
-import logging
 import os
-import pickle
 import shlex
 import stat
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from types import TracebackType
+from typing import Unpack
 
 import pygit2
 
 from ..auth import NonceClaim
 from ..errors import ConfigError, StoreError
 from ..rules.tree import Operation
-from . import writer_link
 from .durable import lock_path_for
 from .gittree import MAIN, GitTreeView, empty_tree
 from .nonces import SqliteNonceStore
-from .writer import BatchWriter, CommitResult, committer, system_clock, update_server_info
-from .writer_link import RemoteWriter
-
-log = logging.getLogger(__name__)
+from .objects.gitcli import update_server_info
+from .objects.identity import committer
+from .reader import MirrorReader
+from .settings import WriterOptions, WriterSettings
+from .writer import CommitResult
+from .writing import MirrorWriter
 
 INIT_MESSAGE = "init mirror"
 
@@ -71,11 +71,12 @@ def limit_push_size(repo: pygit2.Repository, limit: int | None = None) -> None:
             raise StoreError("Cannot set the mirror's push size limit") from None
 
 
-# git must never start a gc or a maintenance task on its own in a mirror (receive-pack runs
-# `git gc --auto` after a push, other commands too): the writer owns the packs and folds them
-# under the repack lock <repo>.repack.lock (packs.Consolidator). An operator's gc takes that
-# same lock (`flock mirror.git.repack.lock git -C mirror.git gc`, docs/git.md), so git's repack
-# and the writer's folds never run at once. Set on every creation and opening.
+# One owner for the packs: git must never start a gc or a maintenance task on its own in a
+# mirror (receive-pack runs `git gc --auto` after a push, other commands too). The writer's
+# object store folds them (either store: objects.ObjectStore.consolidate) under the repack lock
+# <repo>.repack.lock; an operator's gc takes that same lock (`flock mirror.git.repack.lock git
+# -C mirror.git gc`, docs/git.md), so git's repack and the writer's folds never run at once.
+# Set on every creation and opening.
 OWNED_MAINTENANCE_CONFIG = {
     "gc.auto": "0",
     "maintenance.auto": "false",
@@ -166,98 +167,74 @@ def install_hooks(repo_path: str, python: str | None = None) -> list[str]:
     return written
 
 
+def check_mirror(path: str) -> None:
+    """Refuse (StoreError) anything but a mirror: a bare repository with a ``main`` branch; set
+    the push size cap and git's maintenance off on the way (every opening, see above)."""
+    try:
+        repo = pygit2.Repository(path)
+    except (pygit2.GitError, KeyError) as e:
+        raise StoreError("Not a mirror repository") from e
+    if not repo.is_bare or repo.references.get(MAIN) is None:
+        raise StoreError("Not a mirror repository (bare, with a main branch)")
+    limit_push_size(repo)
+    own_maintenance(repo)
+
+
 class Mirror:
-    """A mirror repository and, within this process, its single writer."""
+    """A mirror repository: its reads (:class:`.MirrorReader`) and, from this process, its writes
+    (:class:`.MirrorWriter`: this process's single writer, or the server's writer process).
+
+    ``options`` are the writer's :class:`.WriterSettings`, given by name.
+    """
 
     def __init__(
         self,
         path: str,
         *,
-        clock: Callable[[], int] = system_clock,
-        durable: bool = True,
-        server_info: bool = True,
-        stale_lock_seconds: float = 10.0,
         writer_socket: str | None = None,
         nonces: SqliteNonceStore | None = None,
-        fold_in_child: bool = False,
+        **options: Unpack[WriterOptions],
     ) -> None:
         self.path = os.path.abspath(path)
-        try:
-            repo = pygit2.Repository(self.path)
-        except (pygit2.GitError, KeyError) as e:
-            raise StoreError("Not a mirror repository") from e
-        if not repo.is_bare or repo.references.get(MAIN) is None:
-            raise StoreError("Not a mirror repository (bare, with a main branch)")
-        limit_push_size(repo)
-        own_maintenance(repo)
-        self._local = threading.local()
+        check_mirror(self.path)
+        self.settings = WriterSettings(**options)
+        self._reader = MirrorReader(self.path)
         self._listeners: list[Callable[[str], None]] = []
-        # A server's workers write through its writer process (asfaload.store.writer_process).
-        self._remote = RemoteWriter(writer_socket) if writer_socket else None
-        # Where submit() records a nonce claim when it writes in this process.
-        self._nonces = nonces
-        self._writer = BatchWriter(
+        self._writes = MirrorWriter(
             self.path,
             self.lock_path,
-            clock=clock,
-            durable=durable,
-            server_info=server_info,
-            stale_lock_seconds=stale_lock_seconds,
+            self.settings,
+            writer_socket=writer_socket,
+            nonces=nonces,
             on_publish=self._notify,
-            fold_in_child=fold_in_child,
         )
 
     # --- creation -----------------------------------------------------------------------------
     @classmethod
     def init(
-        cls,
-        path: str,
-        *,
-        python: str | None = None,
-        clock: Callable[[], int] = system_clock,
-        durable: bool = True,
-        server_info: bool = True,
-        stale_lock_seconds: float = 10.0,
+        cls, path: str, *, python: str | None = None, **options: Unpack[WriterOptions]
     ) -> Mirror:
         """Create a new bare mirror at ``path`` (which must not exist or be empty)."""
+        settings = WriterSettings(**options)
         path = os.path.abspath(path)
         repo = init_bare_repository(path, MIRROR_CONFIG)
         install_hooks(path, python)
-        sig = committer(clock())
+        sig = committer(settings.clock())
         repo.create_commit(MAIN, sig, sig, INIT_MESSAGE, empty_tree(repo), [])
-        if server_info:
+        if settings.server_info:
             update_server_info(path)
-        return cls.open(
-            path,
-            clock=clock,
-            durable=durable,
-            server_info=server_info,
-            stale_lock_seconds=stale_lock_seconds,
-        )
+        return cls(path, **options)
 
     @classmethod
     def open(
         cls,
         path: str,
         *,
-        clock: Callable[[], int] = system_clock,
-        durable: bool = True,
-        server_info: bool = True,
-        stale_lock_seconds: float = 10.0,
         writer_socket: str | None = None,
         nonces: SqliteNonceStore | None = None,
-        fold_in_child: bool = False,
+        **options: Unpack[WriterOptions],
     ) -> Mirror:
-        return cls(
-            path,
-            clock=clock,
-            durable=durable,
-            server_info=server_info,
-            stale_lock_seconds=stale_lock_seconds,
-            writer_socket=writer_socket,
-            nonces=nonces,
-            fold_in_child=fold_in_child,
-        )
+        return cls(path, writer_socket=writer_socket, nonces=nonces, **options)
 
     @property
     def lock_path(self) -> str:
@@ -267,44 +244,31 @@ class Mirror:
     @property
     def repo(self) -> pygit2.Repository:
         """This thread's Repository object (pygit2 objects are not shared between threads)."""
-        repo: pygit2.Repository | None = getattr(self._local, "repo", None)
-        if repo is None:
-            repo = pygit2.Repository(self.path)
-            self._local.repo = repo
-        return repo
+        return self._reader.repo
 
     def head(self) -> str | None:
-        ref = self.repo.references.get(MAIN)
-        return None if ref is None else str(ref.target)
+        return self._reader.head()
 
     def commit(self, commit: str | None = None) -> pygit2.Commit:
-        rev = commit if commit is not None else self.head()
-        if rev is None:
-            raise StoreError("The mirror has no commits")
-        try:
-            return self.repo.revparse_single(rev).peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as e:
-            raise StoreError(f"Unknown commit {rev}") from e
+        return self._reader.commit(commit)
 
     def view(self, commit: str | None = None) -> GitTreeView:
         """The tree at ``commit`` (default: the tip of main) as a rules-engine TreeView."""
-        if commit is None:
-            # The tip by id: revparse would first try the hex as a ref name in every namespace.
-            repo = self.repo
-            ref = repo.references.get(MAIN)
-            if ref is None:
-                raise StoreError("The mirror has no commits")
-            return GitTreeView(repo, repo[ref.target].peel(pygit2.Commit).tree)
-        return GitTreeView(self.repo, self.commit(commit).tree)
+        return self._reader.view(commit)
 
     # --- writing ------------------------------------------------------------------------------
+    @property
+    def object_store(self) -> str:
+        """The object store this process writes through (:mod:`.objects`)."""
+        return self._writes.local.object_store
+
     def submit_async(self, op: Operation) -> Future[CommitResult]:
-        return self._writer.submit(op)
+        return self._writes.submit_async(op)
 
     @property
     def claims_nonces(self) -> bool:
         """:meth:`submit` can record a request's nonce with its operation."""
-        return self._nonces is not None
+        return self._writes.claims_nonces
 
     def submit(
         self,
@@ -328,38 +292,23 @@ class Mirror:
         writer process with the rest of its batch, or here); a nonce already recorded refuses
         the operation with a 401 replay error. Needs :attr:`claims_nonces`.
         """
-        if nonce is not None and self._nonces is None:
-            raise StoreError("This mirror has no nonce store to record the request in")
-        if self._remote is not None and not in_process:
-            try:
-                payload = writer_link.request_payload(op, nonce)
-            except (pickle.PicklingError, TypeError, AttributeError) as e:
-                # Never a silent detour: an operation that must stay in this process says so.
-                raise StoreError(
-                    f"{type(op).__name__} cannot be sent to the writer process"
-                    " (submit it with in_process=True if it must be applied here)"
-                ) from e
-            try:
-                return self._remote.submit_pickled(payload)
-            except writer_link.WriterUnreachable:
-                log.warning("the mirror writer process is unreachable; writing in-process")
-        if nonce is not None:
-            assert self._nonces is not None
-            self._nonces.claim(nonce)
-        return self._writer.submit(op).result(timeout)
+        return self._writes.submit(op, timeout, nonce=nonce, in_process=in_process)
 
     def write_batch(self, ops: Sequence[Operation]) -> list[CommitResult | Exception]:
-        """Apply ``ops`` in the calling thread (see :meth:`.BatchWriter.write_batch`): the
-        writer process's loop, which does all of its writing from one thread."""
-        return self._writer.write_batch(ops)
+        """Apply ``ops`` in the calling thread (see :meth:`.BatchWriter.write_batch`)."""
+        return self._writes.write_batch(ops)
+
+    def consolidate(self) -> bool:
+        """Fold what the writer's batches left on disk now (see :meth:`.ObjectStore.consolidate`)."""
+        return self._writes.local.consolidate()
 
     @property
     def server_info_pending(self) -> bool:
-        return self._writer.server_info_pending
+        return self._writes.server_info_pending
 
     def publish_server_info(self) -> None:
         """Rewrite the dumb-HTTP files after write_batch (from its thread)."""
-        self._writer.publish_server_info()
+        self._writes.publish_server_info()
 
     def add_listener(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(new_tip)`` after each batch this process publishes."""
@@ -370,9 +319,7 @@ class Mirror:
             cb(tip)
 
     def close(self) -> None:
-        if self._remote is not None:
-            self._remote.close()
-        self._writer.close()
+        self._writes.close()
 
     def __enter__(self) -> Mirror:
         return self

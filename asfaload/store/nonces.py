@@ -9,9 +9,8 @@ Durability: WAL with ``synchronous=NORMAL``. A committed insert is in the WAL be
 ``remember`` returns, so it survives the process being killed or restarted (the next open
 replays the WAL); only an OS crash or power loss can drop the last few. Those are the nonces of
 read requests: a write request is acknowledged only after the mirror writer's ``syncfs`` of the
-data dir's filesystem, which flushes this WAL too. ``synchronous=FULL`` cost one fsync per
-authenticated request, serialised across every worker (the bench_server profile: a quarter of
-the workers' time).
+data dir's filesystem, which flushes this WAL too. ``synchronous=FULL`` would cost one fsync
+per authenticated request, serialised across every worker.
 
 One connection per process, behind a lock: the handler threads of a worker take turns in
 Python instead of contending for SQLite's write lock through its sleeping busy handler.
@@ -19,8 +18,8 @@ Python instead of contending for SQLite's write lock through its sleeping busy h
 A write request's nonce is claimed by the mirror's writer process instead, together with the
 other nonces of its batch in one transaction (:meth:`SqliteNonceStore.remember_all`), just
 before the batch is applied: the same table, so a nonce is still accepted once whichever
-process claims it. One insert per request in a worker cost ~0.17 ms of CPU there (SQLite's code
-and pages gone cold between requests), a twentieth of a signature's whole server cost.
+process claims it: one transaction per batch instead of an insert per request in the workers,
+where SQLite's code and pages go cold between requests.
 
 Every verified request spends its nonce, whatever its answer. A write request may be refused
 before its claim reaches the writer process, or after the writer recorded it, and its worker

@@ -5,11 +5,9 @@ git moves a ref by writing ``refs/heads/main.lock`` and renaming it over ``refs/
 those names and call back when either name is created, modified or renamed onto.
 
 watchdog's polling observer, not inotify: the ref moves once per write batch (tens of times a
-second under load), and each inotify event crossed three of watchdog's threads in every worker
-process: ~0.6 ms of CPU per ref update per worker. Under the bench_server signature load the
-workers spent 2.85 ms of CPU per signature with inotify and 2.66 polling (same run, alternating
-rounds). A snapshot of the two small directories every ``interval`` costs the same at any
-write rate. What reacts here waits for the ref to be quiet anyway (the
+second under load), and each inotify event crosses three of watchdog's threads in every worker
+process, a cost that grows with the write rate. A snapshot of the two small directories every
+``interval`` costs the same at any write rate. What reacts here waits for the ref to be quiet anyway (the
 pending index's background catch-up), and nothing depends on it for correctness.
 """
 

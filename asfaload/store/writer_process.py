@@ -27,15 +27,20 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from ..auth import NonceClaim, replay_error
 from ..errors import DiskFullError, StoreError
 from ..rules.tree import Operation
-from .mirror import Mirror
+from .durable import lock_path_for
+from .mirror import check_mirror
 from .nonces import SqliteNonceStore
-from .writer import CommitResult
+from .objects import ENV_OBJECTS, check_objects
+from .settings import WriterSettings
+from .writer import BatchWriter, CommitResult
 from .writer_link import LENGTH, READY, dumps
 
 log = logging.getLogger(__name__)
@@ -81,18 +86,30 @@ _ACCEPT = object()
 _STOP = object()
 
 
+class BatchSink(Protocol):
+    """What the loop writes through: a :class:`~.writer.BatchWriter` (or a whole Mirror)."""
+
+    def write_batch(self, ops: Sequence[Operation]) -> list[CommitResult | Exception]: ...
+
+    @property
+    def server_info_pending(self) -> bool: ...
+
+    def publish_server_info(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class WriterService:
     """The writer process's side: ONE thread accepts the workers, reads their operations, commits
     all that arrived together as one batch (``mirror.write_batch``) and answers each.
 
-    One thread, no hand-offs. With a thread per connection the writer thread competed for the
-    GIL with one reader thread per worker thread, and each operation cost two thread switches
-    and a Future wake-up: measured with 32 connections, 2.2 ms of the writer process's CPU per
-    signature against 1.6 for the same batches written directly.
+    One thread, no hand-offs: with a thread per connection the writer thread would compete for
+    the GIL with one reader thread per worker thread, and each operation would cost two thread
+    switches and a Future wake-up.
     """
 
     def __init__(
-        self, mirror: Mirror, socket_path: str, nonces: SqliteNonceStore | None = None
+        self, mirror: BatchSink, socket_path: str, nonces: SqliteNonceStore | None = None
     ) -> None:
         self._mirror = mirror
         self._nonces = nonces
@@ -301,9 +318,13 @@ class WriterProcess:
     acknowledged without its commit.
     """
 
-    def __init__(self, repo_path: str, nonce_db: str | None = None) -> None:
+    def __init__(
+        self, repo_path: str, nonce_db: str | None = None, *, objects: str | None = None
+    ) -> None:
         self._repo_path = repo_path
         self._nonce_db = nonce_db
+        # The object store the process writes through (default: ASFALOAD_OBJECTS, inherited).
+        self._env = None if objects is None else {**os.environ, ENV_OBJECTS: check_objects(objects)}
         self._stopping = threading.Event()
         self.restarts = 0
         # 0700: only this user enters. Under /tmp when $TMPDIR is long: a Unix socket's path
@@ -337,6 +358,7 @@ class WriterProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
+                env=self._env,
             )
         except OSError as e:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -414,11 +436,13 @@ def main(argv: list[str]) -> int:
     repo_path, socket_path, *rest = argv
     nonces = SqliteNonceStore(Path(rest[0])) if rest else None
     # The writer keeps tens of thousands of parsed trees and blobs, which every full cyclic
-    # collection walks: at Python's default thresholds that was ~0.13 ms of its CPU per
-    # operation (in ~45 ms pauses of its one thread), ~0.04 at these. Cycles are rare here.
+    # collection walks, pausing its one thread; cycles are rare here, so collect seldom.
     gc.set_threshold(50_000, 20, 100)
-    # Folds run in a child process: in a thread here they held the GIL against this one.
-    service = WriterService(Mirror.open(repo_path, fold_in_child=True), socket_path, nonces)
+    check_mirror(repo_path)
+    # Folds written in Python run in a child process: in a thread here they would hold the GIL
+    # against this process's one thread.
+    writer = BatchWriter(repo_path, lock_path_for(repo_path), WriterSettings(fold_in_child=True))
+    service = WriterService(writer, socket_path, nonces)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     # Ctrl-C reaches the whole foreground group: gunicorn drains its workers first, then
     # stops us (stdin EOF or SIGTERM).

@@ -1,7 +1,7 @@
 """One owner for the mirror's packs: git never starts a gc on its own in a mirror, an operator's
 gc takes the writer's repack lock, and gc run during writes loses nothing.
 
-The writer folds its packs under ``<repo>.repack.lock`` (``asfaload.store.packs.Consolidator``);
+The writer folds its packs under ``<repo>.repack.lock`` (``asfaload.store.objects.fast.packs.Consolidator``);
 git's ``gc`` repacks and deletes packs too. The mirror's config turns git's automatic gc off
 (``gc.auto=0``, ``maintenance.auto=false``, ``receive.autoGc=false``), so only an operator
 starts one, as ``flock mirror.git.repack.lock git -C mirror.git gc`` (docs/git.md).
@@ -27,7 +27,8 @@ from asfaload.rules import RegisterRelease
 from asfaload.store import Mirror
 from asfaload.store.durable import lock_path_for
 from asfaload.store.mirror import OWNED_MAINTENANCE_CONFIG
-from asfaload.store.packs import Consolidator, pack_names
+from asfaload.store.objects.fast.info import pack_names
+from asfaload.store.objects.fast.packs import Consolidator
 from tests.http_util import raw_request
 from tests.reliability.support import (
     KillableServer,

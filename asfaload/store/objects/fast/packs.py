@@ -1,12 +1,11 @@
 """Each batch of the writer lands on disk as one pack file, not as loose objects.
 
 libgit2 writes every new object as its own loose file (a temp file, a write, a rename into a
-fan-out directory): 0.15-0.3 ms per object on the disks measured, and one signature's commit
-holds ~11 new objects (the blob, the trees along its path, the commit). The writer instead
-builds them itself (:class:`.gittree.TreeEditor`, :func:`.writer.commit_bytes`) into
-:class:`BatchObjects`, an in-memory object-database backend that libgit2 also reads through,
-and :func:`write_pack` then stores the whole batch as one pack with its index before the ref
-moves (BENCHMARKS.md, bench_store/bench_server).
+fan-out directory), and one signature's commit holds a dozen new objects (the blob, the trees
+along its path, the commit). The writer instead builds them itself (:class:`.trees.TreeEditor`,
+:func:`.commits.commit_bytes`) into :class:`BatchObjects`, an in-memory object-database backend
+that libgit2 also reads through, and :func:`write_pack` then stores the whole batch as one pack
+with its index before the ref moves: a few file operations per batch instead of per object.
 
 One pack per batch means many small packs; :class:`Consolidator` folds them in the background
 (:func:`choose_fold`, :func:`fold_packs`), so object lookups stay fast and dumb-HTTP clients
@@ -34,9 +33,10 @@ from typing import BinaryIO
 
 import pygit2
 
-from ..errors import StoreError
-from .durable import WriterLock, lock_path_for, sync_filesystem
-from .gittree import TreeEditor
+from ....errors import StoreError
+from ...durable import lock_path_for, sync_filesystem
+from .info import pack_names, refresh_pack_list
+from .trees import TreeEditor
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class BatchObjects(pygit2.OdbBackend):
     """The writer's object database: the batch being built, in memory, over the mirror's packs
     and loose objects on disk.
 
-    New objects arrive through :meth:`write_raw` (built by the writer, not by libgit2, which
-    used to probe the disk before writing each object). Reads fall through to the disk
+    New objects arrive through :meth:`write_raw`, built by the writer: libgit2's own write path
+    would probe the disk for each object first. Reads fall through to the disk
     backends, rescanning the pack list once when an object that must exist is missing (another
     process's pack, a push).
     """
@@ -80,7 +80,7 @@ class BatchObjects(pygit2.OdbBackend):
 
         The next batch starts by reading the tip commit, and its operations the trees and
         files the last one wrote; from the new pack, each read would first miss in every pack
-        libgit2 knows and then rescan the pack directory (~0.4 ms).
+        libgit2 knows and then rescan the pack directory.
         """
         self._recent = objects
 
@@ -111,7 +111,7 @@ class BatchObjects(pygit2.OdbBackend):
         return kind, len(data)
 
     def write_raw(self, kind: int, data: bytes) -> pygit2.Oid:
-        """Store a new object built outside libgit2 (:class:`.gittree.TreeEditor`); its id."""
+        """Store a new object built outside libgit2 (:class:`.trees.TreeEditor`); its id."""
         header = f"{_TYPE_NAMES[kind]} {len(data)}\0".encode()
         oid = pygit2.Oid(raw=hashlib.sha1(header + data).digest())
         self._new[oid] = (kind, data)
@@ -178,8 +178,8 @@ def _entry_header(kind: int, size: int) -> bytes:
 def _stored_zlib(data: bytes) -> bytes:
     """``data`` as a zlib stream of stored (uncompressed) deflate blocks.
 
-    Not ``zlib.compress``: each call costs ~150 µs on the 2-core VMs this runs on (against ~4 µs
-    here), a third of a signature's budget. Folds copy these entries as they are; only an
+    Not ``zlib.compress``: compressing is the dearer part of a call, and the mirror's
+    signatures and digests hardly compress. Folds copy these entries as they are; only an
     operator's offline ``git repack -A -d -F`` deltifies and compresses them.
     """
     n = len(data)
@@ -206,8 +206,8 @@ def write_pack(objects: dict[pygit2.Oid, tuple[int, bytes]], pack_dir: str) -> s
     """Write ``objects`` as a version-2 pack (no deltas) and its version-2 index; the pack name.
 
     Written here rather than by pygit2's PackBuilder, which re-reads every object through the
-    object database and runs libgit2's indexer over the result: ~50 µs per object measured,
-    against ~10 here, for packs that live only until the next repack. The format is git's
+    object database and runs libgit2's indexer over the result, for packs that live only until
+    the next fold: the objects and their ids are in hand already. The format is git's
     (Documentation/gitformat-pack.txt); ``git verify-pack`` and ``git fsck`` check it in the
     tests. The index is renamed into place last: readers find packs by their index.
     """
@@ -315,13 +315,12 @@ def fold_packs(pack_dir: str, names: list[str]) -> str | None:
     Entries are copied byte for byte, in order; an object already copied (the writer does not
     look for an object on disk before writing it again, and thin pushes bring bases along) is
     skipped, and an offset delta gets its base's new distance (the base precedes it, so its
-    new offset is known) and a new CRC. Not ``git pack-objects``: given the same packs' ids it
-    cost ~0.55 ms of CPU per signature in a writer replaying bench_server's signatures, and
-    with ``--stdin-packs`` it also walks the trees of every commit it packs.
+    new offset is known) and a new CRC. Not ``git pack-objects``, which re-reads and
+    re-indexes every object it is given and, with ``--stdin-packs``, also walks the trees of
+    every commit it packs: the packs' entries need only be copied.
 
     The packs the writer folds hold no deltas and few repeats, so each is copied in a few
-    pieces and its index entries are moved as whole lists: folding four packs of 48.7 MB
-    (83k objects) took 0.52 s of CPU, against 1.39 s with a tuple per entry sorted twice;
+    pieces and its index entries are moved as whole lists, never a Python object per entry:
     what is left is mostly hashing and copying bytes.
     """
     sources: list[tuple[str, _PackIndex]] = []
@@ -508,43 +507,9 @@ def pack_file(pack_dir: str, pack: str, ext: str) -> str:
     return os.path.join(pack_dir, pack[: -len(".pack")] + ext)
 
 
-def pack_names(repo_path: str) -> list[str]:
-    """The packs a reader can use (those with an index), sorted."""
-    pack_dir = os.path.join(repo_path, "objects", "pack")
-    try:
-        names = os.listdir(pack_dir)
-    except FileNotFoundError:
-        return []
-    return sorted(
-        n[: -len(".idx")] + ".pack"
-        for n in names
-        if n.startswith("pack-") and n.endswith(".idx") and n[: -len(".idx")] + ".pack" in names
-    )
-
-
-def refresh_pack_list(repo_path: str) -> None:
-    """:func:`write_info_packs` under the dumb-HTTP files' lock (after a fold changed the
-    packs, in whichever process folded)."""
-    with WriterLock(lock_path_for(repo_path, "info")):
-        write_info_packs(repo_path)
-
-
-def write_info_packs(repo_path: str) -> None:
-    """Rewrite ``objects/info/packs`` (the dumb-HTTP pack list) as ``git update-server-info``
-    would, without a subprocess."""
-    info = os.path.join(repo_path, "objects", "info")
-    os.makedirs(info, exist_ok=True)
-    text = "".join(f"P {name}\n" for name in pack_names(repo_path)) + "\n"
-    tmp = os.path.join(info, f".packs-{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, os.path.join(info, "packs"))
-
-
 # git's fold, for when pushes left loose objects: no delta search and no recompression, so it
-# copies like fold_packs does (with git's defaults, rollups cost 0.4-0.6 ms of CPU per signature
-# in bench_server, for ~30% less disk: signatures and digests do not compress).
+# copies like fold_packs does (signatures and digests hardly compress, and git's defaults would
+# spend the writer's CPU on them at every fold).
 _ROLLUP = (
     *("-c", "pack.window=0", "-c", "pack.compression=0", "pack-objects"),
     *("--stdin-packs", "--unpacked", "--delta-base-offset", "--non-empty", "--quiet"),
@@ -571,10 +536,9 @@ def choose_fold(sizes: dict[str, int], fan_in: int) -> list[str]:
 
     A pack's level is ``floor(log(objects, fan_in))``: a size-tiered merge, so an object is
     copied about once per level, log(N, fan_in) times, and at most ``fan_in - 1`` packs wait
-    per level. ``git repack --geometric=2`` (used before) rolls each 32-pack batch into the
-    packs of similar size again and again, a binary counter: bench_server measured ~5 copies
-    per object and 0.7 ms of rollup CPU per signature; a simulation of both policies on the
-    same pack stream gives ~2 copies for this one at a similar pack count.
+    per level. A geometric progression (``git repack --geometric=2``, the libgit2 store's fold)
+    rolls the small packs into those of similar size again and again, like a binary counter, so
+    each object is copied more often for a similar pack count.
     """
     levels: dict[int, list[str]] = {}
     for name, n in sizes.items():
@@ -732,11 +696,10 @@ def _has_loose(repo_path: str) -> bool:
 
 
 class FoldChild:
-    """Folds for a writer, in a child process (``python -m asfaload.store.packs``).
+    """Folds for a writer, in a child process (``python -m asfaload.store.objects.fast.packs``).
 
-    A fold is pure Python, and in a thread of the writer process it held the GIL against the
-    writer's one thread: batches written while a fold ran took 60% longer (3.45 against 2.15 ms
-    a signature, same CPU), about a fifth of all batches under the bench_server load. The child
+    A fold is pure Python, and in a thread of the writer process it would hold the GIL against
+    the writer's one thread, delaying every batch written while it runs. The child
     is started on the first poke, folds (the same :meth:`Consolidator.run`, under the same
     cross-process lock) each time it is poked, and ends at end of file on its stdin: when the
     writer closes it, or dies.
@@ -753,7 +716,7 @@ class FoldChild:
                 log.warning("the fold process ended (status %s); starting another", proc.returncode)
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "asfaload.store.packs", *self._args],
+                    [sys.executable, "-m", "asfaload.store.objects.fast.packs", *self._args],
                     stdin=subprocess.PIPE,
                 )
             except OSError:
