@@ -28,9 +28,9 @@ import pytest
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
 from asfaload.devtools.forge import ForgeEmulator
-from tests.conftest_server import ServerProcess
-from tests.http_util import Reply, raw_request, signed_json, signed_request
-from tests.test_rules_support import T0, signers_bytes
+from asfaload.devtools.server import ServerProcess
+from tests.support.http import Reply, raw_request, signed_json, signed_request
+from tests.support.rules import T0, signers_bytes
 
 FILES = "https://files.example.com"
 # Private destinations named in URLs; our server must refuse them before any connection.

@@ -21,14 +21,14 @@ import pytest
 from asfaload.cli.download import live_progress_text
 
 from asfaload.client.download import duration_text, human_size
-from examples.harness import (
+from asfaload.devtools.harness import (
     PASSWORD,
     Signer,
     World,
     register_and_activate,
     register_release,
 )
-from examples.serverproc import ASFALOAD
+from asfaload.devtools.server import ASFALOAD
 
 PROJECT = "https/github.com/443/acme/urls"
 REL = "https://github.com/acme/urls/releases/tag/v1.0"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from asfaload.crypto import PublicKey
-from examples.harness import (
+from asfaload.devtools.harness import (
     Signer,
     World,
     pending_signers_path,

@@ -23,9 +23,15 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from asfaload.crypto import PublicKey, sha512
 from asfaload.crypto.randomart import randomart
-from examples.harness import PASSWORD, Signer, World, pending_signers_path, register_release
-from examples.serverproc import free_port
-from tests.ssh_support import ssh_keygen
+from asfaload.devtools.harness import (
+    PASSWORD,
+    Signer,
+    World,
+    pending_signers_path,
+    register_release,
+)
+from asfaload.devtools.server import free_port
+from tests.support.ssh import ssh_keygen
 
 PROJECT = "https/github.com/443/acme/sshtool"
 INDEX = f"{PROJECT}/releases/tag/v1.0/asfaload.index.json"

@@ -31,14 +31,14 @@ from asfaload.client.gitsign import parse_push_output, resolve_remote, sign_pend
 from asfaload.crypto import PublicKey, SecretKey, sha512
 from asfaload.crypto._ed25519 import Argon2Params
 from asfaload.crypto.randomart import randomart
+from asfaload.devtools.server import ServerProcess
 from asfaload.errors import ConcurrentUpdateError, ConflictError, RuleViolation
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.replication.replay import verify_repository
 from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
 from asfaload.store import MAIN, Mirror
-from tests.conftest_server import ServerProcess
-from tests.test_rules_support import (
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,

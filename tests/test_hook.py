@@ -34,8 +34,8 @@ from asfaload.rules.tree import Change, TreeView
 from asfaload.service.pending import RulesPendingPolicy
 from asfaload.store import MAIN, Mirror, apply_change
 from asfaload.store.pending import PendingIndex
-from tests.git_support import plant_empty_tree
-from tests.test_rules_support import (
+from tests.support.git import plant_empty_tree
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,

@@ -279,7 +279,7 @@ def test_rules_policy_incremental_index_matches_rebuild_through_a_workflow(tmp_p
     from asfaload.model.revocation import RevocationDocument
     from asfaload.rules import ProposeUpdate, Register, RegisterRelease, Revoke
     from asfaload.service.pending import RulesPendingPolicy
-    from tests.test_rules_support import (
+    from tests.support.rules import (
         INDEX,
         PENDING_SF,
         T0,

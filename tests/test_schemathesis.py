@@ -37,12 +37,12 @@ from schemathesis.core.result import Err
 from asfaload import layout
 from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.server import ServerProcess
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess
 from tests.reliability.support import setting
-from tests.test_rules_support import register_and_activate, signers_bytes
+from tests.support.rules import register_and_activate, signers_bytes
 
 # Bounded so that the file stays near a minute on two shared cores: generation, not the
 # server, is the cost (about 70 ms a case here against 1-8 ms of server time). `make soak` sets

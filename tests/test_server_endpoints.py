@@ -17,12 +17,12 @@ import pytest
 from asfaload import layout
 from asfaload.auth import HEADER_PK, sign_request
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.server import ServerProcess
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import Register, RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess
-from tests.http_util import raw_request, signed_json, signed_request
-from tests.test_rules_support import metadata_bytes, signers_bytes
+from tests.support.http import raw_request, signed_json, signed_request
+from tests.support.rules import metadata_bytes, signers_bytes
 
 P = "https/github.com/443/acme/tool"
 SIGNERS = layout.signers_file_path(P, pending=True)

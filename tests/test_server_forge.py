@@ -10,9 +10,9 @@ import pytest
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
 from asfaload.devtools.forge import ForgeEmulator
-from tests.conftest_server import ServerProcess
-from tests.http_util import signed_json, signed_request
-from tests.test_rules_support import signers_bytes
+from asfaload.devtools.server import ServerProcess
+from tests.support.http import signed_json, signed_request
+from tests.support.rules import signers_bytes
 
 P = "https/github.com/443/acme/tool"
 FP = "https/files.example.com/443/proj"

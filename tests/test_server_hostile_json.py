@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from asfaload.crypto import SecretKey
+from asfaload.devtools.server import ServerProcess
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import ServerProcess
-from tests.http_util import Reply, raw_request, signed_request
+from tests.support.http import Reply, raw_request, signed_request
 
 HOSTILE = {
     "nested-arrays": b"[" * 100_000,

@@ -13,11 +13,12 @@ import pytest
 from asfaload import layout
 from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.server import ServerProcess
 from asfaload.model import SignaturesFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess, server_with_project
+from tests.support.server import server_with_project
 
 P = "https/github.com/443/acme/busy"
 N = 10

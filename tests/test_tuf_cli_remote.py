@@ -21,9 +21,9 @@ from asfaload.cli.main import cli
 from click.testing import CliRunner, Result
 from tuf.ngclient.updater import Updater
 
+from asfaload.devtools.server import ASFALOAD, ServerProcess, free_port
 from asfaload.tuf._api import Metadata, Root
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import ASFALOAD, ServerProcess, free_port
 
 PASSWORD = "a long admin password"
 CHEAP: dict[str, Any] = {"opslimit": 1, "memlimit": 8192}

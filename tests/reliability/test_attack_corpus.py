@@ -22,13 +22,13 @@ from asfaload import layout
 from asfaload.client.signing import build_revocation
 from asfaload.crypto import SecretKey
 from asfaload.devtools.forge import ForgeEmulator
+from asfaload.devtools.server import ServerProcess
 from asfaload.rules import RegisterRelease, Revoke
 from asfaload.store import Mirror
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import ServerProcess
 from tests.reliability import attacks as a
 from tests.reliability.support import report
-from tests.test_rules_support import index_bytes, register_and_activate, sign_op, signers_bytes
+from tests.support.rules import index_bytes, register_and_activate, sign_op, signers_bytes
 
 PLANTED = "empty directories and other entries are refused"
 HOSTILE_JSON = {
