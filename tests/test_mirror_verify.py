@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pygit2
@@ -46,13 +45,6 @@ from tests.support.rules import (
 
 ROOT = Path(__file__).resolve().parent.parent
 ASFALOAD = str(ROOT / ".venv" / "bin" / "asfaload")
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[Mirror]:
-    m = Mirror.init(str(tmp_path / "data" / "mirror.git"), durable=False, server_info=False)
-    yield m
-    m.close()
 
 
 @pytest.fixture

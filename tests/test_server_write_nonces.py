@@ -31,7 +31,7 @@ NOW = 1_700_000_000
 
 
 @pytest.fixture
-def world(tmp_path):
+def project_server(tmp_path):
     keys = [SecretKey.generate("ed25519") for _ in range(3)]
     with server_with_project(tmp_path / "data", P, keys) as (server, mirror):
         yield server, mirror, keys
@@ -48,8 +48,8 @@ def _replay_refused(reply: Reply) -> None:
     assert "Replay" in reply.json()["error"]
 
 
-def test_a_replayed_submission_is_refused_and_not_applied(world):
-    server, mirror, keys = world
+def test_a_replayed_submission_is_refused_and_not_applied(project_server):
+    server, mirror, keys = project_server
     index, raw = seed_release(mirror, keys[0], "v1")
     body, headers = signed_submission(keys[1], index, raw)
     first = post_signatures(server, body, headers)
@@ -60,8 +60,8 @@ def test_a_replayed_submission_is_refused_and_not_applied(world):
     assert _signers_of(mirror, index) == {str(keys[1].public_key)}
 
 
-def test_the_same_submission_twice_at_once_is_applied_once(world):
-    server, mirror, keys = world
+def test_the_same_submission_twice_at_once_is_applied_once(project_server):
+    server, mirror, keys = project_server
     index, raw = seed_release(mirror, keys[0], "v2")
     body, headers = signed_submission(keys[2], index, raw)
     start = threading.Barrier(4)
@@ -83,8 +83,8 @@ def test_the_same_submission_twice_at_once_is_applied_once(world):
     assert _signers_of(mirror, index) == {str(keys[2].public_key)}
 
 
-def test_a_submission_refused_before_its_write_still_uses_up_its_nonce(world):
-    server, mirror, keys = world
+def test_a_submission_refused_before_its_write_still_uses_up_its_nonce(project_server):
+    server, mirror, keys = project_server
     index, raw = seed_release(mirror, keys[0], "v3")
     # Well signed, but a body the handler refuses before anything is written.
     body, headers = signed_submission(keys[1], index, raw, signatures="not a map")
@@ -94,10 +94,10 @@ def test_a_submission_refused_before_its_write_still_uses_up_its_nonce(world):
     _replay_refused(post_signatures(server, body, headers))
 
 
-def test_every_refused_submission_uses_up_its_nonce(world):
+def test_every_refused_submission_uses_up_its_nonce(project_server):
     """Whatever refuses a verified request (its body, the handler, the backend before the
     write, the rules in the writer), the same request sent again is a replay: 401."""
-    server, mirror, keys = world
+    server, mirror, keys = project_server
     index, raw = seed_release(mirror, keys[0], "v5")
     outsider = SecretKey.generate("ed25519")
     missing = layout.github_release_index_path(P, "v404")
@@ -130,8 +130,8 @@ def test_every_refused_submission_uses_up_its_nonce(world):
     assert mirror.head() == head
 
 
-def test_a_replayed_submission_is_refused_after_a_restart(world):
-    server, mirror, keys = world
+def test_a_replayed_submission_is_refused_after_a_restart(project_server):
+    server, mirror, keys = project_server
     index, raw = seed_release(mirror, keys[0], "v4")
     body, headers = signed_submission(keys[0], index, raw)
     assert post_signatures(server, body, headers).status == 200
