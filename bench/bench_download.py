@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from examples.harness import ASFALOAD, World, register_and_activate  # noqa: E402
+from asfaload.devtools.harness import ASFALOAD, World, register_and_activate  # noqa: E402
 
 SIZE = int(os.environ.get("ASFALOAD_BENCH_DOWNLOAD_BYTES", str(1 << 30)))
 RUNS = int(os.environ.get("ASFALOAD_BENCH_DOWNLOAD_RUNS", "3"))

@@ -36,12 +36,12 @@ from asfaload.client.api import BackendClient  # noqa: E402
 from asfaload.client.gitsign import sign_pending_by_git  # noqa: E402
 from asfaload.client.signing import sign_pending  # noqa: E402
 from asfaload.crypto import SecretKey, sha512  # noqa: E402
+from asfaload.devtools.server import ServerProcess, free_port  # noqa: E402
 from asfaload.replication.replay import verify_range  # noqa: E402
 from asfaload.replication.sync import create_readonly_mirror, sync  # noqa: E402
 from asfaload.rules import AddSignatures, pending_request  # noqa: E402
 from asfaload.store import MAIN, Mirror  # noqa: E402
 from bench.support import Ops, build_mirror, template_project, wait_for_index  # noqa: E402
-from tests.conftest_server import ServerProcess, free_port  # noqa: E402
 
 SIZES = (1_000, 100_000)
 HISTORY_RELEASES = 400  # 3 commits each: registration, two signatures (the second completes)

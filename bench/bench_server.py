@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from asfaload import layout  # noqa: E402
 from asfaload.auth import sign_request  # noqa: E402
 from asfaload.crypto import SecretKey, sha512  # noqa: E402
+from asfaload.devtools.server import ServerProcess, process_tree  # noqa: E402
 from asfaload.model import SignerGroup, SignersFile  # noqa: E402
 from asfaload.model.index import PublishedFile, ReleaseIndex  # noqa: E402
 from asfaload.model.metadata import SignersMetadata  # noqa: E402
 from asfaload.rules import AddSignatures, Register, RegisterRelease, pending_request  # noqa: E402
 from asfaload.store import Mirror  # noqa: E402
 from bench import support  # noqa: E402
-from tests.conftest_server import ServerProcess, process_tree  # noqa: E402
 
 CLIENTS = 32
 # Per round: 48 projects x 40 releases x 2 signers = 3,840 signatures (~10 s). Rounds of ~3 s

@@ -17,6 +17,7 @@ from pygit2.enums import FileMode
 
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.server import ServerProcess
 from asfaload.model import SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.metadata import SignersMetadata
@@ -30,7 +31,6 @@ from asfaload.rules import (
 )
 from asfaload.rules.ops import Op
 from asfaload.store import MAIN, Mirror
-from tests.conftest_server import ServerProcess
 
 T0 = 1_700_000_000
 

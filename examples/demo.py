@@ -14,10 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from asfaload.devtools.forge import export_lines  # noqa: E402
-from examples.harness import PASSWORD, World, pending_signers_path  # noqa: E402
+from asfaload.devtools.forge import export_lines
+from asfaload.devtools.harness import PASSWORD, World, pending_signers_path
 
 RELEASE_URL = "https://github.com/acme/tool/releases/download"
 

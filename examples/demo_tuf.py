@@ -29,13 +29,7 @@ from pathlib import Path
 
 from tuf.ngclient.updater import Updater
 
-from asfaload.tuf._api import Metadata, Root
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from examples/
-    sys.path.insert(0, str(ROOT))
-
-from examples.serverproc import (  # noqa: E402
+from asfaload.devtools.server import (
     ASFALOAD,
     ServerStartError,
     free_port,
@@ -44,6 +38,7 @@ from examples.serverproc import (  # noqa: E402
     start_server,
     stop_server,
 )
+from asfaload.tuf._api import Metadata, Root
 
 ADMIN = "alice"
 APP = "demo-app"

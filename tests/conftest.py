@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from asfaload.devtools.server import ServerProcess
+from asfaload.store import Mirror
+
 VECTORS = Path(__file__).resolve().parent / "vectors"
 REFERENCE_KEYS = VECTORS / "reference-minisign-keys"
 REFERENCE_PASSWORD = "password"
@@ -103,8 +106,23 @@ def minisign_tool_unencrypted_keypair(
     return pub, sec
 
 
-# The real-server fixture (live_server, ServerProcess) lives in its own module; see it.
-pytest_plugins = ["tests.conftest_server"]
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[Mirror]:
+    """A fresh, empty mirror repository in the test's tmp dir (not durable: no fsync)."""
+    m = Mirror.init(str(tmp_path / "data" / "mirror.git"), durable=False, server_info=False)
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A started ``asfaload serve`` (module-scoped), private URLs allowed."""
+    data_dir = tmp_path_factory.mktemp("server") / "data"
+    server = ServerProcess(data_dir, env={"ASFALOAD_ALLOW_PRIVATE_URLS": "1"}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["fast", "libgit2"])

@@ -22,9 +22,9 @@ from asfaload.cli.main import cli
 from click.testing import CliRunner, Result
 
 from asfaload.crypto import PublicKey
-from tests.conftest_server import ASFALOAD, ServerProcess, live_server  # noqa: F401
-from tests.ssh_support import ssh_keygen
-from tests.test_cli_help_examples import leaf_commands
+from asfaload.devtools.server import ASFALOAD, ServerProcess
+from tests.support.cli import leaf_commands
+from tests.support.ssh import ssh_keygen
 
 LEAVES = leaf_commands()
 
@@ -338,7 +338,7 @@ def _first_line_then_stop(argv: list[str], env: dict[str, str]) -> dict[str, obj
 
 
 def test_long_running_commands_print_one_object_first(tmp_path: Path) -> None:
-    from examples.serverproc import free_port
+    from asfaload.devtools.server import free_port
 
     port = free_port()
     served = _first_line_then_stop(

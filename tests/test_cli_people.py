@@ -21,14 +21,14 @@ import pytest
 from asfaload.cli.download import live_progress_text
 
 from asfaload.client.download import duration_text, human_size
-from examples.harness import (
+from asfaload.devtools.harness import (
     PASSWORD,
     Signer,
     World,
     register_and_activate,
     register_release,
 )
-from examples.serverproc import ASFALOAD
+from asfaload.devtools.server import ASFALOAD
 
 PROJECT = "https/github.com/443/acme/urls"
 REL = "https://github.com/acme/urls/releases/tag/v1.0"
@@ -38,14 +38,14 @@ ASSET = os.urandom(3 << 20)  # 3 MiB: a few progress redraws
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with World(tmp_path_factory.mktemp("people")) as w:
         yield w
 
 
 @pytest.fixture(scope="module")
-def signers(world: World) -> dict[str, Signer]:
-    w = world
+def signers(e2e_env: World) -> dict[str, Signer]:
+    w = e2e_env
     s = {n: w.new_keys(n) for n in ("a", "b", "r1", "r2")}
     raw = w.new_signers_file(
         "urls.json", [s["a"], s["b"]], 2, revocation=[s["r1"], s["r2"]], revocation_threshold=2
@@ -97,9 +97,9 @@ def on_pty(argv: list[str], answers: list[str], env: dict[str, str], cwd: Path) 
 
 # --- the release URL where a mirror path was ---------------------------------------------------------
 def test_release_and_asset_urls_name_the_release_index(
-    world: World, signers: dict[str, Signer], tmp_path: Path
+    e2e_env: World, signers: dict[str, Signer], tmp_path: Path
 ) -> None:
-    w, s = world, signers
+    w, s = e2e_env, signers
     w.forge.add_github_release("acme", "urls", "v1.0", {"urls.tar.gz": ASSET})
     assert register_release(w, s["a"], "--github-release-url", REL) == INDEX
 
@@ -127,8 +127,8 @@ def test_release_and_asset_urls_name_the_release_index(
     assert refused.returncode == 1 and not (tmp_path / "x").exists()
 
 
-def test_gitlab_release_url(world: World, signers: dict[str, Signer]) -> None:
-    w, s = world, signers
+def test_gitlab_release_url(e2e_env: World, signers: dict[str, Signer]) -> None:
+    w, s = e2e_env, signers
     raw = w.new_signers_file("gl-urls.json", [s["a"], s["b"]], 1)
     url = w.forge.put_gitlab_file("acme/urls", "main", "asfaload.signers/index.json", raw)
     project = register_and_activate(w, s["a"], url, [s["a"], s["b"]])
@@ -143,20 +143,20 @@ def test_gitlab_release_url(world: World, signers: dict[str, Signer]) -> None:
     assert w.run("signature-status", asset).lines[0] == f"{index}: complete"
 
 
-def test_a_url_that_names_no_release_is_one_error_line(world: World) -> None:
+def test_a_url_that_names_no_release_is_one_error_line(e2e_env: World) -> None:
     for command in ("signature-status", "sign-pending", "revoke"):
         args = [command, "https://github.com/acme/urls"]
         if command != "signature-status":
             args += ["-K", "keys/a"]
-        res = world.run(*args, ok=False)
+        res = e2e_env.run(*args, ok=False)
         assert res.returncode == 1 and res.stdout == ""
         assert res.stderr.startswith("Error: Not a GitHub release URL")
         assert len(res.stderr.splitlines()) == 1
 
 
 # --- revoke asks first, on a terminal ---------------------------------------------------------------
-def test_revoke_asks_on_a_terminal(world: World, signers: dict[str, Signer]) -> None:
-    w, s = world, signers
+def test_revoke_asks_on_a_terminal(e2e_env: World, signers: dict[str, Signer]) -> None:
+    w, s = e2e_env, signers
     w.forge.add_github_release("acme", "urls", "v3.0", {"urls.tar.gz": b"three"})
     rel = "https://github.com/acme/urls/releases/tag/v3.0"
     index = register_release(w, s["a"], "--github-release-url", rel)
@@ -181,9 +181,9 @@ def test_revoke_asks_on_a_terminal(world: World, signers: dict[str, Signer]) -> 
 
 
 def test_revoke_yes_skips_the_question_on_a_terminal(
-    world: World, signers: dict[str, Signer]
+    e2e_env: World, signers: dict[str, Signer]
 ) -> None:
-    w, s = world, signers
+    w, s = e2e_env, signers
     w.forge.add_github_release("acme", "urls", "v4.0", {"urls.tar.gz": b"four"})
     rel = "https://github.com/acme/urls/releases/tag/v4.0"
     index = register_release(w, s["a"], "--github-release-url", rel)
@@ -196,9 +196,9 @@ def test_revoke_yes_skips_the_question_on_a_terminal(
 
 # --- download: no silent overwrite; the progress a person watches ---------------------------------
 @pytest.fixture(scope="module")
-def five(world: World, signers: dict[str, Signer]) -> str:
+def five(e2e_env: World, signers: dict[str, Signer]) -> str:
     """A signed release's asset URL."""
-    w, s = world, signers
+    w, s = e2e_env, signers
     w.forge.add_github_release("acme", "urls", "v5.0", {"five.bin": ASSET})
     index = register_release(
         w, s["a"], "--github-release-url", "https://github.com/acme/urls/releases/tag/v5.0"
@@ -208,9 +208,9 @@ def five(world: World, signers: dict[str, Signer]) -> str:
 
 
 def test_download_refuses_to_overwrite_without_force(
-    world: World, five: str, tmp_path: Path
+    e2e_env: World, five: str, tmp_path: Path
 ) -> None:
-    w, url = world, five
+    w, url = e2e_env, five
     mine = tmp_path / "five.bin"
     mine.write_bytes(b"my own file")
     # The default name, in the working directory, as well as -o.
@@ -228,9 +228,9 @@ def test_download_refuses_to_overwrite_without_force(
 
 
 def test_progress_on_a_terminal_has_binary_units_speed_and_time_left(
-    world: World, five: str, tmp_path: Path
+    e2e_env: World, five: str, tmp_path: Path
 ) -> None:
-    w, url = world, five
+    w, url = e2e_env, five
     out = on_pty([ASFALOAD, "download", "-o", "tty.bin", url], [], w.env(), tmp_path)
     assert out.startswith("[exit 0]\n"), out
     assert (tmp_path / "tty.bin").read_bytes() == ASSET

@@ -6,6 +6,7 @@ import pytest
 
 from asfaload.client.api import BackendClient, encode_path, error_for_status
 from asfaload.crypto import SecretKey
+from asfaload.devtools.server import ServerProcess, free_port
 from asfaload.errors import (
     AuthenticationError,
     ConflictError,
@@ -15,7 +16,6 @@ from asfaload.errors import (
     RuleViolation,
     StoreError,
 )
-from tests.conftest_server import ServerProcess, free_port, live_server  # noqa: F401
 
 
 def test_status_mapping() -> None:

@@ -41,7 +41,7 @@ CHILD = textwrap.dedent(
     from asfaload.rules import Register, RegisterRelease
     from asfaload.model.index import PublishedFile, ReleaseIndex
     from asfaload.store import Mirror
-    from tests.test_rules_support import metadata_bytes, sign_op, signers_bytes
+    from tests.support.rules import metadata_bytes, sign_op, signers_bytes
 
     def index_bytes(path):
         url = "https://github.com/acme/tool/releases/download/x/" + path.replace("/", "_")

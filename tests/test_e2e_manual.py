@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from asfaload.crypto import PublicKey
-from examples.harness import (
+from asfaload.devtools.harness import (
     Signer,
     World,
     pending_signers_path,
@@ -30,7 +30,7 @@ ASSET = b"tool binary v1\n" * 5000
 
 
 @pytest.fixture(scope="module", params=["minisign", "ed25519"])
-def world(
+def e2e_env(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     with World(tmp_path_factory.mktemp(f"e2e-{request.param}"), algorithm=request.param) as w:
@@ -58,8 +58,8 @@ def normalise(lines: list[str]) -> list[str]:
     return [re.sub(r"\((\d+) bytes\)", "(N bytes)", line) for line in lines]
 
 
-def test_manual_guides_github(world: World, tmp_path: Path) -> None:
-    w = world
+def test_manual_guides_github(e2e_env: World, tmp_path: Path) -> None:
+    w = e2e_env
     # --- Generate a key pair (three artifact signers, two revocation keys) ---
     alice, bob, carol = (w.new_keys(n) for n in ("alice", "bob", "carol"))
     rev1, rev2 = w.new_keys("revoke1"), w.new_keys("revoke2")
@@ -245,8 +245,8 @@ def test_manual_guides_github(world: World, tmp_path: Path) -> None:
     assert again.returncode != 0 and "error" in json.loads(again.stderr)
 
 
-def test_gitlab_release(world: World, tmp_path: Path) -> None:
-    w = world
+def test_gitlab_release(e2e_env: World, tmp_path: Path) -> None:
+    w = e2e_env
     a, b = w.new_keys("gl-a"), w.new_keys("gl-b")
     raw = w.new_signers_file("gl.json", [a, b], 2)
     url = w.forge.put_gitlab_file("acme/group/tool", "main", "asfaload.signers/index.json", raw)
@@ -264,10 +264,10 @@ def test_gitlab_release(world: World, tmp_path: Path) -> None:
     w.download(dl, "--type", "gitlab", "-o", str(tmp_path / "t2.zip"))
 
 
-def test_file_server_project_with_checksum_files(world: World, tmp_path: Path) -> None:
+def test_file_server_project_with_checksum_files(e2e_env: World, tmp_path: Path) -> None:
     import hashlib
 
-    w = world
+    w = e2e_env
     a, b, c = w.new_keys("fs-a"), w.new_keys("fs-b"), w.new_keys("fs-c")
     raw = w.new_signers_file("fs.json", [a, b, c], 1)
     url = w.forge.put_fileserver_file("acme/tool/asfaload.signers/signers.json", raw)

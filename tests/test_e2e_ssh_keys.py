@@ -23,9 +23,15 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from asfaload.crypto import PublicKey, sha512
 from asfaload.crypto.randomart import randomart
-from examples.harness import PASSWORD, Signer, World, pending_signers_path, register_release
-from examples.serverproc import free_port
-from tests.ssh_support import ssh_keygen
+from asfaload.devtools.harness import (
+    PASSWORD,
+    Signer,
+    World,
+    pending_signers_path,
+    register_release,
+)
+from asfaload.devtools.server import free_port
+from tests.support.ssh import ssh_keygen
 
 PROJECT = "https/github.com/443/acme/sshtool"
 INDEX = f"{PROJECT}/releases/tag/v1.0/asfaload.index.json"
@@ -34,7 +40,7 @@ ASSET = b"sshtool release bytes\n" * 3000
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with World(tmp_path_factory.mktemp("e2e-ssh"), algorithm="ed25519") as w:
         yield w
 
@@ -59,8 +65,8 @@ def one_error(run_stderr: str) -> str:
     return lines[0]
 
 
-def test_ssh_keys_sign_a_release_end_to_end(world: World, tmp_path: Path) -> None:
-    w = world
+def test_ssh_keys_sign_a_release_end_to_end(e2e_env: World, tmp_path: Path) -> None:
+    w = e2e_env
     alice = ssh_signer(w, "alice")  # unencrypted ~/.ssh/id_ed25519
     bob = ssh_signer(w, "bob", passphrase=PASSWORD)  # passphrase-protected
     carol = w.new_keys("carol")  # an asfaload ed25519 key beside them
@@ -171,16 +177,16 @@ def test_ssh_keys_sign_a_release_end_to_end(world: World, tmp_path: Path) -> Non
     assert revoked.returncode == 1 and one_error(revoked.stderr) == f"Error: {INDEX}: revoked"
 
 
-def test_check_index_refuses_urls_that_name_no_release(world: World) -> None:
-    bad = world.run("check-index", "https://github.com/acme/sshtool", ok=False)
+def test_check_index_refuses_urls_that_name_no_release(e2e_env: World) -> None:
+    bad = e2e_env.run("check-index", "https://github.com/acme/sshtool", ok=False)
     assert bad.returncode == 1
     assert one_error(bad.stderr).startswith("Error: Not a GitHub release URL")
-    js = world.run("check-index", "ftp://example.com/x", "--json", ok=False)
+    js = e2e_env.run("check-index", "ftp://example.com/x", "--json", ok=False)
     assert js.returncode == 1 and js.stdout == "" and "error" in json.loads(js.stderr)
 
 
-def test_ping(world: World) -> None:
-    w = world
+def test_ping(e2e_env: World) -> None:
+    w = e2e_env
     assert w.run("ping").lines == [f"Backend {w.backend_url} is up (status: ok)"]
     assert json.loads(w.run("ping", "--json").stdout) == {
         "backend_url": w.backend_url,

@@ -20,6 +20,13 @@ import pytest
 from asfaload import layout
 from asfaload.client.api import BackendClient
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.harness import (
+    Signer,
+    World,
+    mirror_server,
+    register_and_activate,
+    register_release,
+)
 from asfaload.model import (
     CurrentSignersInfo,
     SignaturesFile,
@@ -28,7 +35,6 @@ from asfaload.model import (
     SignersFile,
     SignersMetadata,
 )
-from examples.harness import Signer, World, mirror_server, register_and_activate, register_release
 
 ASSET = b"genuine release bytes\n" * 4000
 EVIL = b"malware\n" * 4000

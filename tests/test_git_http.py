@@ -22,10 +22,11 @@ import requests
 from asfaload import layout
 from asfaload.client.gitsign import sign_pending_by_git
 from asfaload.crypto import SecretKey
+from asfaload.devtools.server import ServerProcess
 from asfaload.rules import RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess, server_with_project
-from tests.test_rules_support import INDEX, P, index_bytes
+from tests.support.rules import INDEX, P, index_bytes
+from tests.support.server import server_with_project
 
 PENDING = layout.pending_signatures_path(INDEX)
 

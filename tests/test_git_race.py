@@ -18,8 +18,8 @@ from asfaload.crypto import SecretKey
 from asfaload.model import SignaturesFile
 from asfaload.replication.replay import verify_repository
 from asfaload.rules import RegisterRelease
-from tests.conftest_server import server_with_project
-from tests.test_rules_support import P, index_bytes
+from tests.support.rules import P, index_bytes
+from tests.support.server import server_with_project
 
 
 def test_rest_and_git_push_signatures_of_one_release_complete_it_exactly_once(

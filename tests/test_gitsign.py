@@ -31,14 +31,14 @@ from asfaload.client.gitsign import parse_push_output, resolve_remote, sign_pend
 from asfaload.crypto import PublicKey, SecretKey, sha512
 from asfaload.crypto._ed25519 import Argon2Params
 from asfaload.crypto.randomart import randomart
+from asfaload.devtools.server import ServerProcess
 from asfaload.errors import ConcurrentUpdateError, ConflictError, RuleViolation
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.replication.replay import verify_repository
 from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
 from asfaload.store import MAIN, Mirror
-from tests.conftest_server import ServerProcess
-from tests.test_rules_support import (
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,
@@ -123,7 +123,7 @@ class World:
 
 def key_file(d: Path, name: str, sk: SecretKey) -> Path:
     path = d / f"{name}.key"
-    # One key per world is written with the production Argon2id parameters (the others use the
+    # One key per project_mirror is written with the production Argon2id parameters (the others use the
     # cheap test parameters of the cheap_kdf fixture): the CLI must load both.
     sk.save(path, PASSWORD, kdf=Argon2Params() if name == "r2" else None)
     return path
@@ -151,7 +151,7 @@ def make_world(tmp_path: Path, mirror_dir: Path | None = None, *, by_cli: bool =
 
 
 @pytest.fixture
-def world(tmp_path: Path, cheap_kdf: None) -> Iterator[World]:
+def project_mirror(tmp_path: Path, cheap_kdf: None) -> Iterator[World]:
     w = make_world(tmp_path)
     yield w
     w.mirror.close()
@@ -223,8 +223,8 @@ def test_activation_and_release_signing_by_git(tmp_path: Path, cheap_kdf: None) 
     w.mirror.close()
 
 
-def test_revocation_initiated_and_cosigned_by_git(world: World) -> None:
-    w = world
+def test_revocation_initiated_and_cosigned_by_git(project_mirror: World) -> None:
+    w = project_mirror
     released(w)
     for name in ("a", "b"):
         server_signs(w, name, INDEX)
@@ -250,8 +250,8 @@ def test_revocation_initiated_and_cosigned_by_git(world: World) -> None:
 
 
 # --- refusals -------------------------------------------------------------------------------------
-def test_same_key_twice_and_foreign_key_are_refused(world: World) -> None:
-    w = world
+def test_same_key_twice_and_foreign_key_are_refused(project_mirror: World) -> None:
+    w = project_mirror
     released(w)
     assert w.sign("a", INDEX).code == 0
     tip = w.tip()
@@ -270,10 +270,10 @@ def test_same_key_twice_and_foreign_key_are_refused(world: World) -> None:
     verified(w)
 
 
-def test_hook_refusal_is_reported_with_its_reason(world: World) -> None:
+def test_hook_refusal_is_reported_with_its_reason(project_mirror: World) -> None:
     """What only the server can know (its size cap) is refused by the hook; the CLI prints the
     hook's `remote:` line as its one-line error and the mirror does not move."""
-    w = world
+    w = project_mirror
     git(w.path, "config", "asfaload.maxFileSize", "64")
     tip = w.tip()
     res = w.sign("a", PENDING_SF)
@@ -286,17 +286,17 @@ def test_hook_refusal_is_reported_with_its_reason(world: World) -> None:
     assert w.sign("a", PENDING_SF).code == 0
 
 
-def test_hook_refuses_a_commit_time_in_the_future(world: World) -> None:
-    w = world
+def test_hook_refuses_a_commit_time_in_the_future(project_mirror: World) -> None:
+    w = project_mirror
     tip = w.tip()
     with pytest.raises(RuleViolation, match="committer time is in the future"):
         sign_pending_by_git(w.path, w.keys["a"], PENDING_SF, clock=lambda: time.time() + 7200)
     assert w.tip() == tip
 
 
-def test_unreachable_mirror(tmp_path: Path, world: World) -> None:
+def test_unreachable_mirror(tmp_path: Path, project_mirror: World) -> None:
     missing = tmp_path / "no-such-mirror.git"
-    res = world.sign("a", PENDING_SF, remote=str(missing))
+    res = project_mirror.sign("a", PENDING_SF, remote=str(missing))
     assert res.code == 1
     assert res.stderr.splitlines() == [
         f"Error: Cannot fetch main from the mirror: fatal: '{missing}' does not appear to be a "
@@ -305,11 +305,11 @@ def test_unreachable_mirror(tmp_path: Path, world: World) -> None:
 
 
 # --- races --------------------------------------------------------------------------------------
-def test_lost_race_is_refetched_and_rederived(world: World) -> None:
+def test_lost_race_is_refetched_and_rederived(project_mirror: World) -> None:
     """b's signature lands (through the server's writer) after our fetch and before our push:
     the push is refused as non-fast-forward, the client refetches, and the rules now derive the
     completion of the release, which is what gets pushed."""
-    w = world
+    w = project_mirror
     released(w)
     pushes = []
 
@@ -327,10 +327,10 @@ def test_lost_race_is_refetched_and_rederived(world: World) -> None:
     verified(w)
 
 
-def test_own_signature_landing_meanwhile_is_not_pushed_twice(world: World) -> None:
+def test_own_signature_landing_meanwhile_is_not_pushed_twice(project_mirror: World) -> None:
     """Our own signature arrives over HTTP between our fetch and our push: the refetched tip
     no longer derives anything for this key, so the rules refuse and nothing is pushed."""
-    w = world
+    w = project_mirror
     released(w)
 
     def land_a() -> None:
@@ -345,8 +345,8 @@ def test_own_signature_landing_meanwhile_is_not_pushed_twice(world: World) -> No
     verified(w)
 
 
-def test_retries_are_bounded(world: World) -> None:
-    w = world
+def test_retries_are_bounded(project_mirror: World) -> None:
+    w = project_mirror
     activate(w)
     tags = iter(f"v{i}.0" for i in range(2, 10))
 
@@ -441,22 +441,22 @@ class _GitHttpHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def smart_http(world: World) -> Iterator[str]:
-    """The world's mirror served over git's smart HTTP protocol; yields its URL."""
+def smart_http(project_mirror: World) -> Iterator[str]:
+    """The project's mirror served over git's smart HTTP protocol; yields its URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _GitHttpHandler)
-    server.git_root = os.path.dirname(world.path)  # type: ignore[attr-defined]
+    server.git_root = os.path.dirname(project_mirror.path)  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{os.path.basename(world.path)}"
+        yield f"http://127.0.0.1:{server.server_address[1]}/{os.path.basename(project_mirror.path)}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
 
 
-def test_sign_over_smart_http(world: World, smart_http: str) -> None:
-    w = world
+def test_sign_over_smart_http(project_mirror: World, smart_http: str) -> None:
+    w = project_mirror
     res = w.sign("a", PENDING_SF, remote=smart_http)
     assert (res.code, res.lines) == (0, ["Success! Signature submitted"]), res.stderr
     signed = w.tip()
@@ -470,10 +470,10 @@ def test_sign_over_smart_http(world: World, smart_http: str) -> None:
     verified(w)
 
 
-def test_dumb_http_fetches_but_cannot_push(world: World) -> None:
+def test_dumb_http_fetches_but_cannot_push(project_mirror: World) -> None:
     """A read-only (dumb HTTP) mirror serves the fetch; the push fails with a clear line and
     nothing changes."""
-    w = world
+    w = project_mirror
     handler = functools.partial(_QuietFiles, directory=os.path.dirname(w.path))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

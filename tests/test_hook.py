@@ -34,8 +34,8 @@ from asfaload.rules.tree import Change, TreeView
 from asfaload.service.pending import RulesPendingPolicy
 from asfaload.store import MAIN, Mirror, apply_change
 from asfaload.store.pending import PendingIndex
-from tests.git_support import plant_empty_tree
-from tests.test_rules_support import (
+from tests.support.git import plant_empty_tree
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,
@@ -112,7 +112,7 @@ def rejected_line(res: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture
-def world(tmp_path):
+def mirror_and_clone(tmp_path):
     """A mirror with project P registered (pending, nobody signed yet) and a signer's clone."""
     a, b, ad, r1, r2 = keys(5)
     raw = signers_bytes([([a, b], 2)], admin=[([ad], 1)], revocation=[([r1, r2], 2)])
@@ -146,8 +146,8 @@ def released(m: Mirror, clone: Clone, k: dict[str, SecretKey]) -> None:
 
 
 # --- accepted pushes --------------------------------------------------------------------------
-def test_signers_activation_and_artifact_signing_by_push(world, tmp_path):
-    m, clone, k = world
+def test_signers_activation_and_artifact_signing_by_push(mirror_and_clone, tmp_path):
+    m, clone, k = mirror_and_clone
     pending = PendingIndex(m.path, str(tmp_path / "private" / "pending.json"), RulesPendingPolicy())
     assert str(pk(k["r2"])) in (pending.missing(PENDING_SF) or ())
     activate_by_push(m, clone, k, one_by_one=True)  # the fifth push activates the signers file
@@ -185,8 +185,8 @@ def revoke_op(view: TreeView, sk: SecretKey) -> Revoke:
     return Revoke(INDEX, doc, sig(sk, doc), pk(sk))
 
 
-def test_revocation_initiated_and_cosigned_by_push(world):
-    m, clone, k = world
+def test_revocation_initiated_and_cosigned_by_push(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     released(m, clone, k)
     for name in ("a", "b"):
         clone.commit_op(lambda v, sk=k[name]: sign_op(v, INDEX, sk))
@@ -203,8 +203,8 @@ def test_revocation_initiated_and_cosigned_by_push(world):
 
 
 # --- rejected pushes ----------------------------------------------------------------------------
-def test_edits_not_derived_by_the_rules_are_rejected_and_discarded(world):
-    m, clone, k = world
+def test_edits_not_derived_by_the_rules_are_rejected_and_discarded(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     head = m.head()
     sf_sigs = layout.pending_signatures_path(PENDING_SF)
     bad = clone.commit_change(Change("tamper", {PENDING_SF: b"{}"}))
@@ -250,8 +250,8 @@ def test_edits_not_derived_by_the_rules_are_rejected_and_discarded(world):
         "tuf",
     ],
 )
-def test_valid_signature_with_a_planted_empty_directory_is_rejected(world, planted):
-    m, clone, k = world
+def test_valid_signature_with_a_planted_empty_directory_is_rejected(mirror_and_clone, planted):
+    m, clone, k = mirror_and_clone
     head = m.head()
     view = clone.view()
     change = apply(view, sign_op(view, PENDING_SF, k["a"]), int(time.time()))
@@ -268,8 +268,8 @@ def test_valid_signature_with_a_planted_empty_directory_is_rejected(world, plant
     assert clone.push().returncode == 0
 
 
-def test_planted_pending_signers_directory_is_rejected_after_activation(world):
-    m, clone, k = world
+def test_planted_pending_signers_directory_is_rejected_after_activation(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     activate_by_push(m, clone, k)
     m.submit(RegisterRelease(INDEX, index_bytes(), pk(k["a"])))
     clone.repo.remotes["origin"].fetch()
@@ -285,8 +285,8 @@ def test_planted_pending_signers_directory_is_rejected_after_activation(world):
     assert m.head() == head
 
 
-def test_registration_and_release_by_push_are_rejected(world):
-    m, clone, k = world
+def test_registration_and_release_by_push_are_rejected(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     other = "https/github.com/443/acme/other"
     raw = signers_bytes([([k["a"]], 1)])
     clone.commit_op(lambda v: Register(other, raw, metadata_bytes(raw), pk(k["a"])))
@@ -297,8 +297,8 @@ def test_registration_and_release_by_push_are_rejected(world):
     assert "Push does not match any allowed operation" in rejected_line(clone.push())
 
 
-def test_signature_by_a_non_signer_is_refused_by_the_rules(world):
-    m, clone, k = world
+def test_signature_by_a_non_signer_is_refused_by_the_rules(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     (stranger,) = keys(1)
     view = clone.view()
     good = sign_op(view, PENDING_SF, k["a"])
@@ -319,8 +319,8 @@ def test_signature_by_a_non_signer_is_refused_by_the_rules(world):
     assert "refused by the rules: Public key is not an authorized signer" in line
 
 
-def test_other_refs_force_push_and_deletion_are_rejected(world):
-    m, clone, k = world
+def test_other_refs_force_push_and_deletion_are_rejected(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     clone.commit_op(lambda v: sign_op(v, PENDING_SF, k["a"]))
     assert "only refs/heads/main can be pushed" in rejected_line(
         clone.push("main:refs/heads/other")
@@ -339,8 +339,8 @@ def test_other_refs_force_push_and_deletion_are_rejected(world):
     assert m.head() == str(tip.id)
 
 
-def test_symlinks_submodules_executables_and_oversize_files_are_rejected(world):
-    m, clone, k = world
+def test_symlinks_submodules_executables_and_oversize_files_are_rejected(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     repo = clone.repo
 
     def push_entry(name: str, oid, mode) -> str:
@@ -363,8 +363,8 @@ def test_symlinks_submodules_executables_and_oversize_files_are_rejected(world):
     assert "invalid path '.hidden'" in push_entry(".hidden", blob, FileMode.BLOB)
 
 
-def test_committer_time_must_not_go_backwards_or_into_the_future(world):
-    m, clone, k = world
+def test_committer_time_must_not_go_backwards_or_into_the_future(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     view = clone.view()
     tip_time = clone.tip().commit_time
     change = apply(view, sign_op(view, PENDING_SF, k["a"]), tip_time - 10)
@@ -377,10 +377,10 @@ def test_committer_time_must_not_go_backwards_or_into_the_future(world):
     assert "committer time is in the future" in rejected_line(clone.push())
 
 
-def test_writer_loses_race_to_a_push_and_revalidates(world):
+def test_writer_loses_race_to_a_push_and_revalidates(mirror_and_clone):
     """A `git push` lands while the server's writer is applying an op: the writer's
     compare-and-swap fails, and the op re-runs on the pushed tip."""
-    m, clone, k = world
+    m, clone, k = mirror_and_clone
     clone.commit_op(lambda v: sign_op(v, PENDING_SF, k["a"]))
     seen: list[bool] = []
 
@@ -399,8 +399,8 @@ def test_writer_loses_race_to_a_push_and_revalidates(world):
     assert str(pk(k["a"])) in log[1]
 
 
-def test_hook_entry_point_rejects_garbage_stdin(world):
-    m, clone, k = world
+def test_hook_entry_point_rejects_garbage_stdin(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     env = dict(os.environ, GIT_DIR=m.path)
     out = subprocess.run(
         [sys.executable, "-m", "asfaload.hooks", "pre-receive"],
@@ -413,8 +413,8 @@ def test_hook_entry_point_rejects_garbage_stdin(world):
     assert out.stderr.strip() == "asfaload: push rejected: malformed ref update from git"
 
 
-def test_thin_hook_scripts_of_the_source_tree_work_when_installed(world):
-    m, clone, k = world
+def test_thin_hook_scripts_of_the_source_tree_work_when_installed(mirror_and_clone):
+    m, clone, k = mirror_and_clone
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for name in ("pre-receive", "post-update"):
         target = os.path.join(m.path, "hooks", name)

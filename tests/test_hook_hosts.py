@@ -15,11 +15,11 @@ import pytest
 
 from asfaload.client.gitsign import sign_pending_by_git
 from asfaload.crypto import SecretKey
+from asfaload.devtools.server import ASFALOAD, free_port
 from asfaload.errors import RuleViolation
 from asfaload.rules import RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ASFALOAD, free_port
-from tests.test_rules_support import INDEX, P, index_bytes, register_and_activate, signers_bytes
+from tests.support.rules import INDEX, P, index_bytes, register_and_activate, signers_bytes
 
 EMPTY_ENV = {"PATH": "/usr/bin:/bin"}
 
@@ -162,7 +162,7 @@ def test_serve_repo_elsewhere_than_the_data_dir(tmp_path: Path) -> None:
     reads and writes it there, and private/ stays in the data dir."""
     import requests
 
-    from tests.conftest_server import ServerProcess
+    from asfaload.devtools.server import ServerProcess
 
     keys = [SecretKey.generate("ed25519")]
     repo = tmp_path / "gitea" / "acme" / "asfaload.git"

@@ -2,6 +2,11 @@
 
 Every ``import`` counts, at module level or inside a function (a function-level import that
 closes a cycle only hides it); those under ``if TYPE_CHECKING:`` do not run and do not count.
+
+Also: the library's core never imports ``asfaload.devtools`` (the tools of the demo, the tests and
+the benchmarks; only the CLI's ``dev`` command does), and no test module imports another one
+(shared test helpers live in ``tests/support/``, shared with the demo and the benchmarks in
+``asfaload/devtools/``).
 """
 
 from __future__ import annotations
@@ -9,7 +14,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "asfaload"
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "asfaload"
 
 
 def _modules() -> dict[str, Path]:
@@ -119,3 +125,45 @@ def test_no_import_cycle_inside_asfaload() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module named by an absolute import of ``path`` (runtime or not, any depth)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_the_core_never_imports_the_devtools() -> None:
+    graph = import_graph()
+    core = {m for m in graph if not m.startswith("asfaload.devtools")}
+    assert {m for m in core if any(d.startswith("asfaload.devtools") for d in graph[m])} == set()
+    # the CLI (package asfaload.cli, in cli/) only from its ``dev`` command
+    users = {
+        p.name
+        for p in (REPO / "cli").rglob("*.py")
+        if any(m.startswith("asfaload.devtools") for m in _imported_modules(p))
+    }
+    assert users <= {"dev.py"}, users
+
+
+def test_no_test_module_imports_another() -> None:
+    offenders = []
+    for where in ("tests", "bench", "examples"):
+        for path in sorted((REPO / where).rglob("*.py")):
+            for module in _imported_modules(path):
+                last = module.split(".")[-1]
+                if module.startswith("tests.") and (
+                    last.startswith("test_") or last.startswith("conftest")
+                ):
+                    offenders.append(f"{path.relative_to(REPO)} imports {module}")
+    assert offenders == [], "import shared helpers from tests/support/ instead:\n" + "\n".join(
+        offenders
+    )
+    helpers = [p.name for p in (REPO / "tests" / "support").glob("*.py")]
+    assert helpers and not [n for n in helpers if n.startswith("test_")]

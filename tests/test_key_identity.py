@@ -19,7 +19,7 @@ from asfaload.errors import ConflictError, FormatError, KeyFormatError
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.rules import AddSignatures, RegisterRelease
 from asfaload.store import Mirror
-from tests.test_rules_support import (
+from tests.support.rules import (
     INDEX,
     T0,
     P,

@@ -25,12 +25,7 @@ import pytest
 import requests
 
 from asfaload.client.api import BackendClient, _fails_over, parse_backend_urls
-from asfaload.errors import FormatError, NetworkError, NotFoundError
-from asfaload.replication.status import STATUS_FILE
-from asfaload.rules.tree import Change
-from asfaload.store import MAIN
-from asfaload.store.gittree import apply_change
-from examples.harness import (
+from asfaload.devtools.harness import (
     ASFALOAD,
     Run,
     World,
@@ -38,6 +33,11 @@ from examples.harness import (
     register_and_activate,
     register_release,
 )
+from asfaload.errors import FormatError, NetworkError, NotFoundError
+from asfaload.replication.status import STATUS_FILE
+from asfaload.rules.tree import Change
+from asfaload.store import MAIN
+from tests.support.mirror import forge_onto
 
 APP = b"mirror network release\n" * 500
 DEAD = "http://127.0.0.1:1"
@@ -57,17 +57,6 @@ def cli(*args: str, ok: bool = True, env: dict[str, str] | None = None) -> Run:
 
 def main_of(repo: Path) -> str:
     return str(pygit2.Repository(str(repo)).references[MAIN].target)
-
-
-def forge_onto(repo: Path, change: Change) -> str:
-    """A commit written straight into ``repo``'s main with pygit2: no hook, no rules."""
-    r = pygit2.Repository(str(repo))
-    tip = r.references[MAIN].peel(pygit2.Commit)
-    tree = apply_change(r, tip.tree, change)
-    who = pygit2.Signature("intruder", "intruder@localhost", tip.commit_time, 0)
-    cid = r.create_commit(None, who, who, change.message, tree, [tip.id])
-    r.references[MAIN].set_target(cid)
-    return str(cid)
 
 
 @contextlib.contextmanager
@@ -220,8 +209,7 @@ def test_mirror_chain_over_http_picks_up_syncs_and_refuses_a_forged_commit(
 # --- mirror status on a primary ------------------------------------------------------------------
 def test_status_of_a_primary_and_what_verify_records(tmp_path: Path) -> None:
     from asfaload.store import Mirror
-    from tests.test_mirror_verify import World as Keys
-    from tests.test_mirror_verify import forge_commit, lifecycle
+    from tests.support.mirror import Keys, forge_commit, lifecycle
 
     repo = tmp_path / "data" / "mirror.git"
     with Mirror.init(str(repo), durable=False) as m:
@@ -274,7 +262,7 @@ def test_status_of_no_repository_is_one_line(tmp_path: Path) -> None:
 # --- failover -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.conftest_server import ServerProcess
+    from asfaload.devtools.server import ServerProcess
 
     server = ServerProcess(tmp_path_factory.mktemp("live") / "data").start()
     try:

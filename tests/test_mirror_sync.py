@@ -30,6 +30,14 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asfaload.devtools.harness import (
+    ASFALOAD,
+    World,
+    free_port,
+    mirror_server,
+    register_and_activate,
+    register_release,
+)
 from asfaload.errors import ConcurrentUpdateError, FormatError
 from asfaload.replication.replay import verify_repository
 from asfaload.replication.status import STATUS_FILE
@@ -50,17 +58,8 @@ from asfaload.rules import RegisterRelease
 from asfaload.rules.tree import Change
 from asfaload.store import MAIN, Mirror
 from cli.main import cli
-from examples.harness import (
-    ASFALOAD,
-    World,
-    free_port,
-    mirror_server,
-    register_and_activate,
-    register_release,
-)
-from tests.test_mirror_verify import World as Keys
-from tests.test_mirror_verify import forge_commit, index_bytes, lifecycle, release_path
-from tests.test_rules_support import pk, sign_op
+from tests.support.mirror import Keys, forge_commit, index_bytes, lifecycle, release_path
+from tests.support.rules import pk, sign_op
 
 LIFECYCLE_COMMITS = 17
 
@@ -270,7 +269,7 @@ def test_tuf_commits_sync_and_an_unsigned_root_rotation_does_not(
 ) -> None:
     from asfaload.tuf import repo as tuf_repo
     from asfaload.tuf.documents import Expirations, dump_json
-    from tests.test_tuf_support import REF, key, make_root, signed_doc
+    from tests.support.tuf import REF, key, make_root, signed_doc
 
     sync(str(local), str(primary.path))
     now = int(time.time())

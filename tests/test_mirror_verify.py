@@ -12,8 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
@@ -26,15 +24,15 @@ from pygit2.enums import FileMode
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
 from asfaload.model import SignaturesFile
-from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.revocation import RevocationDocument
 from asfaload.replication.replay import tree_diff, verify_range, verify_repository
 from asfaload.rules import ProposeUpdate, Register, RegisterRelease, Revoke
 from asfaload.rules.tree import Change
 from asfaload.store import MAIN, Mirror, apply_change, diff_trees
 from cli.main import cli
-from tests.git_support import plant_empty_tree
-from tests.test_rules_support import (
+from tests.support.git import plant_empty_tree
+from tests.support.mirror import Keys, forge_commit, index_bytes, lifecycle, release_path
+from tests.support.rules import (
     ACTIVE_SF,
     PENDING_SF,
     T0,
@@ -43,126 +41,16 @@ from tests.test_rules_support import (
     pk,
     sig,
     sign_op,
-    signers_bytes,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 ASFALOAD = str(ROOT / ".venv" / "bin" / "asfaload")
 
 
-# --- building real histories (also used by tests/test_crash.py) --------------------------------------
-def index_bytes(tag: str) -> bytes:
-    f = PublishedFile(
-        f"tool-{tag}.tgz",
-        "Sha256",
-        f"https://github.com/acme/tool/releases/download/{tag}/tool-{tag}.tgz",
-        sha512(tag.encode()).hex()[:64],
-    )
-    return ReleaseIndex.create([f], mirrored_on=T0).to_bytes()
-
-
-@dataclass
-class World:
-    """One project's keys: artifact a+b (2 of 2), admin ad, revoker r; c joins on update."""
-
-    algorithm: str = "ed25519"
-    k: dict[str, SecretKey] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("a", "b", "ad", "r", "c"):
-            self.k[name] = SecretKey.generate(self.algorithm)
-
-    def signers(self) -> bytes:
-        k = self.k
-        return signers_bytes(
-            [([k["a"], k["b"]], 2)], admin=[([k["ad"]], 1)], revocation=[([k["r"]], 1)]
-        )
-
-    def updated_signers(self) -> bytes:
-        k = self.k
-        return signers_bytes(
-            [([k["a"], k["c"]], 1)],
-            admin=[([k["ad"]], 1)],
-            revocation=[([k["r"]], 1)],
-            timestamp=T0 + 10,
-        )
-
-
-def release_path(tag: str) -> str:
-    return layout.github_release_index_path(P, tag)
-
-
-def lifecycle(m: Mirror, w: World) -> list[str]:
-    """Every kind of operation, through the store: returns the commit messages, oldest first."""
-    k = w.k
-    done: list[str] = []
-
-    def submit(op: object) -> None:
-        res = m.submit(op)  # type: ignore[arg-type]
-        done.append(res.change.message)
-
-    raw = w.signers()
-    submit(Register(P, raw, metadata_bytes(raw), pk(k["ad"])))
-    for name in ("a", "b", "ad", "r"):
-        submit(sign_op(m.view(), PENDING_SF, k[name]))
-    assert m.view().read(ACTIVE_SF) == raw
-    v1 = release_path("v1.0")
-    submit(RegisterRelease(v1, index_bytes("v1.0"), pk(k["a"])))
-    submit(sign_op(m.view(), v1, k["a"]))
-    submit(sign_op(m.view(), v1, k["b"]))
-    doc = RevocationDocument.create(
-        sha512(m.view().read(v1) or b""), pk(k["r"]), int(time.time()), reason="compromised"
-    ).to_bytes()
-    submit(Revoke(v1, doc, sig(k["r"], doc), pk(k["r"])))
-    assert m.view().read(layout.revocation_path(v1)) == doc
-    v2 = release_path("v2.0")
-    submit(RegisterRelease(v2, index_bytes("v2.0"), pk(k["b"])))
-    submit(sign_op(m.view(), v2, k["b"]))
-    new = w.updated_signers()
-    submit(ProposeUpdate(P, new, metadata_bytes(new, when=T0 + 10), pk(k["ad"])))
-    submit(sign_op(m.view(), PENDING_SF, k["ad"]))
-    submit(sign_op(m.view(), PENDING_SF, k["c"]))
-    assert m.view().read(ACTIVE_SF) == new
-    v3 = release_path("v3.0")
-    submit(RegisterRelease(v3, index_bytes("v3.0"), pk(k["c"])))
-    submit(sign_op(m.view(), v3, k["c"]))
-    assert m.view().read(layout.signatures_path(v3)) is not None
-    return done
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[Mirror]:
-    m = Mirror.init(str(tmp_path / "data" / "mirror.git"), durable=False, server_info=False)
-    yield m
-    m.close()
-
-
 @pytest.fixture
 def full(mirror: Mirror) -> Mirror:
-    lifecycle(mirror, World())
+    lifecycle(mirror, Keys())
     return mirror
-
-
-def forge_commit(
-    m: Mirror,
-    change: Change | None = None,
-    *,
-    message: str | None = None,
-    tree: pygit2.Oid | None = None,
-    parents: list[pygit2.Oid] | None = None,
-    when: int | None = None,
-) -> str:
-    """A commit on main made without the rules (as a buggy writer or an intruder would)."""
-    repo = pygit2.Repository(m.path)
-    tip = repo.references[MAIN].peel(pygit2.Commit)
-    if tree is None:
-        assert change is not None
-        tree = apply_change(repo, tip.tree, change)
-    sig_ = pygit2.Signature("asfaload", "asfaload@localhost", when or tip.commit_time, 0)
-    msg = message if message is not None else (change.message if change else "forged")
-    cid = repo.create_commit(None, sig_, sig_, msg, tree, parents or [tip.id])
-    repo.references[MAIN].set_target(cid)
-    return str(cid)
 
 
 def run_verify(*args: str) -> tuple[int, str]:
@@ -192,7 +80,7 @@ def test_full_lifecycle_replays_with_every_operation_kind(full: Mirror) -> None:
 
 
 def test_minisign_keys_replay_too(mirror: Mirror) -> None:
-    lifecycle(mirror, World("minisign"))
+    lifecycle(mirror, Keys("minisign"))
     assert verify_repository(mirror.path).ok
 
 
@@ -261,7 +149,7 @@ def _bad(m: Mirror, bad_commit: str, reason_part: str) -> None:
 
 
 def test_extra_file_beside_a_real_operation(mirror: Mirror) -> None:
-    w = World()
+    w = Keys()
     lifecycle(mirror, w)
     good = RegisterRelease(release_path("v4.0"), index_bytes("v4.0"), pk(w.k["a"]))
     change = good(mirror.view(), int(time.time()))
@@ -274,7 +162,7 @@ def test_extra_file_beside_a_real_operation(mirror: Mirror) -> None:
 
 
 def test_first_bad_commit_is_reported_even_when_later_ones_are_fine(mirror: Mirror) -> None:
-    w = World()
+    w = Keys()
     lifecycle(mirror, w)
     bad = forge_commit(mirror, Change("x", {"README": b"hello"}))
     mirror.submit(RegisterRelease(release_path("v9.0"), index_bytes("v9.0"), pk(w.k["a"])))
@@ -284,7 +172,7 @@ def test_first_bad_commit_is_reported_even_when_later_ones_are_fine(mirror: Mirr
 
 
 def test_forged_signature_is_reported(mirror: Mirror) -> None:
-    w = World()
+    w = Keys()
     raw = w.signers()
     mirror.submit(Register(P, raw, metadata_bytes(raw), pk(w.k["ad"])))
     intruder = SecretKey.generate("ed25519")
@@ -300,7 +188,7 @@ def test_forged_signature_is_reported(mirror: Mirror) -> None:
 
 
 def test_signature_by_a_non_signer_is_reported(mirror: Mirror) -> None:
-    w = World()
+    w = Keys()
     raw = w.signers()
     mirror.submit(Register(P, raw, metadata_bytes(raw), pk(w.k["ad"])))
     outsider = SecretKey.generate("ed25519")
@@ -316,7 +204,7 @@ def test_signature_by_a_non_signer_is_reported(mirror: Mirror) -> None:
 
 
 def test_registration_nobody_listed_could_make_is_reported(mirror: Mirror) -> None:
-    w = World()
+    w = Keys()
     raw = w.signers()
     md = metadata_bytes(b"other bytes")  # metadata that does not describe the signers file
     good = Register(P, raw, metadata_bytes(raw), pk(w.k["ad"]))
@@ -340,7 +228,7 @@ def test_release_for_an_unregistered_project_is_reported(mirror: Mirror) -> None
 
 
 def test_any_commit_message_passes_replay(mirror: Mirror) -> None:
-    w = World()
+    w = Keys()
     raw = w.signers()
     change = Register(P, raw, metadata_bytes(raw), pk(w.k["ad"]))(mirror.view(), T0)
     good = forge_commit(mirror, change, message="register something else")
@@ -372,7 +260,7 @@ def test_executable_file_is_reported(mirror: Mirror) -> None:
 def test_time_going_backwards_is_reported(full: Mirror) -> None:
     repo = pygit2.Repository(full.path)
     tip = repo.references[MAIN].peel(pygit2.Commit)
-    w = World()
+    w = Keys()
     raw = w.signers()
     other = "https/github.com/443/acme/other"
     change = Register(other, raw, metadata_bytes(raw), pk(w.k["ad"]))(full.view(), T0)
@@ -414,7 +302,7 @@ def test_range_refuses_a_rewrite_and_checks_new_commits(full: Mirror) -> None:
 def test_tuf_bootstrap_verifies_and_tampered_tuf_metadata_does_not(mirror: Mirror) -> None:
     from asfaload.tuf import repo as tuf_repo
     from asfaload.tuf.documents import Expirations
-    from tests.test_tuf_support import REF, key, make_root, signed_doc
+    from tests.support.tuf import REF, key, make_root, signed_doc
 
     now = int(time.time())
     root_key = key()
@@ -623,7 +511,7 @@ def _plant(m: Mirror, path: str, change: Change | None = None) -> str:
 
 
 def test_valid_change_with_a_planted_empty_directory_is_reported(mirror: Mirror) -> None:
-    w = World()
+    w = Keys()
     raw = w.signers()
     mirror.submit(Register(P, raw, metadata_bytes(raw), pk(w.k["ad"])))
     change = sign_op(mirror.view(), PENDING_SF, w.k["a"])(mirror.view(), int(time.time()))
@@ -639,7 +527,7 @@ def test_empty_directory_alone_is_reported(mirror: Mirror) -> None:
 def test_planted_empty_directories_do_not_block_the_rules(mirror: Mirror) -> None:
     """Registration, a signers update and a revocation at paths that already hold an empty
     directory go through, and the empty directory gives way to the files."""
-    w = World()
+    w = Keys()
     k = w.k
     _plant(mirror, P)
     raw = w.signers()

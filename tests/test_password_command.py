@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from asfaload.crypto import SecretKey
-from examples.serverproc import ASFALOAD
+from asfaload.devtools.server import ASFALOAD
 
 PASSWORD = "correct horse battery staple 42"
 

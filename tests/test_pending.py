@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from watchdog.events import FileModifiedEvent, FileMovedEvent
@@ -51,13 +50,6 @@ def op_write(files: dict[str, bytes], deletes: frozenset[str] = frozenset()):
         return Change("test", files, deletes)
 
     return op
-
-
-@pytest.fixture
-def mirror(tmp_path):
-    m = Mirror.init(str(tmp_path / "m.git"), durable=False, server_info=False)
-    yield m
-    m.close()
 
 
 def test_lookups_by_signer_and_subject(mirror, tmp_path):
@@ -279,7 +271,7 @@ def test_rules_policy_incremental_index_matches_rebuild_through_a_workflow(tmp_p
     from asfaload.model.revocation import RevocationDocument
     from asfaload.rules import ProposeUpdate, Register, RegisterRelease, Revoke
     from asfaload.service.pending import RulesPendingPolicy
-    from tests.test_rules_support import (
+    from tests.support.rules import (
         INDEX,
         PENDING_SF,
         T0,

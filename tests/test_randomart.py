@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from asfaload.crypto.randomart import HEIGHT, WIDTH, randomart
-from examples.serverproc import ASFALOAD
-from tests.ssh_support import ssh_keygen
+from asfaload.devtools.server import ASFALOAD
+from tests.support.ssh import ssh_keygen
 
 
 @pytest.mark.parametrize(

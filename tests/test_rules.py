@@ -42,7 +42,7 @@ from asfaload.rules import (
     required_signers,
     who_may_sign,
 )
-from tests.test_rules_support import (
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,

@@ -17,8 +17,7 @@ from asfaload.rules import (
     apply,
 )
 from asfaload.rules.push import check_push, infer_operation
-from tests.test_rules_revocation import revoke_op, signed_release
-from tests.test_rules_support import (
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,
@@ -27,9 +26,11 @@ from tests.test_rules_support import (
     keys,
     metadata_bytes,
     pk,
+    revoke_op,
     run,
     sig,
     sign_op,
+    signed_release,
     signers_bytes,
 )
 

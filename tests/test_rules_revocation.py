@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asfaload import layout
-from asfaload.crypto import SecretKey, sha512
+from asfaload.crypto import sha512
 from asfaload.errors import (
     AsfaloadError,
     ConflictError,
@@ -21,7 +21,6 @@ from asfaload.rules import (
     AddSignatures,
     DictTree,
     FileStatus,
-    Register,
     RegisterRelease,
     RequestKind,
     Revoke,
@@ -32,7 +31,7 @@ from asfaload.rules import (
     who_may_sign,
 )
 from asfaload.rules.engine import REVOCATION_CLOCK_SKEW
-from tests.test_rules_support import (
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,
@@ -42,46 +41,16 @@ from tests.test_rules_support import (
     keys,
     metadata_bytes,
     pk,
+    revoke_op,
     run,
     sig,
     sign_op,
+    signed_release,
     signers_bytes,
     step,
 )
 
 PREV = layout.pending_revocation_path(INDEX)
-
-
-def signed_release(rev_threshold: int = 1):
-    """Active project (artifact a,b 2-of-2; admin ad; revokers r1,r2) with INDEX fully signed."""
-    a, b, ad, r1, r2 = keys(5)
-    raw = signers_bytes([([a, b], 2)], admin=[([ad], 1)], revocation=[([r1, r2], rev_threshold)])
-    tree = run(DictTree(), Register(P, raw, metadata_bytes(raw), pk(ad)))
-    for k in (a, b, ad, r1, r2):
-        tree = run(tree, sign_op(tree, PENDING_SF, k))
-    assert tree.read(ACTIVE_SF) == raw
-    tree = run(tree, RegisterRelease(INDEX, index_bytes(), pk(a)))
-    tree = run(tree, sign_op(tree, INDEX, a))
-    tree = run(tree, sign_op(tree, INDEX, b))
-    assert file_status(tree, INDEX) is FileStatus.COMPLETE
-    return tree, dict(a=a, b=b, ad=ad, r1=r1, r2=r2)
-
-
-def revoke_op(
-    tree: DictTree,
-    sk: SecretKey,
-    *,
-    initiator: SecretKey | None = None,
-    digest: bytes | None = None,
-    when: int = T0,
-) -> Revoke:
-    doc = RevocationDocument.create(
-        digest if digest is not None else sha512(tree.read(INDEX) or b""),
-        pk(initiator or sk),
-        when,
-        reason="compromised",
-    ).to_bytes()
-    return Revoke(INDEX, doc, sig(sk, doc), pk(sk))
 
 
 def test_revocation_threshold_one_finalises_in_one_exact_change() -> None:

@@ -9,8 +9,7 @@ from asfaload.errors import NotFoundError, ThresholdNotMetError
 from asfaload.model import SignaturesFile
 from asfaload.rules import DictTree, FileStatus, ProposeUpdate, Register, RegisterRelease
 from asfaload.rules.status import file_report
-from tests.test_rules_revocation import revoke_op, signed_release
-from tests.test_rules_support import (
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,
@@ -20,8 +19,10 @@ from tests.test_rules_support import (
     keys,
     metadata_bytes,
     pk,
+    revoke_op,
     run,
     sign_op,
+    signed_release,
     signers_bytes,
 )
 

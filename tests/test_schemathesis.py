@@ -37,12 +37,12 @@ from schemathesis.core.result import Err
 from asfaload import layout
 from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.server import ServerProcess
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess
 from tests.reliability.support import setting
-from tests.test_rules_support import register_and_activate, signers_bytes
+from tests.support.rules import register_and_activate, signers_bytes
 
 # Bounded so that the file stays near a minute on two shared cores: generation, not the
 # server, is the cost (about 70 ms a case here against 1-8 ms of server time). `make soak` sets
@@ -141,7 +141,7 @@ def _walk(view: Any, prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def seeded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("schemathesis") / "data"
     data_dir.mkdir()
     keys = [SecretKey.generate("ed25519") for _ in range(3)]
@@ -163,45 +163,49 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         server.stop()
 
 
-def _signature_bodies(world: World) -> st.SearchStrategy[dict[str, Any]]:
+def _signature_bodies(seeded_server: World) -> st.SearchStrategy[dict[str, Any]]:
     """``POST /v1/signatures`` bodies a real client could send: real paths, the signer's key,
     signatures that verify (or not), so the 200/403/409 answers are reached too."""
-    view_files = world.files
+    view_files = seeded_server.files
 
     def body(subject: str, extra: list[str], valid: bool) -> dict[str, Any]:
         sigs = {}
         for p in [subject, *extra]:
             data = view_files.get(p, b"")
-            sigs[p] = world.signer.sign(sha512(data if valid else data + b"x")).to_wire()
+            sigs[p] = seeded_server.signer.sign(sha512(data if valid else data + b"x")).to_wire()
         return {
             "file_path": subject,
-            "public_key": str(world.signer.public_key),
+            "public_key": str(seeded_server.signer.public_key),
             "signatures": sigs,
         }
 
-    paths = st.sampled_from(world.paths)
+    paths = st.sampled_from(seeded_server.paths)
     return st.builds(body, paths, st.lists(paths, max_size=2), st.booleans())
 
 
-def _strategy(operation: Any, mode: GenerationMode, world: World) -> st.SearchStrategy[Any]:
+def _strategy(operation: Any, mode: GenerationMode, seeded_server: World) -> st.SearchStrategy[Any]:
     generated: st.SearchStrategy[Any] = operation.as_strategy(generation_mode=mode)
     if "{file_path}" in operation.path and mode is GenerationMode.POSITIVE:
-        real = st.sampled_from(world.paths).flatmap(
+        real = st.sampled_from(seeded_server.paths).flatmap(
             lambda p: operation.as_strategy(generation_mode=mode, path_parameters={"file_path": p})
         )
         return st.one_of(generated, real)
     if operation.path == "/v1/signatures" and mode is GenerationMode.POSITIVE:
-        real = _signature_bodies(world).flatmap(
+        real = _signature_bodies(seeded_server).flatmap(
             lambda b: operation.as_strategy(generation_mode=mode, body=b)
         )
         return st.one_of(generated, real)
     return generated
 
 
-def _run_operation(world: World, operation: Any, mode: GenerationMode) -> None:
-    who = {"anonymous": None, "signer": SignAs(world.signer), "outsider": SignAs(world.outsider)}
+def _run_operation(seeded_server: World, operation: Any, mode: GenerationMode) -> None:
+    who = {
+        "anonymous": None,
+        "signer": SignAs(seeded_server.signer),
+        "outsider": SignAs(seeded_server.outsider),
+    }
 
-    @given(case=_strategy(operation, mode, world), as_who=st.sampled_from(sorted(who)))
+    @given(case=_strategy(operation, mode, seeded_server), as_who=st.sampled_from(sorted(who)))
     @settings(
         max_examples=MAX_EXAMPLES[mode.value],
         derandomize=True,
@@ -213,7 +217,7 @@ def _run_operation(world: World, operation: Any, mode: GenerationMode) -> None:
     def check(case: Any, as_who: str) -> None:
         seen[0] += 1
         case.call_and_validate(
-            base_url=world.server.base_url, auth=who[as_who], checks=CHECKS, timeout=30
+            base_url=seeded_server.server.base_url, auth=who[as_who], checks=CHECKS, timeout=30
         )
 
     seen = [0]
@@ -221,8 +225,8 @@ def _run_operation(world: World, operation: Any, mode: GenerationMode) -> None:
     assert seen[0] > 0, f"no case was sent for {operation.method} {operation.path}"
 
 
-def _all_operations(world: World) -> list[Any]:
-    api = schemathesis.openapi.from_url(world.server.url("/openapi.json"))
+def _all_operations(seeded_server: World) -> list[Any]:
+    api = schemathesis.openapi.from_url(seeded_server.server.url("/openapi.json"))
     ops: list[Any] = []
     for result in api.get_all_operations():
         if isinstance(result, Err):  # the document itself is broken
@@ -231,39 +235,43 @@ def _all_operations(world: World) -> list[Any]:
     return ops
 
 
-def _operations(world: World) -> list[Any]:
-    ops = _all_operations(world)
+def _operations(seeded_server: World) -> list[Any]:
+    ops = _all_operations(seeded_server)
     assert {(op.method.upper(), op.path) for op in ops} == EXPECTED_OPERATIONS
     return ops
 
 
-def test_every_operation_conforms_with_valid_inputs(world: World) -> None:
-    for operation in _operations(world):
-        _run_operation(world, operation, GenerationMode.POSITIVE)
+def test_every_operation_conforms_with_valid_inputs(seeded_server: World) -> None:
+    for operation in _operations(seeded_server):
+        _run_operation(seeded_server, operation, GenerationMode.POSITIVE)
 
 
-def test_every_operation_conforms_with_invalid_inputs(world: World) -> None:
+def test_every_operation_conforms_with_invalid_inputs(seeded_server: World) -> None:
     # Bodies, paths and headers that violate the schema must be answered with a documented
     # client error, never a 5xx or an undocumented shape.
-    for operation in _operations(world):
+    for operation in _operations(seeded_server):
         if operation.path not in NO_NEGATIVE:
-            _run_operation(world, operation, GenerationMode.NEGATIVE)
+            _run_operation(seeded_server, operation, GenerationMode.NEGATIVE)
 
 
-def test_every_real_path_and_caller_conforms(world: World) -> None:
+def test_every_real_path_and_caller_conforms(seeded_server: World) -> None:
     """Exhaustively (not sampled): every seeded mirror path on every path operation, for each
     caller, and the signing sequence of the pending release (200, then 409, 403 for an
     outsider's valid signatures), so every success branch's schema is checked."""
-    who = {"anonymous": None, "signer": SignAs(world.signer), "outsider": SignAs(world.outsider)}
+    who = {
+        "anonymous": None,
+        "signer": SignAs(seeded_server.signer),
+        "outsider": SignAs(seeded_server.outsider),
+    }
     statuses: dict[str, set[int]] = {}
-    for operation in _all_operations(world):
+    for operation in _all_operations(seeded_server):
         if "{file_path}" not in operation.path:
             continue
-        for path in world.paths:
+        for path in seeded_server.paths:
             for auth in who.values():
                 case = operation.Case(path_parameters={"file_path": path})
                 response = case.call_and_validate(
-                    base_url=world.server.base_url, auth=auth, checks=CHECKS, timeout=30
+                    base_url=seeded_server.server.base_url, auth=auth, checks=CHECKS, timeout=30
                 )
                 statuses.setdefault(operation.path, set()).add(response.status_code)
     assert statuses["/v1/files-to-sign/{file_path}"] >= {200, 401, 403, 404}
@@ -272,8 +280,8 @@ def test_every_real_path_and_caller_conforms(world: World) -> None:
     assert not statuses["/v1/signatures/{file_path}"] & {401, 403}
     assert statuses["/v1/get_signers_chain/{file_path}"] >= {200, 400}
 
-    submit = next(op for op in _all_operations(world) if op.path == "/v1/signatures")
-    index = world.files[INDEX2]
+    submit = next(op for op in _all_operations(seeded_server) if op.path == "/v1/signatures")
+    index = seeded_server.files[INDEX2]
 
     def body(key: SecretKey) -> dict[str, Any]:
         wire = key.sign(sha512(index)).to_wire()
@@ -283,10 +291,14 @@ def test_every_real_path_and_caller_conforms(world: World) -> None:
             "signatures": {INDEX2: wire},
         }
 
-    for key, expected in ((world.outsider, 403), (world.signer, 200), (world.signer, 409)):
+    for key, expected in (
+        (seeded_server.outsider, 403),
+        (seeded_server.signer, 200),
+        (seeded_server.signer, 409),
+    ):
         case = submit.Case(body=body(key), media_type="application/json")
         response = case.call_and_validate(
-            base_url=world.server.base_url, auth=SignAs(key), checks=CHECKS, timeout=30
+            base_url=seeded_server.server.base_url, auth=SignAs(key), checks=CHECKS, timeout=30
         )
         assert response.status_code == expected, response.text
 
@@ -304,11 +316,13 @@ def _derived(response: schemathesis.Response, **changes: Any) -> schemathesis.Re
     return schemathesis.Response(**fields)
 
 
-def test_the_checks_catch_nonconforming_responses(world: World) -> None:
+def test_the_checks_catch_nonconforming_responses(seeded_server: World) -> None:
     """The runs above can fail: an answer outside the document is reported by these checks."""
-    pending = next(op for op in _all_operations(world) if op.path == PENDING_PATH)
+    pending = next(op for op in _all_operations(seeded_server) if op.path == PENDING_PATH)
     case = pending.Case()
-    response = case.call(base_url=world.server.base_url, auth=SignAs(world.signer), timeout=30)
+    response = case.call(
+        base_url=seeded_server.server.base_url, auth=SignAs(seeded_server.signer), timeout=30
+    )
     assert response.status_code == 200
     case.validate_response(response, checks=CHECKS)  # the real answer conforms
 

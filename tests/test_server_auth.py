@@ -14,8 +14,8 @@ import pytest
 
 from asfaload.auth import HEADER_NONCE, HEADER_PK, HEADER_SIG, HEADER_TIMESTAMP, sign_request
 from asfaload.crypto import SecretKey
-from tests.conftest_server import ServerProcess
-from tests.http_util import raw_request, signed_request
+from asfaload.devtools.server import ServerProcess
+from tests.support.http import raw_request, signed_request
 
 PROBE = "/v1/signatures/https/github.com/443/acme/repo/missing.json"
 BODY = json.dumps(

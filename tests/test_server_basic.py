@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest_server import ServerProcess
-from tests.http_util import raw_request
+from asfaload.devtools.server import ServerProcess
+from tests.support.http import raw_request
 
 
 def _error(reply) -> str:

@@ -110,7 +110,7 @@ def test_the_served_mirror_caps_pushes(tmp_path):
     ASFALOAD_MAX_PUSH_BYTES when set, and sets it again when it opens an existing one."""
     import subprocess
 
-    from tests.conftest_server import ServerProcess
+    from asfaload.devtools.server import ServerProcess
 
     data = tmp_path / "data"
 

@@ -17,12 +17,12 @@ import pytest
 from asfaload import layout
 from asfaload.auth import HEADER_PK, sign_request
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.server import ServerProcess
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import Register, RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess
-from tests.http_util import raw_request, signed_json, signed_request
-from tests.test_rules_support import metadata_bytes, signers_bytes
+from tests.support.http import raw_request, signed_json, signed_request
+from tests.support.rules import metadata_bytes, signers_bytes
 
 P = "https/github.com/443/acme/tool"
 SIGNERS = layout.signers_file_path(P, pending=True)
@@ -31,7 +31,7 @@ INDEX = layout.github_release_index_path(P, "v1.0")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def project_server(tmp_path_factory):
     keys = [SecretKey.generate("ed25519") for _ in range(3)]
     outsider = SecretKey.generate("ed25519")
     signers = signers_bytes(
@@ -82,15 +82,15 @@ def _error(reply, status: int) -> str:
     return str(doc["error"])
 
 
-def test_01_pending_lists_the_new_signers_file_for_every_signer(world):
-    server, _, keys, outsider = world
+def test_01_pending_lists_the_new_signers_file_for_every_signer(project_server):
+    server, _, keys, outsider = project_server
     for k in keys:
         assert _pending(server, k) == [SIGNERS]
     assert _pending(server, outsider) == []
 
 
-def test_02_files_to_sign_includes_metadata_and_refuses_outsiders(world):
-    server, mirror, keys, outsider = world
+def test_02_files_to_sign_includes_metadata_and_refuses_outsiders(project_server):
+    server, mirror, keys, outsider = project_server
     reply = _get(server, keys[1], "/v1/files-to-sign/" + SIGNERS)
     assert reply.status == 200
     files = reply.json()["files"]
@@ -103,8 +103,8 @@ def test_02_files_to_sign_includes_metadata_and_refuses_outsiders(world):
     _error(_get(server, keys[0], "/v1/files-to-sign/../x"), 400)
 
 
-def test_03_signature_status_is_public(world):
-    server, _, keys, outsider = world
+def test_03_signature_status_is_public(project_server):
+    server, _, keys, outsider = project_server
     reply = _get(server, keys[0], "/v1/signatures/" + SIGNERS)
     assert reply.status == 200
     doc = reply.json()
@@ -133,8 +133,8 @@ def _status(server: ServerProcess, path: str) -> dict:
     return doc
 
 
-def test_04_submission_checks(world):
-    server, mirror, keys, outsider = world
+def test_04_submission_checks(project_server):
+    server, mirror, keys, outsider = project_server
     # Header key and body key must agree.
     body = {
         "file_path": SIGNERS,
@@ -176,8 +176,8 @@ def test_04_submission_checks(world):
     _error(_submit(server, outsider, SIGNERS, files), 403)
 
 
-def test_05_every_signer_signs_then_activation(world):
-    server, mirror, keys, _ = world
+def test_05_every_signer_signs_then_activation(project_server):
+    server, mirror, keys, _ = project_server
     # A signature by the wrong key for the right file is refused (400, no absolute path).
     files = {SIGNERS: mirror.view().read(SIGNERS), METADATA: mirror.view().read(METADATA)}
     wrong = {p: keys[1].sign(sha512(d)).to_wire() for p, d in files.items()}
@@ -200,8 +200,8 @@ def test_05_every_signer_signs_then_activation(world):
         assert _pending(server, k) == []
 
 
-def test_06_public_reads_after_activation(world):
-    server, mirror, keys, _ = world
+def test_06_public_reads_after_activation(project_server):
+    server, mirror, keys, _ = project_server
     import requests
 
     raw = mirror.view().read(layout.signers_file_path(P))
@@ -231,8 +231,8 @@ def _release(mirror: Mirror, submitter: SecretKey) -> bytes:
     return raw
 
 
-def test_07_release_signing_threshold_and_409(world):
-    server, mirror, keys, outsider = world
+def test_07_release_signing_threshold_and_409(project_server):
+    server, mirror, keys, outsider = project_server
     _release(mirror, keys[0])
     for k in keys:
         assert _pending(server, k) == [INDEX]
@@ -257,8 +257,8 @@ def test_07_release_signing_threshold_and_409(world):
     assert _get(server, outsider, "/v1/signatures/" + INDEX).json() == doc
 
 
-def test_08_revocation(world):
-    server, mirror, keys, _ = world
+def test_08_revocation(project_server):
+    server, mirror, keys, _ = project_server
     from asfaload.model.revocation import RevocationDocument
 
     data = mirror.view().read(INDEX)
@@ -311,8 +311,8 @@ def test_08_revocation(world):
     _error(signed_json(server.base_url, keys[2], "POST", "/v1/revoke", body), 404)
 
 
-def test_09_pending_index_survives_restart(world, tmp_path: Path):
-    server, _, keys, _ = world
+def test_09_pending_index_survives_restart(project_server, tmp_path: Path):
+    server, _, keys, _ = project_server
     server.restart()
     assert _pending(server, keys[0]) == []
 
@@ -320,8 +320,8 @@ def test_09_pending_index_survives_restart(world, tmp_path: Path):
 @pytest.mark.parametrize(
     "bad", ["../x", "/etc/passwd", ".git/config", "a/../../b", "a\\b", "a\x00b", "a//b", "./a"]
 )
-def test_10_traversal_in_bodies_refused(world, bad):
-    server, _, keys, _ = world
+def test_10_traversal_in_bodies_refused(project_server, bad):
+    server, _, keys, _ = project_server
     body = {"file_path": bad, "public_key": str(keys[0].public_key), "signatures": {bad: "x"}}
     msg = _error(signed_json(server.base_url, keys[0], "POST", "/v1/signatures", body), 400)
     assert msg.startswith("Invalid file path")

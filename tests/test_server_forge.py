@@ -10,16 +10,16 @@ import pytest
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
 from asfaload.devtools.forge import ForgeEmulator
-from tests.conftest_server import ServerProcess
-from tests.http_util import signed_json, signed_request
-from tests.test_rules_support import signers_bytes
+from asfaload.devtools.server import ServerProcess
+from tests.support.http import signed_json, signed_request
+from tests.support.rules import signers_bytes
 
 P = "https/github.com/443/acme/tool"
 FP = "https/files.example.com/443/proj"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def forge_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("forge")
     with ForgeEmulator(root) as emu:
         # No ASFALOAD_ALLOW_PRIVATE_URLS: only the operator's rewrite targets may be private.
@@ -60,8 +60,8 @@ def _reg(key, url):
     return {"signers_file_url": url, "public_key": str(key.public_key)}
 
 
-def test_01_register_repo(world):
-    server, emu, keys = world
+def test_01_register_repo(forge_server):
+    server, emu, keys = forge_server
     raw = signers_bytes(artifact=[(keys[:3], 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_000)
     url = emu.put_github_file("Acme", "Tool", "main", "asfaload.signers.json", raw)
     # A key that is not in the new signers file cannot register it.
@@ -84,8 +84,8 @@ def test_01_register_repo(world):
     assert stored.body == raw  # byte for byte as published
 
 
-def test_02_register_conflicts_and_bad_input(world):
-    server, emu, keys = world
+def test_02_register_conflicts_and_bad_input(forge_server):
+    server, emu, keys = forge_server
     url = "https://github.com/acme/tool/blob/main/asfaload.signers.json"
     assert _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 409) == (
         f"Project '{P}' is already registered or registration is in progress."
@@ -108,8 +108,8 @@ def test_02_register_conflicts_and_bad_input(world):
     assert r.status == 404
 
 
-def test_03_update_before_registration_and_before_activation(world):
-    server, emu, keys = world
+def test_03_update_before_registration_and_before_activation(forge_server):
+    server, emu, keys = forge_server
     url = "https://github.com/acme/other/blob/main/asfaload.signers.json"
     assert _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], url)), 400) == (
         "Project 'https/github.com/443/acme/other' is not registered. Register the repo first."
@@ -118,8 +118,8 @@ def test_03_update_before_registration_and_before_activation(world):
     _error(_post(server, keys[0], "/v1/update_signers", _reg(keys[0], url)), 400)
 
 
-def test_04_activation_then_release(world):
-    server, emu, keys = world
+def test_04_activation_then_release(forge_server):
+    server, emu, keys = forge_server
     subject = layout.signers_file_path(P, pending=True)
     assert [_sign_all(server, k, subject) for k in keys[:3]] == [False, False, True]
     release = emu.add_github_release("acme", "tool", "v1.0", {"tool.tar.gz": b"tool bytes"})
@@ -138,8 +138,8 @@ def test_04_activation_then_release(world):
     assert _sign_all(server, keys[2], index) is True
 
 
-def test_05_assets_body_validation(world):
-    server, _, keys = world
+def test_05_assets_body_validation(forge_server):
+    server, _, keys = forge_server
     both = {"github_release_url": "https://github.com/a/b/releases/tag/v1", "csum_files": ["x"]}
     assert _error(_post(server, keys[0], "/v1/assets", both), 400) == (
         "github_release_url and csum_files are mutually exclusive"
@@ -161,8 +161,8 @@ def test_05_assets_body_validation(world):
     _error(_post(server, keys[0], "/v1/assets", spread), 400)
 
 
-def test_06_update_signers(world):
-    server, emu, keys = world
+def test_06_update_signers(forge_server):
+    server, emu, keys = forge_server
     raw = signers_bytes(artifact=[(keys, 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_100)
     url = emu.put_github_file("acme", "tool", "signers", "v2.json", raw)
     served = emu.served_path(
@@ -191,10 +191,10 @@ def test_06_update_signers(world):
     assert chain["chain"]["current_signers_info"] is not None
 
 
-def test_06b_oversized_or_invalid_signers_files_are_400(world):
+def test_06b_oversized_or_invalid_signers_files_are_400(forge_server):
     """A signers file is the user's choice: too big or unreadable is a bad request, on
     registration and on update alike, and nothing is written."""
-    server, emu, keys = world
+    server, emu, keys = forge_server
     good = signers_bytes(artifact=[(keys, 2)], admin=[([keys[0]], 1)], timestamp=1_700_000_200)
     files = {
         "huge": b" " * (64 * 1024) + good,
@@ -217,10 +217,10 @@ def test_06b_oversized_or_invalid_signers_files_are_400(world):
     assert signed_request(server.base_url, keys[0], "GET", f"/v1/get_signers/{P}").body == head
 
 
-def test_06c_signers_file_urls_at_a_commit_id_are_400(world):
+def test_06c_signers_file_urls_at_a_commit_id_are_400(forge_server):
     """Registration and update pin a signers file to a branch or tag: a fork's commit is
     served under the parent's URLs. Refused before anything is fetched."""
-    server, emu, keys = world
+    server, emu, keys = forge_server
     commit = "89abcdef" * 5
     raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
     for target, url in (
@@ -244,8 +244,8 @@ def test_06c_signers_file_urls_at_a_commit_id_are_400(world):
     assert emu.hits(f"/raw/acme/tool/{commit}/v3.json") == 0
 
 
-def test_07_checksum_files_mode(world):
-    server, emu, keys = world
+def test_07_checksum_files_mode(forge_server):
+    server, emu, keys = forge_server
     raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
     url = emu.put_fileserver_file("proj/asfaload.signers/signers.json", raw)
     reply = _post(server, keys[0], "/v1/register_repo", _reg(keys[0], url))
@@ -276,14 +276,14 @@ def test_07_checksum_files_mode(world):
         "http://10.0.0.1/asfaload.signers.json",
     ],
 )
-def test_ssrf_signers_file_url_refused(world, url):
-    server, _, keys = world
+def test_ssrf_signers_file_url_refused(forge_server, url):
+    server, _, keys = forge_server
     msg = _error(_post(server, keys[0], "/v1/register_repo", _reg(keys[0], url)), 400)
     assert msg.startswith("Refusing to fetch from"), msg
 
 
-def test_ssrf_redirect_to_private_address_refused(world):
-    server, emu, keys = world
+def test_ssrf_redirect_to_private_address_refused(forge_server):
+    server, emu, keys = forge_server
     url = emu.put_github_file("acme", "redir", "main", "asfaload.signers.json", b"{}")
     emu.redirect(
         emu.served_path(
@@ -295,19 +295,19 @@ def test_ssrf_redirect_to_private_address_refused(world):
     assert msg.startswith("Refusing to fetch from"), msg
 
 
-def test_ssrf_checksum_redirect_refused(world):
-    server, emu, keys = world
+def test_ssrf_checksum_redirect_refused(forge_server):
+    server, emu, keys = forge_server
     csum = "https://files.example.com/proj/v2/SHA256SUMS"
     emu.redirect(emu.served_path(csum), "http://127.0.0.1:9/SHA256SUMS")
     msg = _error(_post(server, keys[0], "/v1/assets", {"csum_files": [csum]}), 400)
     assert msg.startswith("Refusing to fetch from"), msg
 
 
-def test_redirect_escaping_the_rewrite_target_is_not_followed(world):
+def test_redirect_escaping_the_rewrite_target_is_not_followed(forge_server):
     """A forge redirect whose path climbs out of the operator's target with encoded
     separators: the server never fetches it (the emulator would serve a valid signers file
     there, from outside the raw-files tree the rewrite names)."""
-    server, emu, keys = world
+    server, emu, keys = forge_server
     raw = signers_bytes(artifact=[([keys[0]], 1)], admin=[([keys[0]], 1)])
     emu.put_fileserver_file("escape/asfaload.signers.json", raw)
     url = "https://github.com/acme/escape/blob/main/asfaload.signers.json"
@@ -326,8 +326,8 @@ def test_redirect_escaping_the_rewrite_target_is_not_followed(world):
     assert emu.hits("/files/escape/asfaload.signers.json") == 0
 
 
-def test_08_gitlab_release(world):
-    server, emu, keys = world
+def test_08_gitlab_release(forge_server):
+    server, emu, keys = forge_server
     raw = signers_bytes(artifact=[([keys[1]], 1)], admin=[([keys[1]], 1)])
     url = emu.put_gitlab_file("group/proj", "main", "asfaload.signers.json", raw)
     reply = _post(server, keys[1], "/v1/register_repo", _reg(keys[1], url))

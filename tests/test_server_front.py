@@ -19,8 +19,8 @@ import pytest
 
 from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey
-from tests.conftest_server import ServerProcess
-from tests.http_util import raw_request, signed_request
+from asfaload.devtools.server import ServerProcess
+from tests.support.http import raw_request, signed_request
 
 # Seconds the server gives a client to send a whole request (head and body): short here so the
 # stalled sockets are closed while the test waits.

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from asfaload.crypto import SecretKey
+from asfaload.devtools.server import ServerProcess
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import ServerProcess
-from tests.http_util import Reply, raw_request, signed_request
+from tests.support.http import Reply, raw_request, signed_request
 
 HOSTILE = {
     "nested-arrays": b"[" * 100_000,
@@ -34,7 +34,7 @@ TUF_POSTS = [
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     data_dir: Path = tmp_path_factory.mktemp("hostile") / "data"
     data_dir.mkdir()
     Accounts(data_dir / "private").add_user("admin", "admin-password", opslimit=1, memlimit=8192)
@@ -64,29 +64,29 @@ def _error(reply: Reply, server: ServerProcess) -> str:
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
 @pytest.mark.parametrize("target", V1_POSTS)
-def test_v1_bodies(world, target: str, body: bytes):
-    server, _ = world
+def test_v1_bodies(admin_server, target: str, body: bytes):
+    server, _ = admin_server
     # Signed, so that authentication passes and the handler parses the body.
     reply = signed_request(server.base_url, SecretKey.generate("ed25519"), "POST", target, body)
     assert _error(reply, server).startswith("Invalid request body: invalid JSON")
 
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
-def test_login_body(world, body: bytes):
-    server, _ = world
+def test_login_body(admin_server, body: bytes):
+    server, _ = admin_server
     reply = raw_request(server.base_url, "POST", "/login", body)
     assert _error(reply, server) == "invalid request body"
 
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
 @pytest.mark.parametrize("target", TUF_POSTS)
-def test_tuf_bodies(world, target: str, body: bytes):
-    server, token = world
+def test_tuf_bodies(admin_server, target: str, body: bytes):
+    server, token = admin_server
     headers = {"Authorization": f"Bearer {token}"}
     reply = raw_request(server.base_url, "POST", target, body, headers)
     assert _error(reply, server).startswith("Invalid payload format: invalid JSON")
 
 
-def test_server_still_answers(world):
-    server, _ = world
+def test_server_still_answers(admin_server):
+    server, _ = admin_server
     assert raw_request(server.base_url, "GET", "/v1/ping").json() == {"status": "ok"}

@@ -21,7 +21,7 @@ from schemathesis.checks import (
 
 from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey
-from tests.conftest_server import ServerProcess
+from asfaload.devtools.server import ServerProcess
 
 KEY = SecretKey.generate("ed25519")
 

@@ -12,11 +12,16 @@ import requests
 from asfaload.crypto import SecretKey
 from asfaload.private import private_dirs, private_file, private_sqlite
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import server_with_project
-from tests.http_util import signed_request
-from tests.test_server_write_nonces import P, _post, _release, _signed_submission
-from tests.test_tuf_http import CHEAP, NOW, online_keys
-from tests.test_tuf_support import key, make_root, signed_doc
+from tests.support.http import signed_request
+from tests.support.rules import P
+from tests.support.server import (
+    post_signatures,
+    seed_release,
+    server_with_project,
+    signed_submission,
+)
+from tests.support.tuf import key, make_root, signed_doc
+from tests.support.tuf_server import CHEAP, NOW, online_keys
 
 
 def _modes(base: Path) -> dict[str, int]:
@@ -38,8 +43,8 @@ def test_every_file_under_private_is_owner_only(tmp_path):
             # A read (its nonce recorded by the worker) and a write (by the writer process).
             reply = signed_request(server.base_url, keys[0], "GET", "/v1/pending_signatures")
             assert reply.status == 200, reply.body
-            index, raw = _release(mirror, keys[0], "v1")
-            reply = _post(server, *_signed_submission(keys[1], index, raw))
+            index, raw = seed_release(mirror, keys[0], "v1")
+            reply = post_signatures(server, *signed_submission(keys[1], index, raw))
             assert reply.status == 200, reply.body
             # TUF: an admin, the online keys, a login and a bootstrap (tasks, app settings).
             Accounts(private).add_user("alice", "alice-password", **CHEAP)

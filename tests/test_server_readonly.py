@@ -9,8 +9,8 @@ import subprocess
 import requests
 
 from asfaload.crypto import SecretKey
-from tests.conftest_server import ASFALOAD, ServerProcess
-from tests.http_util import signed_request
+from asfaload.devtools.server import ASFALOAD, ServerProcess
+from tests.support.http import signed_request
 
 
 def test_read_only_server_serves_reads_and_refuses_writes(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
+from asfaload.devtools.server import ServerProcess
 from asfaload.rules.tree import Change
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess
 
 
 def test_server_catches_up_with_a_commit_made_behind_its_back(tmp_path):

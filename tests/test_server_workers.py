@@ -13,11 +13,12 @@ import pytest
 from asfaload import layout
 from asfaload.auth import sign_request
 from asfaload.crypto import SecretKey, sha512
+from asfaload.devtools.server import ServerProcess
 from asfaload.model import SignaturesFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.rules.ops import RegisterRelease
 from asfaload.store import Mirror
-from tests.conftest_server import ServerProcess, server_with_project
+from tests.support.server import server_with_project
 
 P = "https/github.com/443/acme/busy"
 N = 10
@@ -28,7 +29,7 @@ def _release_path(tag: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def project_server(tmp_path_factory):
     keys = [SecretKey.generate("ed25519") for _ in range(N)]
     data = tmp_path_factory.mktemp("srv") / "data"
     with server_with_project(data, P, keys, workers=2) as (server, mirror):
@@ -90,8 +91,8 @@ def _collected(mirror: Mirror, subject: str) -> SignaturesFile:
     return SignaturesFile.from_bytes(raw)
 
 
-def test_concurrent_signatures_across_workers(world):
-    server, mirror, keys = world
+def test_concurrent_signatures_across_workers(project_server):
+    server, mirror, keys = project_server
     subject, data = _new_release(mirror, keys[0], "v1")
     results: list[tuple[int | None, bytes]] = [(None, b"")] * N
     barrier = threading.Barrier(N)
@@ -116,8 +117,8 @@ def test_concurrent_signatures_across_workers(world):
     assert mirror.view().read(layout.signatures_path(subject)) is not None
 
 
-def test_graceful_shutdown_keeps_every_acknowledged_write(world):
-    server, mirror, keys = world
+def test_graceful_shutdown_keeps_every_acknowledged_write(project_server):
+    server, mirror, keys = project_server
     subject, data = _new_release(mirror, keys[0], "v2")
     socks = []
     for k in keys:

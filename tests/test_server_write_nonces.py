@@ -4,7 +4,6 @@ across restarts, and also when the first request was refused before reaching the
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import uuid
@@ -12,52 +11,30 @@ import uuid
 import pytest
 
 from asfaload import layout
-from asfaload.auth import NonceClaim, sign_request
+from asfaload.auth import NonceClaim
 from asfaload.crypto import SecretKey, sha512
 from asfaload.errors import AuthenticationError, StoreError
 from asfaload.model import SignaturesFile
-from asfaload.model.index import PublishedFile, ReleaseIndex
-from asfaload.rules.ops import RegisterRelease
 from asfaload.rules.tree import Change
 from asfaload.store import Mirror
 from asfaload.store.nonces import SqliteNonceStore
-from tests.conftest_server import ServerProcess, server_with_project
-from tests.http_util import Reply, raw_request
+from tests.support.http import Reply
+from tests.support.server import (
+    post_signatures,
+    seed_release,
+    server_with_project,
+    signed_submission,
+)
 
 P = "https/github.com/443/acme/tool"
 NOW = 1_700_000_000
 
 
 @pytest.fixture
-def world(tmp_path):
+def project_server(tmp_path):
     keys = [SecretKey.generate("ed25519") for _ in range(3)]
     with server_with_project(tmp_path / "data", P, keys) as (server, mirror):
         yield server, mirror, keys
-
-
-def _release(mirror: Mirror, key: SecretKey, tag: str) -> tuple[str, bytes]:
-    index = layout.github_release_index_path(P, tag)
-    url = f"https://github.com/acme/tool/releases/download/{tag}/tool.tgz"
-    raw = ReleaseIndex.create(
-        [PublishedFile("tool.tgz", "Sha256", url, "ab" * 32)], mirrored_on=NOW
-    ).to_bytes()
-    mirror.submit(RegisterRelease(index, raw, key.public_key))
-    return index, raw
-
-
-def _signed_submission(key: SecretKey, index: str, raw: bytes, **override: object):
-    doc = {
-        "file_path": index,
-        "public_key": str(key.public_key),
-        "signatures": {index: key.sign(sha512(raw)).to_wire()},
-        **override,
-    }
-    body = json.dumps(doc).encode()
-    return body, sign_request(key, "POST", "/v1/signatures", body)
-
-
-def _post(server: ServerProcess, body: bytes, headers: dict[str, str]) -> Reply:
-    return raw_request(server.base_url, "POST", "/v1/signatures", body, headers)
 
 
 def _signers_of(mirror: Mirror, index: str) -> set[str]:
@@ -71,28 +48,28 @@ def _replay_refused(reply: Reply) -> None:
     assert "Replay" in reply.json()["error"]
 
 
-def test_a_replayed_submission_is_refused_and_not_applied(world):
-    server, mirror, keys = world
-    index, raw = _release(mirror, keys[0], "v1")
-    body, headers = _signed_submission(keys[1], index, raw)
-    first = _post(server, body, headers)
+def test_a_replayed_submission_is_refused_and_not_applied(project_server):
+    server, mirror, keys = project_server
+    index, raw = seed_release(mirror, keys[0], "v1")
+    body, headers = signed_submission(keys[1], index, raw)
+    first = post_signatures(server, body, headers)
     assert first.status == 200, first.body
     head = mirror.head()
-    _replay_refused(_post(server, body, headers))
+    _replay_refused(post_signatures(server, body, headers))
     assert mirror.head() == head
     assert _signers_of(mirror, index) == {str(keys[1].public_key)}
 
 
-def test_the_same_submission_twice_at_once_is_applied_once(world):
-    server, mirror, keys = world
-    index, raw = _release(mirror, keys[0], "v2")
-    body, headers = _signed_submission(keys[2], index, raw)
+def test_the_same_submission_twice_at_once_is_applied_once(project_server):
+    server, mirror, keys = project_server
+    index, raw = seed_release(mirror, keys[0], "v2")
+    body, headers = signed_submission(keys[2], index, raw)
     start = threading.Barrier(4)
     replies: list[Reply] = []
 
     def send() -> None:
         start.wait()
-        replies.append(_post(server, body, headers))
+        replies.append(post_signatures(server, body, headers))
 
     threads = [threading.Thread(target=send) for _ in range(4)]
     for t in threads:
@@ -106,22 +83,22 @@ def test_the_same_submission_twice_at_once_is_applied_once(world):
     assert _signers_of(mirror, index) == {str(keys[2].public_key)}
 
 
-def test_a_submission_refused_before_its_write_still_uses_up_its_nonce(world):
-    server, mirror, keys = world
-    index, raw = _release(mirror, keys[0], "v3")
+def test_a_submission_refused_before_its_write_still_uses_up_its_nonce(project_server):
+    server, mirror, keys = project_server
+    index, raw = seed_release(mirror, keys[0], "v3")
     # Well signed, but a body the handler refuses before anything is written.
-    body, headers = _signed_submission(keys[1], index, raw, signatures="not a map")
-    refused = _post(server, body, headers)
+    body, headers = signed_submission(keys[1], index, raw, signatures="not a map")
+    refused = post_signatures(server, body, headers)
     assert refused.status == 400, refused.body
     assert "Replay" not in refused.json()["error"]
-    _replay_refused(_post(server, body, headers))
+    _replay_refused(post_signatures(server, body, headers))
 
 
-def test_every_refused_submission_uses_up_its_nonce(world):
+def test_every_refused_submission_uses_up_its_nonce(project_server):
     """Whatever refuses a verified request (its body, the handler, the backend before the
     write, the rules in the writer), the same request sent again is a replay: 401."""
-    server, mirror, keys = world
-    index, raw = _release(mirror, keys[0], "v5")
+    server, mirror, keys = project_server
+    index, raw = seed_release(mirror, keys[0], "v5")
     outsider = SecretKey.generate("ed25519")
     missing = layout.github_release_index_path(P, "v404")
     forged = keys[1].sign(sha512(b"other bytes")).to_wire()
@@ -143,23 +120,23 @@ def test_every_refused_submission_uses_up_its_nonce(world):
     }
     head = mirror.head()
     for name, (key, override) in cases.items():
-        body, headers = _signed_submission(key, index, raw, **override)
-        first = _post(server, body, headers)
+        body, headers = signed_submission(key, index, raw, **override)
+        first = post_signatures(server, body, headers)
         assert first.status in (400, 401, 403, 404), (name, first.status, first.body)
         assert "Replay" not in first.json()["error"], name
-        again = _post(server, body, headers)
+        again = post_signatures(server, body, headers)
         assert again.status == 401, (name, first.status, again.status, again.body)
         assert "Replay" in again.json()["error"], (name, again.body)
     assert mirror.head() == head
 
 
-def test_a_replayed_submission_is_refused_after_a_restart(world):
-    server, mirror, keys = world
-    index, raw = _release(mirror, keys[0], "v4")
-    body, headers = _signed_submission(keys[0], index, raw)
-    assert _post(server, body, headers).status == 200
+def test_a_replayed_submission_is_refused_after_a_restart(project_server):
+    server, mirror, keys = project_server
+    index, raw = seed_release(mirror, keys[0], "v4")
+    body, headers = signed_submission(keys[0], index, raw)
+    assert post_signatures(server, body, headers).status == 200
     server.restart()
-    _replay_refused(_post(server, body, headers))
+    _replay_refused(post_signatures(server, body, headers))
     assert _signers_of(mirror, index) == {str(keys[0].public_key)}
 
 

@@ -28,7 +28,7 @@ from asfaload.errors import (
     WrongPasswordError,
 )
 from asfaload.model.signers import SignersFile
-from tests.ssh_support import ssh_keygen
+from tests.support.ssh import ssh_keygen
 
 PASSPHRASE = "an ssh pass phrase 42"
 

@@ -22,8 +22,8 @@ from asfaload.errors import AsfaloadError
 from asfaload.replication.replay import verify_repository
 from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
 from asfaload.store import Mirror
-from tests.test_mirror_verify import index_bytes
-from tests.test_rules_support import P, metadata_bytes, sign_op, signers_bytes
+from tests.support.mirror import index_bytes
+from tests.support.rules import P, metadata_bytes, sign_op, signers_bytes
 
 # Once for each object store of the writer (conftest.object_store).
 pytestmark = pytest.mark.usefixtures("object_store")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from examples.serverproc import free_port
+from asfaload.devtools.server import free_port
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "try-it-by-hand.md"
 

@@ -14,7 +14,7 @@ from securesystemslib.signer._utils import compute_default_keyid
 
 from asfaload.tuf._api import Metadata, Root, Signature, SSlibKey
 from asfaload.tuf.accounts import Accounts
-from tests.test_tuf_support import key, make_root, signed_doc
+from tests.support.tuf import key, make_root, signed_doc
 
 
 def run(*args: str):

@@ -21,9 +21,9 @@ from asfaload.cli.main import cli
 from click.testing import CliRunner, Result
 from tuf.ngclient.updater import Updater
 
+from asfaload.devtools.server import ASFALOAD, ServerProcess, free_port
 from asfaload.tuf._api import Metadata, Root
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import ASFALOAD, ServerProcess, free_port
 
 PASSWORD = "a long admin password"
 CHEAP: dict[str, Any] = {"opslimit": 1, "memlimit": 8192}
@@ -94,7 +94,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def tuf_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("tuf-cli")
     data_dir = base / "data"
     data_dir.mkdir()
@@ -126,22 +126,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 # --- login and tokens -------------------------------------------------------------------------------
-def test_login_stores_a_private_token_per_server(world: World, tmp_path: Path) -> None:
+def test_login_stores_a_private_token_per_server(tuf_server: World, tmp_path: Path) -> None:
     tokens = tmp_path / "cfg" / "tokens.json"
     out = ok(
         "tuf",
         "login",
         "-u",
-        world.url,
+        tuf_server.url,
         "--username",
         "admin",
         "--token-file",
         str(tokens),
         env={"ASFALOAD_TUF_LOGIN_PASSWORD": PASSWORD},
     ).output
-    assert f"Logged in to {world.url} as admin" in out
+    assert f"Logged in to {tuf_server.url} as admin" in out
     assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
-    entry = json.loads(tokens.read_text())[world.url]
+    entry = json.loads(tokens.read_text())[tuf_server.url]
     claims = jwt.decode(entry["token"], options={"verify_signature": False})
     assert entry["username"] == claims["username"] == "admin"
     # The default location honours XDG_CONFIG_HOME; --print-token prints instead of storing.
@@ -149,7 +149,7 @@ def test_login_stores_a_private_token_per_server(world: World, tmp_path: Path) -
         "tuf",
         "login",
         "-u",
-        world.url,
+        tuf_server.url,
         "--username",
         "admin",
         "--print-token",
@@ -161,20 +161,22 @@ def test_login_stores_a_private_token_per_server(world: World, tmp_path: Path) -
         "tuf",
         "login",
         "-u",
-        world.url,
+        tuf_server.url,
         "--username",
         "admin",
         env={"ASFALOAD_TUF_LOGIN_PASSWORD": PASSWORD, "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
     )
-    assert world.url in json.loads((tmp_path / "xdg" / "asfaload" / "tuf-tokens.json").read_text())
+    assert tuf_server.url in json.loads(
+        (tmp_path / "xdg" / "asfaload" / "tuf-tokens.json").read_text()
+    )
 
 
-def test_login_and_token_errors(world: World, tmp_path: Path) -> None:
+def test_login_and_token_errors(tuf_server: World, tmp_path: Path) -> None:
     fails(
         "tuf",
         "login",
         "-u",
-        world.url,
+        tuf_server.url,
         "--username",
         "admin",
         "-p",
@@ -190,7 +192,7 @@ def test_login_and_token_errors(world: World, tmp_path: Path) -> None:
         "--app",
         APP,
         "-u",
-        world.url,
+        tuf_server.url,
         "--token-file",
         str(tmp_path / "none.json"),
         expect="run `asfaload tuf login` first",
@@ -202,7 +204,7 @@ def test_login_and_token_errors(world: World, tmp_path: Path) -> None:
         "--app",
         APP,
         "-u",
-        world.url,
+        tuf_server.url,
         env={"ASFALOAD_TUF_TOKEN": "not-a-jwt", "XDG_CONFIG_HOME": str(tmp_path)},
         expect="malformed token",
     )
@@ -210,7 +212,7 @@ def test_login_and_token_errors(world: World, tmp_path: Path) -> None:
         "tuf",
         "login",
         "-u",
-        world.url,
+        tuf_server.url,
         "--username",
         "member",
         "-p",
@@ -223,7 +225,7 @@ def test_login_and_token_errors(world: World, tmp_path: Path) -> None:
         "task",
         "some-id",
         "-u",
-        world.url,
+        tuf_server.url,
         env={"ASFALOAD_TUF_TOKEN": member.output.strip(), "XDG_CONFIG_HOME": str(tmp_path)},
         expect="Admin access required",
     )
@@ -239,36 +241,36 @@ def test_login_and_token_errors(world: World, tmp_path: Path) -> None:
         PASSWORD,
         expect=f"Cannot reach {unreachable}",
     )
-    as_json = run(*world.srv("tuf", "pending", "--app", "no_underscores", "--json"))
+    as_json = run(*tuf_server.srv("tuf", "pending", "--app", "no_underscores", "--json"))
     assert as_json.exit_code == 1
     assert "appName" in json.loads(as_json.stderr)["error"]
 
 
 # --- root payloads ----------------------------------------------------------------------------------
-def test_root_new_builds_a_root_python_tuf_accepts(world: World) -> None:
-    a, b = world.keygen("new-a"), world.keygen("new-b")
+def test_root_new_builds_a_root_python_tuf_accepts(tuf_server: World) -> None:
+    a, b = tuf_server.keygen("new-a"), tuf_server.keygen("new-b")
     out = ok(
         "tuf",
         "root",
         "new",
         "--root-key",
-        world.p("new-a.pub.json"),
+        tuf_server.p("new-a.pub.json"),
         "--root-key",
-        world.p("new-b.key"),  # a private key file works too: only its public half is used
+        tuf_server.p("new-b.key"),  # a private key file works too: only its public half is used
         "--threshold",
         "2",
         "--online-keys",
-        str(world.online),
+        str(tuf_server.online),
         "--expires",
         "30",
         "--sign",
-        world.p("new-a.key"),
+        tuf_server.p("new-a.key"),
         "--sign",
-        world.p("new-b.key"),
+        tuf_server.p("new-b.key"),
     ).output
     md = Metadata[Root].from_bytes(out.encode())
     root = md.signed
-    online = json.loads(world.online.read_text())
+    online = json.loads(tuf_server.online.read_text())
     assert root.version == 1 and root.consistent_snapshot is True
     assert set(root.roles["root"].keyids) == {a, b} and root.roles["root"].threshold == 2
     for role in ("timestamp", "snapshot", "targets"):
@@ -287,165 +289,181 @@ def test_root_new_builds_a_root_python_tuf_accepts(world: World) -> None:
     ],
 )
 def test_root_new_refuses_impossible_roots(
-    world: World, extra: tuple[str, ...], expect: str
+    tuf_server: World, extra: tuple[str, ...], expect: str
 ) -> None:
-    world.keygen("bad-a")
+    tuf_server.keygen("bad-a")
     fails(
         "tuf",
         "root",
         "new",
         "--root-key",
-        world.p("bad-a.pub.json"),
+        tuf_server.p("bad-a.pub.json"),
         "--online-keys",
-        str(world.online),
+        str(tuf_server.online),
         *extra,
         expect=expect,
     )
 
 
-def test_root_new_refuses_bad_key_files(world: World) -> None:
-    world.keygen("kf")
-    bad = world.work / "bad.pub.json"
-    doc = json.loads(Path(world.p("kf.pub.json")).read_text())
+def test_root_new_refuses_bad_key_files(tuf_server: World) -> None:
+    tuf_server.keygen("kf")
+    bad = tuf_server.work / "bad.pub.json"
+    doc = json.loads(Path(tuf_server.p("kf.pub.json")).read_text())
     doc["keyid"] = "00" * 32
     bad.write_text(json.dumps(doc))
-    common = ("tuf", "root", "new", "--online-keys", str(world.online), "--root-key")
+    common = ("tuf", "root", "new", "--online-keys", str(tuf_server.online), "--root-key")
     fails(*common, str(bad), expect="does not match its key")
-    fails(*common, str(world.online), expect="not a TUF key")
-    fails(*common, world.p("kf.pub.json"), "--sign", str(bad), expect="not an unencrypted PEM")
+    fails(*common, str(tuf_server.online), expect="not a TUF key")
+    fails(*common, tuf_server.p("kf.pub.json"), "--sign", str(bad), expect="not an unencrypted PEM")
 
 
 # --- the whole flow ---------------------------------------------------------------------------------
-def test_bootstrap_draft_rotation_and_full_rotation(world: World) -> None:
-    old = world.keygen("old")
-    new = world.keygen("new")
-    stranger = world.keygen("stranger")
-    v1 = world.work / "v1.json"
+def test_bootstrap_draft_rotation_and_full_rotation(tuf_server: World) -> None:
+    old = tuf_server.keygen("old")
+    new = tuf_server.keygen("new")
+    stranger = tuf_server.keygen("stranger")
+    v1 = tuf_server.work / "v1.json"
     ok(
         "tuf",
         "root",
         "new",
         "--root-key",
-        world.p("old.pub.json"),
+        tuf_server.p("old.pub.json"),
         "--online-keys",
-        str(world.online),
+        str(tuf_server.online),
         "--out",
         str(v1),
     )
     assert json.loads(v1.read_text())["signatures"] == []
     fails(
-        *world.srv("tuf", "bootstrap", "--app", APP, "--root", str(v1)),
+        *tuf_server.srv("tuf", "bootstrap", "--app", APP, "--root", str(v1)),
         expect="root metadata is not signed by its own root threshold",
     )
     boot = ok(
-        *world.srv(
-            "tuf", "bootstrap", "--app", APP, "--root", str(v1), "--sign", world.p("old.key")
+        *tuf_server.srv(
+            "tuf", "bootstrap", "--app", APP, "--root", str(v1), "--sign", tuf_server.p("old.key")
         )
     ).output
     assert f"Bootstrapped {APP}: root v1" in boot
-    assert f"{world.url}/v1/files/tuf/admin/{APP}/" in boot
+    assert f"{tuf_server.url}/v1/files/tuf/admin/{APP}/" in boot
     fails(
-        *world.srv(
-            "tuf", "bootstrap", "--app", APP, "--root", str(v1), "--sign", world.p("old.key")
+        *tuf_server.srv(
+            "tuf", "bootstrap", "--app", APP, "--root", str(v1), "--sign", tuf_server.p("old.key")
         ),
         expect="Bootstrap already completed for this admin and app",
     )
     status = json.loads(
-        ok(*world.srv("tuf", "bootstrap", "--app", APP, "--status", "--json")).output
+        ok(*tuf_server.srv("tuf", "bootstrap", "--app", APP, "--status", "--json")).output
     )
     assert status["data"]["bootstrap"] is True
-    raw_v1 = requests.get(f"{world.url}/v1/files/tuf/admin/{APP}/1.root.json", timeout=30).content
-    client = world.updater("walker", raw_v1)
+    raw_v1 = requests.get(
+        f"{tuf_server.url}/v1/files/tuf/admin/{APP}/1.root.json", timeout=30
+    ).content
+    client = tuf_server.updater("walker", raw_v1)
     client.refresh()
-    assert world.client_root("walker").version == 1
+    assert tuf_server.client_root("walker").version == 1
 
     # v2: add the new key, threshold 2, from the server's trusted root; proposed unsigned.
-    v2 = world.work / "v2.json"
+    v2 = tuf_server.work / "v2.json"
     ok(
-        *world.srv(
+        *tuf_server.srv(
             "tuf",
             "root",
             "rotate",
             "--app",
             APP,
             "--add-key",
-            world.p("new.pub.json"),
+            tuf_server.p("new.pub.json"),
             "--threshold",
             "2",
             "--out",
             str(v2),
         )
     )
-    proposed = ok(*world.srv("tuf", "rotate", "--app", APP, "--root", str(v2))).output
+    proposed = ok(*tuf_server.srv("tuf", "rotate", "--app", APP, "--root", str(v2))).output
     assert "Root v2 is pending signatures" in proposed
-    draft = world.work / "draft.json"
-    shown = ok(*world.srv("tuf", "pending", "--app", APP, "--out", str(draft))).output
+    draft = tuf_server.work / "draft.json"
+    shown = ok(*tuf_server.srv("tuf", "pending", "--app", APP, "--out", str(draft))).output
     assert "Root v2 pending signatures (trusted root v1)" in shown
     assert f"missing: {new}" in shown and f"missing: {old}" in shown
     assert json.loads(draft.read_text())["signed"]["version"] == 2
 
     # A key in neither root is refused before anything is posted.
     fails(
-        *world.srv("tuf", "sign-pending", "--app", APP, "--key", world.p("stranger.key")),
+        *tuf_server.srv("tuf", "sign-pending", "--app", APP, "--key", tuf_server.p("stranger.key")),
         expect=f"key {stranger} is not a root key",
     )
     # The new key alone: accepted (200 with progress), not published: the old threshold is unmet.
     partial = json.loads(
         ok(
-            *world.srv("tuf", "sign-pending", "--app", APP, "--key", world.p("new.key"), "--json")
+            *tuf_server.srv(
+                "tuf", "sign-pending", "--app", APP, "--key", tuf_server.p("new.key"), "--json"
+            )
         ).output
     )
     assert partial["data"]["published"] is False
     assert partial["data"]["progress"]["old"]["remaining"] == 1
     assert partial["data"]["progress"]["new"]["signed"] == [new]
-    pending_json = json.loads(ok(*world.srv("tuf", "pending", "--app", APP, "--json")).output)
+    pending_json = json.loads(ok(*tuf_server.srv("tuf", "pending", "--app", APP, "--json")).output)
     assert pending_json["data"]["metadata"]["trusted_root"]["signed"]["version"] == 1
     assert [s["keyid"] for s in pending_json["data"]["metadata"]["root"]["signatures"]] == [new]
 
     # A corrupted offline signature is refused by the server with its reason.
-    body = json.loads(ok("tuf", "sign", "--key", world.p("old.key"), "--root", str(draft)).output)
+    body = json.loads(
+        ok("tuf", "sign", "--key", tuf_server.p("old.key"), "--root", str(draft)).output
+    )
     good_sig = body["signature"]["sig"]
     body["signature"]["sig"] = ("0" if good_sig[0] != "0" else "1") + good_sig[1:]
-    (world.work / "bad.sig.json").write_text(json.dumps(body))
+    (tuf_server.work / "bad.sig.json").write_text(json.dumps(body))
     fails(
-        *world.srv(
-            "tuf", "sign-pending", "--app", APP, "--signature", str(world.work / "bad.sig.json")
+        *tuf_server.srv(
+            "tuf",
+            "sign-pending",
+            "--app",
+            APP,
+            "--signature",
+            str(tuf_server.work / "bad.sig.json"),
         ),
         expect="Signature Failed",
     )
     # The old key signs offline; posting that signature publishes v2.
     body["signature"]["sig"] = good_sig
-    (world.work / "old.sig.json").write_text(json.dumps(body))
+    (tuf_server.work / "old.sig.json").write_text(json.dumps(body))
     done = ok(
-        *world.srv(
-            "tuf", "sign-pending", "--app", APP, "--signature", str(world.work / "old.sig.json")
+        *tuf_server.srv(
+            "tuf",
+            "sign-pending",
+            "--app",
+            APP,
+            "--signature",
+            str(tuf_server.work / "old.sig.json"),
         )
     ).output
     assert f"Signature from {old} accepted" in done and "Root v2 published" in done
     task_id = done.split("(task ")[1].split(")")[0]
-    task = ok(*world.srv("tuf", "task", task_id)).output
+    task = ok(*tuf_server.srv("tuf", "task", task_id)).output
     assert task.strip() == f"Task {task_id}: SUCCESS - Metadata update finished"
-    assert ok(*world.srv("tuf", "pending", "--app", APP)).output.strip() == (
+    assert ok(*tuf_server.srv("tuf", "pending", "--app", APP)).output.strip() == (
         "No metadata pending signing available"
     )
     fails(
-        *world.srv("tuf", "sign-pending", "--app", APP, "--key", world.p("old.key")),
+        *tuf_server.srv("tuf", "sign-pending", "--app", APP, "--key", tuf_server.p("old.key")),
         expect="No metadata pending signing available",
     )
-    world.updater("walker", raw_v1).refresh()
-    root = world.client_root("walker")
+    tuf_server.updater("walker", raw_v1).refresh()
+    root = tuf_server.client_root("walker")
     assert root.version == 2 and set(root.roles["root"].keyids) == {old, new}
 
     # Proposing v2 again is the wrong version now.
     fails(
-        *world.srv("tuf", "rotate", "--app", APP, "--root", str(v2)),
+        *tuf_server.srv("tuf", "rotate", "--app", APP, "--root", str(v2)),
         expect="expected root version 3",
     )
 
     # v3: drop the old key (threshold 1), fully signed (old 2-of-2 AND new 1-of-1) in one request.
-    v3 = world.work / "v3.json"
+    v3 = tuf_server.work / "v3.json"
     ok(
-        *world.srv(
+        *tuf_server.srv(
             "tuf",
             "root",
             "rotate",
@@ -460,7 +478,7 @@ def test_bootstrap_draft_rotation_and_full_rotation(world: World) -> None:
         )
     )
     published = ok(
-        *world.srv(
+        *tuf_server.srv(
             "tuf",
             "rotate",
             "--app",
@@ -468,46 +486,46 @@ def test_bootstrap_draft_rotation_and_full_rotation(world: World) -> None:
             "--root",
             str(v3),
             "--sign",
-            world.p("old.key"),
+            tuf_server.p("old.key"),
             "--sign",
-            world.p("new.key"),
+            tuf_server.p("new.key"),
         )
     ).output
     assert "Root v3 published" in published
-    world.updater("walker", raw_v1).refresh()
-    root = world.client_root("walker")
+    tuf_server.updater("walker", raw_v1).refresh()
+    root = tuf_server.client_root("walker")
     assert root.version == 3 and root.roles["root"].keyids == [new]
     # A fresh client pinned at v1 walks v2 then v3.
-    world.updater("fresh", raw_v1).refresh()
-    assert world.client_root("fresh").version == 3
+    tuf_server.updater("fresh", raw_v1).refresh()
+    assert tuf_server.client_root("fresh").version == 3
 
 
-def test_root_rotate_offline_from_file_and_refusals(world: World) -> None:
-    a = world.keygen("rot-a")
-    world.keygen("rot-b")
-    v1 = world.work / "rot-v1.json"
+def test_root_rotate_offline_from_file_and_refusals(tuf_server: World) -> None:
+    a = tuf_server.keygen("rot-a")
+    tuf_server.keygen("rot-b")
+    v1 = tuf_server.work / "rot-v1.json"
     ok(
         "tuf",
         "root",
         "new",
         "--root-key",
-        world.p("rot-a.pub.json"),
+        tuf_server.p("rot-a.pub.json"),
         "--online-keys",
-        str(world.online),
+        str(tuf_server.online),
         "--sign",
-        world.p("rot-a.key"),
+        tuf_server.p("rot-a.key"),
         "--out",
         str(v1),
     )
     # A saved GET /tuf/v1/metadata/root answer works as --from as well as a bare root.
-    wrapped = world.work / "answer.json"
+    wrapped = tuf_server.work / "answer.json"
     wrapped.write_text(json.dumps({"data": {"trusted_root": json.loads(v1.read_text())}}))
-    fresh_online = world.work / "online2.json"
+    fresh_online = tuf_server.work / "online2.json"
     fresh_online.write_text(
         json.dumps(
             {
                 role: json.loads(
-                    ok("tuf", "keygen", "--out", world.p(f"online2-{role}.key")).output
+                    ok("tuf", "keygen", "--out", tuf_server.p(f"online2-{role}.key")).output
                 )
                 for role in ("timestamp", "snapshot", "targets")
             }
@@ -520,9 +538,9 @@ def test_root_rotate_offline_from_file_and_refusals(world: World) -> None:
         "--from",
         str(wrapped),
         "--add-key",
-        world.p("rot-b.pub.json"),
+        tuf_server.p("rot-b.pub.json"),
         "--remove-key",
-        world.p("rot-a.pub.json"),
+        tuf_server.p("rot-a.pub.json"),
         "--online-keys",
         str(fresh_online),
         "--expires",
@@ -535,25 +553,30 @@ def test_root_rotate_offline_from_file_and_refusals(world: World) -> None:
     ]
     common = ("tuf", "root", "rotate", "--from", str(v1))
     fails(*common, "--remove-key", "ab" * 32, expect="is not a root key of version 1")
-    fails(*common, "--add-key", world.p("rot-a.pub.json"), expect="is already a root key")
+    fails(*common, "--add-key", tuf_server.p("rot-a.pub.json"), expect="is already a root key")
     fails(*common, "--remove-key", a, expect="the new root would have no root keys")
     fails(*common, "--threshold", "3", expect="root threshold 3 is above the 1 root key(s)")
     fails("tuf", "root", "rotate", expect="give exactly one of --from FILE and --app APP")
 
 
-def test_server_refusals_exit_non_zero(world: World) -> None:
-    fails(*world.srv("tuf", "pending", "--app", "never-bootstrapped"), expect="Requires bootstrap")
+def test_server_refusals_exit_non_zero(tuf_server: World) -> None:
     fails(
-        *world.srv("tuf", "rotate", "--app", "never-bootstrapped", "--root", str(world.online)),
+        *tuf_server.srv("tuf", "pending", "--app", "never-bootstrapped"),
+        expect="Requires bootstrap",
+    )
+    fails(
+        *tuf_server.srv(
+            "tuf", "rotate", "--app", "never-bootstrapped", "--root", str(tuf_server.online)
+        ),
         expect="missing 'signed' object",
     )
     # Unknown task ids read PENDING, as FaynoSync answers.
-    assert "Task nope: PENDING" in ok(*world.srv("tuf", "task", "nope")).output
+    assert "Task nope: PENDING" in ok(*tuf_server.srv("tuf", "task", "nope")).output
 
 
-def test_console_script_exit_codes(world: World) -> None:
+def test_console_script_exit_codes(tuf_server: World) -> None:
     done = subprocess.run(
-        [ASFALOAD, *world.srv("tuf", "pending", "--app", "never-bootstrapped")],
+        [ASFALOAD, *tuf_server.srv("tuf", "pending", "--app", "never-bootstrapped")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -567,7 +590,7 @@ def test_console_script_exit_codes(world: World) -> None:
 
 
 # --- the typed client, for the endpoints the CLI does not wrap ---------------------------------------
-def test_typed_client_endpoints_and_error_classes(world: World) -> None:
+def test_typed_client_endpoints_and_error_classes(tuf_server: World) -> None:
     import time
 
     from asfaload.errors import AuthenticationError, NotFoundError, RuleViolation
@@ -576,15 +599,15 @@ def test_typed_client_endpoints_and_error_classes(world: World) -> None:
     from asfaload.tuf.documents import parse_root
 
     app = "client-app"
-    client = TufClient(world.url)
+    client = TufClient(tuf_server.url)
     token = client.login("admin", PASSWORD)
     assert client.token == token
-    world.keygen("api")
-    signer = build.load_signer(world.p("api.key"))
+    tuf_server.keygen("api")
+    signer = build.load_signer(tuf_server.p("api.key"))
     now = int(time.time())
     v1 = build.root_document(
         build.new_root(
-            [signer.public_key], 1, build.load_online_keys(world.online), days=30, now=now
+            [signer.public_key], 1, build.load_online_keys(tuf_server.online), days=30, now=now
         ),
         [signer],
     )
@@ -620,7 +643,7 @@ def test_typed_client_endpoints_and_error_classes(world: World) -> None:
                 build.new_root(
                     [signer.public_key],
                     1,
-                    build.load_online_keys(world.online),
+                    build.load_online_keys(tuf_server.online),
                     days=30,
                     now=now,
                     version=5,
@@ -628,6 +651,6 @@ def test_typed_client_endpoints_and_error_classes(world: World) -> None:
             ),
         )
     with pytest.raises(AuthenticationError, match="token expired"):
-        secret = Accounts(world.server.data_dir / "private").secret()
+        secret = Accounts(tuf_server.server.data_dir / "private").secret()
         expired = jwt.encode({"username": "admin", "exp": now - 10}, secret, algorithm="HS256")
-        TufClient(world.url, expired).task("x")
+        TufClient(tuf_server.url, expired).task("x")

@@ -26,7 +26,7 @@ from asfaload.tuf.expiry import RefreshPolicy
 from asfaload.tuf.online import OnlineKeyring
 from asfaload.tuf.refresher import OnlineRefresher
 from asfaload.tuf.service import TufService
-from tests.test_tuf_support import NOW, REF, apply, key, make_root, signed_doc
+from tests.support.tuf import NOW, REF, apply, key, make_root, signed_doc
 
 H = 3600
 DAY = 86400

@@ -22,12 +22,12 @@ from typing import Any
 
 import requests
 
+from asfaload.devtools.server import ASFALOAD, ServerProcess
 from asfaload.replication.replay import verify_repository
 from asfaload.tuf.accounts import Accounts
 from asfaload.tuf.documents import utc
-from tests.conftest_server import ASFALOAD, ServerProcess
-from tests.test_tuf_http import CHEAP, Tuf, online_keys
-from tests.test_tuf_support import key, make_root, signed_doc
+from tests.support.tuf import key, make_root, signed_doc
+from tests.support.tuf_server import CHEAP, Tuf, online_keys
 
 APP = "fresh-app"
 H = 3600

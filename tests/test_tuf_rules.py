@@ -21,7 +21,7 @@ from asfaload.tuf import build, repo
 from asfaload.tuf._api import Metadata, Root, Snapshot, Targets, Timestamp
 from asfaload.tuf.documents import Expirations, key_material, parse_root
 from asfaload.tuf.online import OnlineKeyring, keys_json
-from tests.test_tuf_support import (
+from tests.support.tuf import (
     NOW,
     REF,
     apply,

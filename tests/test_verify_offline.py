@@ -24,18 +24,18 @@ import pygit2
 import pytest
 
 from asfaload import layout
-from asfaload.replication.status import STATUS_FILE
-from asfaload.rules.tree import Change
-from asfaload.store import MAIN
-from examples.harness import (
+from asfaload.devtools.harness import (
     Run,
     World,
     mirror_server,
     register_and_activate,
     register_release,
 )
-from examples.serverproc import stop_server
-from tests.test_mirror_network import forge_onto
+from asfaload.devtools.server import stop_server
+from asfaload.replication.status import STATUS_FILE
+from asfaload.rules.tree import Change
+from asfaload.store import MAIN
+from tests.support.mirror import forge_onto
 
 GOOD = b"the genuine release\n" * 3000
 EVIL = b"a trojan\n" * 3000

@@ -20,10 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from asfaload import layout
-from asfaload.model.index import PublishedFile
-from asfaload.rules.ops import Register
-from asfaload.store import Mirror
-from examples.webpage import (
+from asfaload.devtools.server import ServerProcess
+from asfaload.devtools.webpage import (
     Demo,
     chromium,
     metadata,
@@ -33,7 +31,9 @@ from examples.webpage import (
     sign,
     signers_file,
 )
-from tests.conftest_server import ServerProcess
+from asfaload.model.index import PublishedFile
+from asfaload.rules.ops import Register
+from asfaload.store import Mirror
 
 HOSTILE_PROJECT = 'https/files.example.org/443/"><img src=x onerror="document.title=1">'
 HOSTILE_TAG = '<script>document.title="pwned"</script>'
@@ -57,8 +57,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
 def _seed_hostile(mirror: Mirror, demo: Demo) -> str:
     """A file-server project whose id, tag, file name and source are markup; returns the
     release index path."""
+    from asfaload.devtools.webpage import metadata
     from asfaload.rules.ops import Register
-    from examples.webpage import metadata
 
     alice = demo.keys["alice"]
     raw = signers_file([alice], 1, admin=[alice], timestamp=1_700_000_000)

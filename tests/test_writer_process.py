@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from asfaload.devtools.server import ServerProcess, process_tree
 from asfaload.errors import RuleViolation, StoreError
 from asfaload.rules import AddSignatures
 from asfaload.rules.tree import Change, TreeView
@@ -18,7 +19,6 @@ from asfaload.store import Mirror
 from asfaload.store.objects.fast.info import pack_names
 from asfaload.store.writer_link import RemoteWriter
 from asfaload.store.writer_process import WriterProcess, WriterService
-from tests.conftest_server import ServerProcess, process_tree
 
 
 def test_operations_cross_to_the_writer_process_and_back(tmp_path: Path) -> None:

@@ -15,12 +15,13 @@ from asfaload import layout
 from asfaload.client.api import BackendClient
 from asfaload.client.signing import sign_pending
 from asfaload.crypto import SecretKey
+from asfaload.devtools.server import process_tree
 from asfaload.errors import AsfaloadError
 from asfaload.model import SignaturesFile
 from asfaload.replication.replay import verify_repository
 from asfaload.rules import RegisterRelease
-from tests.conftest_server import process_tree, server_with_project
-from tests.test_rules_support import P, index_bytes
+from tests.support.rules import P, index_bytes
+from tests.support.server import server_with_project
 
 RELEASES = 60
 
@@ -117,7 +118,7 @@ def test_an_idle_connection_to_a_dead_writer_is_replaced_before_use(tmp_path: Pa
     with WriterProcess(path) as writer:
         mirror = Mirror.open(path, writer_socket=writer.socket_path)
         try:
-            from tests.test_rules_support import register_and_activate, signers_bytes
+            from tests.support.rules import register_and_activate, signers_bytes
 
             register_and_activate(mirror, P, signers_bytes([(keys, 1)]), keys)
             first = writer.pid

@@ -32,14 +32,14 @@ from asfaload.client.gitsign import signatures_for
 from asfaload.client.signing import build_revocation
 from asfaload.crypto import PublicKey, SecretKey, sha512
 from asfaload.devtools.forge import ForgeEmulator
+from asfaload.devtools.server import ServerProcess
 from asfaload.errors import AsfaloadError
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.rules import Change, DictTree, apply
 from asfaload.rules.queries import file_status
 from asfaload.store import GitTreeView, apply_change
-from tests.conftest_server import ServerProcess
-from tests.git_support import plant_empty_tree
-from tests.http_util import Reply, raw_request, signed_json, signed_request
+from tests.support.git import plant_empty_tree
+from tests.support.http import Reply, raw_request, signed_json, signed_request
 
 P = "https/github.com/443/acme/tool"
 SIGNERS_URL = "https://github.com/acme/tool/blob/main/asfaload.signers.json"
@@ -432,8 +432,8 @@ def _tuf_bootstrap(world: World, app: str, root_doc: dict[str, Any]) -> Observed
 
 
 def _tuf_twin_keys(world: World) -> Observed:
-    from tests.test_tuf_http import online_keys
-    from tests.test_tuf_support import key, signed_by_twins, twin_root
+    from tests.support.tuf import key, signed_by_twins, twin_root
+    from tests.support.tuf_server import online_keys
 
     holder = key()
     root, twin = twin_root(1, holder, "upper", online_keys(world.server.data_dir))
@@ -441,8 +441,8 @@ def _tuf_twin_keys(world: World) -> Observed:
 
 
 def _tuf_below_threshold(world: World) -> Observed:
-    from tests.test_tuf_http import online_keys
-    from tests.test_tuf_support import key, make_root, signed_doc
+    from tests.support.tuf import key, make_root, signed_doc
+    from tests.support.tuf_server import online_keys
 
     first, second = key(), key()
     root = make_root(1, [first, second], 2, online_keys(world.server.data_dir))

@@ -20,8 +20,8 @@ from typing import Any
 import requests
 
 from asfaload.crypto import SecretKey
+from asfaload.devtools.server import ASFALOAD, ServerProcess
 from asfaload.store.durable import WriterLock, lock_path_for
-from tests.conftest_server import ASFALOAD, ServerProcess
 
 REPORT_ENV = "ASFALOAD_RELIABILITY_REPORT"
 
@@ -92,7 +92,7 @@ def history_messages(repo: str | Path) -> list[str]:
 
 def pending_from_server(base_url: str, key: SecretKey) -> list[str]:
     """``GET /v1/pending_signatures`` for ``key``: the file paths it may still sign."""
-    from tests.http_util import signed_request
+    from tests.support.http import signed_request
 
     reply = signed_request(base_url, key, "GET", "/v1/pending_signatures")
     assert reply.status == 200, reply.body

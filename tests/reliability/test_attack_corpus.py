@@ -22,13 +22,13 @@ from asfaload import layout
 from asfaload.client.signing import build_revocation
 from asfaload.crypto import SecretKey
 from asfaload.devtools.forge import ForgeEmulator
+from asfaload.devtools.server import ServerProcess
 from asfaload.rules import RegisterRelease, Revoke
 from asfaload.store import Mirror
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import ServerProcess
 from tests.reliability import attacks as a
 from tests.reliability.support import report
-from tests.test_rules_support import index_bytes, register_and_activate, sign_op, signers_bytes
+from tests.support.rules import index_bytes, register_and_activate, sign_op, signers_bytes
 
 PLANTED = "empty directories and other entries are refused"
 HOSTILE_JSON = {
@@ -306,7 +306,7 @@ ATTACKS: list[a.Attack] = [
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[a.World]:
+def attack_targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[a.World]:
     root = tmp_path_factory.mktemp("attacks")
     silent = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
@@ -403,13 +403,15 @@ def summary() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[x.name for x in ATTACKS])
-def test_attack_is_refused(world: a.World, attack: a.Attack) -> None:
+def test_attack_is_refused(attack_targets: a.World, attack: a.Attack) -> None:
     RESULTS[attack.name] = "tried"
-    seen = attack.run(world)
+    seen = attack.run(attack_targets)
     if seen.message.startswith(a.ACCEPTED):
         RESULTS[attack.name] = "accepted"
     assert (seen.status, attack.reason in seen.message) == (attack.status, True), seen
-    assert "Traceback" not in seen.message and str(world.server.data_dir) not in seen.message
+    assert (
+        "Traceback" not in seen.message and str(attack_targets.server.data_dir) not in seen.message
+    )
     RESULTS[attack.name] = "refused"
 
 

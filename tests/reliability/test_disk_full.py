@@ -28,9 +28,9 @@ from asfaload.errors import DiskFullError, RuleViolation
 from asfaload.rules import RegisterRelease
 from asfaload.store import Mirror
 from asfaload.store.nonces import SqliteNonceStore
-from tests.http_util import Reply, raw_request, signed_request
 from tests.reliability.support import KillableServer, assert_mirror_sound
-from tests.test_rules_support import P, index_bytes, register_and_activate, sign_op, signers_bytes
+from tests.support.http import Reply, raw_request, signed_request
+from tests.support.rules import P, index_bytes, register_and_activate, sign_op, signers_bytes
 
 
 @contextlib.contextmanager

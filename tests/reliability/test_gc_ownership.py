@@ -29,7 +29,6 @@ from asfaload.store.durable import lock_path_for
 from asfaload.store.mirror import OWNED_MAINTENANCE_CONFIG
 from asfaload.store.objects.fast.info import pack_names
 from asfaload.store.objects.fast.packs import Consolidator
-from tests.http_util import raw_request
 from tests.reliability.support import (
     KillableServer,
     assert_mirror_sound,
@@ -37,7 +36,8 @@ from tests.reliability.support import (
     history_messages,
     setting,
 )
-from tests.test_rules_support import P, index_bytes, register_and_activate, sign_op, signers_bytes
+from tests.support.http import raw_request
+from tests.support.rules import P, index_bytes, register_and_activate, sign_op, signers_bytes
 
 RELEASES = setting("GC_RELEASES", 16)
 

@@ -28,8 +28,8 @@ from asfaload.errors import AsfaloadError
 from asfaload.forge.checksums import parse_checksums
 from asfaload.tuf.documents import parse_root_bytes
 from tests.reliability.support import setting
-from tests.test_model_robustness import MODELS
-from tests.test_tuf_support import key, make_root, signed_doc
+from tests.support.models import MODELS
+from tests.support.tuf import key, make_root, signed_doc
 
 EXAMPLES = setting("EXAMPLES", 150)
 # Far above any parse of these sizes: only a hang (a quadratic blow-up, a loop) reaches it.

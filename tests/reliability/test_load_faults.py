@@ -35,7 +35,6 @@ from asfaload.rules import RegisterRelease
 from asfaload.service.pending import RulesPendingPolicy
 from asfaload.store import Mirror
 from asfaload.store.pending import PendingIndex
-from tests.http_util import raw_request
 from tests.reliability.support import (
     HANG_SECONDS,
     KillableServer,
@@ -45,7 +44,8 @@ from tests.reliability.support import (
     report,
     setting,
 )
-from tests.test_rules_support import P, register_and_activate, signers_bytes
+from tests.support.http import raw_request
+from tests.support.rules import P, register_and_activate, signers_bytes
 
 CLIENTS = setting("CLIENTS", 16)
 KILLS = setting("KILLS", 3)

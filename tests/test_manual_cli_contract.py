@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from asfaload.crypto import PublicKey, SecretKey, sha512_file
-from tests.conftest_server import ASFALOAD
+from asfaload.devtools.server import ASFALOAD
 
 STRONG = "correct horse battery staple 42"
 CHEAP_ENV = {"ASFALOAD_INSECURE_TEST_KDF_PARAMS": "8,1,1"}

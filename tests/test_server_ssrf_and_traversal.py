@@ -28,9 +28,9 @@ import pytest
 from asfaload import layout
 from asfaload.crypto import SecretKey, sha512
 from asfaload.devtools.forge import ForgeEmulator
-from tests.conftest_server import ServerProcess
-from tests.http_util import Reply, raw_request, signed_json, signed_request
-from tests.test_rules_support import T0, signers_bytes
+from asfaload.devtools.server import ServerProcess
+from tests.support.http import Reply, raw_request, signed_json, signed_request
+from tests.support.rules import T0, signers_bytes
 
 FILES = "https://files.example.com"
 # Private destinations named in URLs; our server must refuse them before any connection.
@@ -95,7 +95,7 @@ def _register_active(server: ServerProcess, key: SecretKey, url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def forge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("acc4-forge")
     with (
         ForgeEmulator(root / "forge") as emu,
@@ -121,12 +121,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 # --- SSRF: direct private URLs -------------------------------------------------------------------
 @pytest.mark.parametrize("host", PRIVATE_HOSTS)
-def test_ssrf_register_signers_file_url_direct(world: World, host: str) -> None:
+def test_ssrf_register_signers_file_url_direct(forge_server: World, host: str) -> None:
     url = f"http://{host}/acme/x/asfaload.signers.json"
-    key = world.admin
+    key = forge_server.admin
     _refused(
         _post(
-            world.server,
+            forge_server.server,
             key,
             "/v1/register_repo",
             {"signers_file_url": url, "public_key": str(key.public_key)},
@@ -135,15 +135,15 @@ def test_ssrf_register_signers_file_url_direct(world: World, host: str) -> None:
 
 
 @pytest.mark.parametrize("host", PRIVATE_HOSTS)
-def test_ssrf_update_signers_file_url_direct(world: World, host: str) -> None:
+def test_ssrf_update_signers_file_url_direct(forge_server: World, host: str) -> None:
     # The project is registered and active, so the only reason left to refuse is the address.
     # A file-server URL whose project id is the registered one cannot name a private host, so
     # the private URL is refused either as not this project or as a private address: both 400,
     # and the victim is never contacted.
     url = f"http://{host}/asfaload.signers.json"
-    key = world.admin
+    key = forge_server.admin
     reply = _post(
-        world.server,
+        forge_server.server,
         key,
         "/v1/update_signers",
         {"signers_file_url": url, "public_key": str(key.public_key)},
@@ -161,79 +161,90 @@ def test_ssrf_update_signers_file_url_direct(world: World, host: str) -> None:
     ],
 )
 def test_ssrf_signers_file_url_redirected_to_loopback_is_never_followed(
-    world: World, endpoint: str, repo: str, path: str, stolen: str, timestamp: int
+    forge_server: World, endpoint: str, repo: str, path: str, stolen: str, timestamp: int
 ) -> None:
     raw = signers_bytes(
-        artifact=[([world.admin], 1)], admin=[([world.admin], 1)], timestamp=timestamp
+        artifact=[([forge_server.admin], 1)], admin=[([forge_server.admin], 1)], timestamp=timestamp
     )
-    url = world.emu.put_github_file("acme", repo, "main", path, raw)
-    world.victim.put_file(f"files/{stolen}", raw)
-    world.emu.redirect(
-        world.emu.served_path(
+    url = forge_server.emu.put_github_file("acme", repo, "main", path, raw)
+    forge_server.victim.put_file(f"files/{stolen}", raw)
+    forge_server.emu.redirect(
+        forge_server.emu.served_path(
             url.replace("github.com", "raw.githubusercontent.com").replace("/blob/", "/")
         ),
-        world.victim.url(f"/files/{stolen}"),
+        forge_server.victim.url(f"/files/{stolen}"),
     )
-    key = world.admin
+    key = forge_server.admin
     _refused(
         _post(
-            world.server,
+            forge_server.server,
             key,
             endpoint,
             {"signers_file_url": url, "public_key": str(key.public_key)},
         )
     )
-    assert world.victim.hits(f"/files/{stolen}") == 0
+    assert forge_server.victim.hits(f"/files/{stolen}") == 0
 
 
 @pytest.mark.parametrize("host", PRIVATE_HOSTS)
-def test_ssrf_github_release_url_direct(world: World, host: str) -> None:
+def test_ssrf_github_release_url_direct(forge_server: World, host: str) -> None:
     # Not a GitHub host: refused before anything is fetched (manual: 400).
     url = f"http://{host}/acme/tool/releases/tag/v1"
-    _error(_post(world.server, world.admin, "/v1/assets", {"github_release_url": url}), 400)
+    _error(
+        _post(forge_server.server, forge_server.admin, "/v1/assets", {"github_release_url": url}),
+        400,
+    )
 
 
-def test_ssrf_github_release_url_to_victim_port_never_fetched(world: World) -> None:
-    url = world.victim.url("/acme/tool/releases/tag/v1")
-    _error(_post(world.server, world.admin, "/v1/assets", {"github_release_url": url}), 400)
-    assert world.victim.hits("/acme/tool/releases/tag/v1") == 0
+def test_ssrf_github_release_url_to_victim_port_never_fetched(forge_server: World) -> None:
+    url = forge_server.victim.url("/acme/tool/releases/tag/v1")
+    _error(
+        _post(forge_server.server, forge_server.admin, "/v1/assets", {"github_release_url": url}),
+        400,
+    )
+    assert forge_server.victim.hits("/acme/tool/releases/tag/v1") == 0
 
 
 @pytest.mark.parametrize(
     "target",
     ["victim", "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/x", "http://10.0.0.1/x"],
 )
-def test_ssrf_github_release_api_redirected(world: World, target: str) -> None:
+def test_ssrf_github_release_api_redirected(forge_server: World, target: str) -> None:
     tag = "api-redir-" + hashlib.sha256(target.encode()).hexdigest()[:8]
-    page = world.emu.add_github_release("acme", "tool", tag, {"a.bin": b"abc"})
-    location = world.victim.url("/files/r.json") if target == "victim" else target
-    world.emu.redirect(f"/api/repos/acme/tool/releases/tags/{tag}", location)
-    _refused(_post(world.server, world.admin, "/v1/assets", {"github_release_url": page}))
-    assert world.victim.hits("/files/r.json") == 0
+    page = forge_server.emu.add_github_release("acme", "tool", tag, {"a.bin": b"abc"})
+    location = forge_server.victim.url("/files/r.json") if target == "victim" else target
+    forge_server.emu.redirect(f"/api/repos/acme/tool/releases/tags/{tag}", location)
+    _refused(
+        _post(forge_server.server, forge_server.admin, "/v1/assets", {"github_release_url": page})
+    )
+    assert forge_server.victim.hits("/files/r.json") == 0
 
 
-def test_ssrf_github_asset_download_redirected(world: World) -> None:
+def test_ssrf_github_asset_download_redirected(forge_server: World) -> None:
     # Without a digest in the release JSON the server downloads the asset: a redirect of that
     # download to another loopback service must not be followed.
-    page = world.emu.add_github_release(
+    page = forge_server.emu.add_github_release(
         "acme", "tool", "asset-redir", {"a.bin": b"abc"}, with_digest=False
     )
-    world.victim.put_file("files/secret.bin", b"secret")
-    world.emu.redirect(
-        "/gh/acme/tool/releases/download/asset-redir/a.bin", world.victim.url("/files/secret.bin")
+    forge_server.victim.put_file("files/secret.bin", b"secret")
+    forge_server.emu.redirect(
+        "/gh/acme/tool/releases/download/asset-redir/a.bin",
+        forge_server.victim.url("/files/secret.bin"),
     )
-    _refused(_post(world.server, world.admin, "/v1/assets", {"github_release_url": page}))
-    assert world.victim.hits("/files/secret.bin") == 0
+    _refused(
+        _post(forge_server.server, forge_server.admin, "/v1/assets", {"github_release_url": page})
+    )
+    assert forge_server.victim.hits("/files/secret.bin") == 0
 
 
 @pytest.mark.parametrize("host", PRIVATE_HOSTS)
-def test_ssrf_csum_files_direct(world: World, host: str) -> None:
+def test_ssrf_csum_files_direct(forge_server: World, host: str) -> None:
     # No project can live on a private host (its registration is refused), so the request is
     # refused before anything is fetched: 400 either way.
     _error(
         _post(
-            world.server,
-            world.admin,
+            forge_server.server,
+            forge_server.admin,
             "/v1/assets",
             {"csum_files": [f"http://{host}/proj/v1/SHA256SUMS"]},
         ),
@@ -241,24 +252,24 @@ def test_ssrf_csum_files_direct(world: World, host: str) -> None:
     )
 
 
-def test_ssrf_csum_files_victim_port_never_fetched(world: World) -> None:
-    world.victim.put_file("files/proj/v1/SHA256SUMS", b"")
-    url = world.victim.url("/files/proj/v1/SHA256SUMS")
-    _error(_post(world.server, world.admin, "/v1/assets", {"csum_files": [url]}), 400)
-    assert world.victim.hits("/files/proj/v1/SHA256SUMS") == 0
+def test_ssrf_csum_files_victim_port_never_fetched(forge_server: World) -> None:
+    forge_server.victim.put_file("files/proj/v1/SHA256SUMS", b"")
+    url = forge_server.victim.url("/files/proj/v1/SHA256SUMS")
+    _error(_post(forge_server.server, forge_server.admin, "/v1/assets", {"csum_files": [url]}), 400)
+    assert forge_server.victim.hits("/files/proj/v1/SHA256SUMS") == 0
 
 
 @pytest.mark.parametrize(
     "target",
     ["victim", "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/x", "http://10.0.0.1/x"],
 )
-def test_ssrf_csum_files_redirected(world: World, target: str) -> None:
+def test_ssrf_csum_files_redirected(forge_server: World, target: str) -> None:
     tag = "v-" + hashlib.sha256(target.encode()).hexdigest()[:8]
     csum = f"{FILES}/proj/{tag}/SHA256SUMS"
-    location = world.victim.url("/files/sums") if target == "victim" else target
-    world.emu.redirect(world.emu.served_path(csum), location)
-    _refused(_post(world.server, world.admin, "/v1/assets", {"csum_files": [csum]}))
-    assert world.victim.hits("/files/sums") == 0
+    location = forge_server.victim.url("/files/sums") if target == "victim" else target
+    forge_server.emu.redirect(forge_server.emu.served_path(csum), location)
+    _refused(_post(forge_server.server, forge_server.admin, "/v1/assets", {"csum_files": [csum]}))
+    assert forge_server.victim.hits("/files/sums") == 0
 
 
 def test_private_urls_are_fetched_when_the_configuration_allows(
@@ -321,18 +332,20 @@ AUTH_ENDPOINTS = ["/v1/files-to-sign/", "/v1/signatures/"]
 
 @pytest.mark.parametrize("endpoint", PUBLIC_ENDPOINTS)
 @pytest.mark.parametrize("path", list(TRAVERSALS.values()), ids=list(TRAVERSALS))
-def test_traversal_refused_on_public_endpoints(world: World, endpoint: str, path: str) -> None:
-    reply = raw_request(world.server.base_url, "GET", endpoint + path)
-    _error(reply, 400, str(world.server.data_dir))
+def test_traversal_refused_on_public_endpoints(
+    forge_server: World, endpoint: str, path: str
+) -> None:
+    reply = raw_request(forge_server.server.base_url, "GET", endpoint + path)
+    _error(reply, 400, str(forge_server.server.data_dir))
 
 
 @pytest.mark.parametrize("endpoint", AUTH_ENDPOINTS)
 @pytest.mark.parametrize("path", list(TRAVERSALS.values()), ids=list(TRAVERSALS))
 def test_traversal_refused_on_authenticated_endpoints(
-    world: World, endpoint: str, path: str
+    forge_server: World, endpoint: str, path: str
 ) -> None:
-    reply = signed_request(world.server.base_url, world.admin, "GET", endpoint + path)
-    _error(reply, 400, str(world.server.data_dir))
+    reply = signed_request(forge_server.server.base_url, forge_server.admin, "GET", endpoint + path)
+    _error(reply, 400, str(forge_server.server.data_dir))
 
 
 BODY_TRAVERSALS = {
@@ -347,16 +360,18 @@ BODY_TRAVERSALS = {
 
 
 @pytest.mark.parametrize("path", list(BODY_TRAVERSALS.values()), ids=list(BODY_TRAVERSALS))
-def test_traversal_refused_in_signature_map_keys(world: World, path: str) -> None:
+def test_traversal_refused_in_signature_map_keys(forge_server: World, path: str) -> None:
     # The primary file_path is clean; an extra key of the signatures map is not.
-    subject = layout.signers_file_path(world.project)
+    subject = layout.signers_file_path(forge_server.project)
     body = {
         "file_path": subject,
-        "public_key": str(world.admin.public_key),
+        "public_key": str(forge_server.admin.public_key),
         "signatures": {subject: "x", path: "x"},
     }
     _error(
-        _post(world.server, world.admin, "/v1/signatures", body), 400, str(world.server.data_dir)
+        _post(forge_server.server, forge_server.admin, "/v1/signatures", body),
+        400,
+        str(forge_server.server.data_dir),
     )
 
 
@@ -371,9 +386,12 @@ def test_traversal_refused_in_signature_map_keys(world: World, path: str) -> Non
         "https://github.com/acme/tool/releases/tag/a%00b",
     ],
 )
-def test_traversal_refused_in_github_release_url(world: World, url: str) -> None:
+def test_traversal_refused_in_github_release_url(forge_server: World, url: str) -> None:
     # The index path is derived from the URL: a tag of '..' must never become a mirror path.
-    _error(_post(world.server, world.admin, "/v1/assets", {"github_release_url": url}), 400)
+    _error(
+        _post(forge_server.server, forge_server.admin, "/v1/assets", {"github_release_url": url}),
+        400,
+    )
 
 
 @pytest.mark.parametrize(
@@ -386,8 +404,8 @@ def test_traversal_refused_in_github_release_url(world: World, url: str) -> None
         f"{FILES}/proj/a%00b/SHA256SUMS",
     ],
 )
-def test_traversal_refused_in_csum_files(world: World, url: str) -> None:
-    _error(_post(world.server, world.admin, "/v1/assets", {"csum_files": [url]}), 400)
+def test_traversal_refused_in_csum_files(forge_server: World, url: str) -> None:
+    _error(_post(forge_server.server, forge_server.admin, "/v1/assets", {"csum_files": [url]}), 400)
 
 
 @pytest.mark.parametrize(
@@ -400,17 +418,17 @@ def test_traversal_refused_in_csum_files(world: World, url: str) -> None:
         f"{FILES}/a%00b/asfaload.signers.json",
     ],
 )
-def test_traversal_refused_in_signers_file_url(world: World, url: str) -> None:
-    key = world.admin
+def test_traversal_refused_in_signers_file_url(forge_server: World, url: str) -> None:
+    key = forge_server.admin
     body = {"signers_file_url": url, "public_key": str(key.public_key)}
-    _error(_post(world.server, key, "/v1/register_repo", body), 400)
+    _error(_post(forge_server.server, key, "/v1/register_repo", body), 400)
 
 
-def test_nothing_outside_the_projects_was_written(world: World) -> None:
+def test_nothing_outside_the_projects_was_written(forge_server: World) -> None:
     # After every refused attempt above, the mirror holds only the two registered projects.
     import pygit2
 
-    repo = pygit2.Repository(str(world.server.data_dir / "mirror.git"))
+    repo = pygit2.Repository(str(forge_server.server.data_dir / "mirror.git"))
     tree = repo.revparse_single("refs/heads/main").peel(pygit2.Tree)
     assert sorted(str(e.name) for e in tree) == ["https"]
     https = repo[tree["https"].id]
@@ -420,15 +438,17 @@ def test_nothing_outside_the_projects_was_written(world: World) -> None:
 
 
 # --- manual status codes not exercised elsewhere -------------------------------------------------
-def test_get_signers_chain_invalid_artifact_path_is_400(world: World) -> None:
+def test_get_signers_chain_invalid_artifact_path_is_400(forge_server: World) -> None:
     # The manual's own example: GET /v1/get_signers_chain/invalid -> 400 "Invalid artifact path".
-    reply = raw_request(world.server.base_url, "GET", "/v1/get_signers_chain/invalid")
+    reply = raw_request(forge_server.server.base_url, "GET", "/v1/get_signers_chain/invalid")
     message = _error(reply, 400)
     assert message.startswith("Invalid artifact path"), message
 
 
-def test_get_signers_chain_of_a_registered_project_is_200(world: World) -> None:
-    reply = raw_request(world.server.base_url, "GET", "/v1/get_signers_chain/" + world.project)
+def test_get_signers_chain_of_a_registered_project_is_200(forge_server: World) -> None:
+    reply = raw_request(
+        forge_server.server.base_url, "GET", "/v1/get_signers_chain/" + forge_server.project
+    )
     assert reply.status == 200, reply.body
     assert "entries" in reply.json()["history"]
 
@@ -440,26 +460,33 @@ def _raw_path(emu: ForgeEmulator, blob_url: str) -> str:
     )
 
 
-def test_forge_failure_on_register_is_500(world: World) -> None:
+def test_forge_failure_on_register_is_500(forge_server: World) -> None:
     key = SecretKey.generate("ed25519")
     raw = signers_bytes(artifact=[([key], 1)], admin=[([key], 1)])
-    url = world.emu.put_github_file("acme", "down", "main", "asfaload.signers.json", raw)
-    world.emu.fail(_raw_path(world.emu, url), 503, times=50)
+    url = forge_server.emu.put_github_file("acme", "down", "main", "asfaload.signers.json", raw)
+    forge_server.emu.fail(_raw_path(forge_server.emu, url), 503, times=50)
     body = {"signers_file_url": url, "public_key": str(key.public_key)}
-    _error(_post(world.server, key, "/v1/register_repo", body), 500)
+    _error(_post(forge_server.server, key, "/v1/register_repo", body), 500)
 
 
-def test_forge_failure_on_update_signers_is_500(world: World) -> None:
+def test_forge_failure_on_update_signers_is_500(forge_server: World) -> None:
     raw = signers_bytes(
-        artifact=[([world.admin], 1)], admin=[([world.admin], 1)], timestamp=1_800_000_500
+        artifact=[([forge_server.admin], 1)],
+        admin=[([forge_server.admin], 1)],
+        timestamp=1_800_000_500,
     )
-    url = world.emu.put_github_file("acme", "tool", "main", "down/asfaload.signers.json", raw)
-    world.emu.fail(_raw_path(world.emu, url), 503, times=50)
-    body = {"signers_file_url": url, "public_key": str(world.admin.public_key)}
-    _error(_post(world.server, world.admin, "/v1/update_signers", body), 500)
+    url = forge_server.emu.put_github_file(
+        "acme", "tool", "main", "down/asfaload.signers.json", raw
+    )
+    forge_server.emu.fail(_raw_path(forge_server.emu, url), 503, times=50)
+    body = {"signers_file_url": url, "public_key": str(forge_server.admin.public_key)}
+    _error(_post(forge_server.server, forge_server.admin, "/v1/update_signers", body), 500)
 
 
-def test_forge_failure_on_assets_is_500(world: World) -> None:
-    page = world.emu.add_github_release("acme", "tool", "down", {"a.bin": b"abc"})
-    world.emu.fail("/api/repos/acme/tool/releases/tags/down", 503, times=50)
-    _error(_post(world.server, world.admin, "/v1/assets", {"github_release_url": page}), 500)
+def test_forge_failure_on_assets_is_500(forge_server: World) -> None:
+    page = forge_server.emu.add_github_release("acme", "tool", "down", {"a.bin": b"abc"})
+    forge_server.emu.fail("/api/repos/acme/tool/releases/tags/down", 503, times=50)
+    _error(
+        _post(forge_server.server, forge_server.admin, "/v1/assets", {"github_release_url": page}),
+        500,
+    )

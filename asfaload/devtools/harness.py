@@ -1,6 +1,6 @@
 """A self-contained asfaload world on this machine: a forge emulator, a real server, and the CLI.
 
-Used by ``examples/demo.py`` (``make demo``) and by the end-to-end tests. Everything runs on
+Used by ``examples/demo.py`` (``make demo``), the end-to-end tests and the download benchmark. Everything runs on
 loopback in one temporary directory:
 
 - the forge emulator (``asfaload/devtools/forge.py``: GitHub, GitLab and a file server on one port),
@@ -25,12 +25,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the emulator lives in tests/; the demo runs from examples/
-    sys.path.insert(0, str(ROOT))
-
-from asfaload.devtools.forge import ForgeEmulator  # noqa: E402
-from examples.serverproc import ASFALOAD, free_port, read_log, start_server, stop_server  # noqa: E402
+from .forge import ForgeEmulator
+from .server import ASFALOAD, free_port, read_log, start_server, stop_server
 
 # Cheap Argon2id for ed25519 keys made in tests and the demo (production keys use the default).
 CHEAP_KDF = "8,1,1"

@@ -41,7 +41,7 @@ from asfaload.rules import (
 )
 from asfaload.rules.ops import Op
 from asfaload.rules.push import check_push
-from tests.test_rules_support import (
+from tests.support.rules import (
     ACTIVE_SF,
     INDEX,
     PENDING_SF,

@@ -1,4 +1,5 @@
-"""Support for the pure rules tests (no tests here): in-memory keys, signers files, a tree driver."""
+"""Support for the pure rules tests: in-memory keys, signers files, a tree driver, a fully signed
+release and revocations of it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,17 @@ from asfaload.crypto import PublicKey, SecretKey, Signature, sha512
 from asfaload.model import SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.model.metadata import SignersMetadata
-from asfaload.rules import AddSignatures, Change, DictTree, apply, pending_request
-from asfaload.rules.ops import Op, Register
+from asfaload.model.revocation import RevocationDocument
+from asfaload.rules import (
+    AddSignatures,
+    Change,
+    DictTree,
+    FileStatus,
+    apply,
+    file_status,
+    pending_request,
+)
+from asfaload.rules.ops import Op, Register, RegisterRelease, Revoke
 from asfaload.rules.tree import TreeView
 from asfaload.store import Mirror
 
@@ -110,3 +120,35 @@ def pk(sk: SecretKey) -> PublicKey:
 PENDING_SF = layout.signers_file_path(P, pending=True)
 ACTIVE_SF = layout.signers_file_path(P)
 INDEX = layout.github_release_index_path(P, "v1.0")
+
+
+def signed_release(rev_threshold: int = 1):
+    """Active project (artifact a,b 2-of-2; admin ad; revokers r1,r2) with INDEX fully signed."""
+    a, b, ad, r1, r2 = keys(5)
+    raw = signers_bytes([([a, b], 2)], admin=[([ad], 1)], revocation=[([r1, r2], rev_threshold)])
+    tree = run(DictTree(), Register(P, raw, metadata_bytes(raw), pk(ad)))
+    for k in (a, b, ad, r1, r2):
+        tree = run(tree, sign_op(tree, PENDING_SF, k))
+    assert tree.read(ACTIVE_SF) == raw
+    tree = run(tree, RegisterRelease(INDEX, index_bytes(), pk(a)))
+    tree = run(tree, sign_op(tree, INDEX, a))
+    tree = run(tree, sign_op(tree, INDEX, b))
+    assert file_status(tree, INDEX) is FileStatus.COMPLETE
+    return tree, dict(a=a, b=b, ad=ad, r1=r1, r2=r2)
+
+
+def revoke_op(
+    tree: DictTree,
+    sk: SecretKey,
+    *,
+    initiator: SecretKey | None = None,
+    digest: bytes | None = None,
+    when: int = T0,
+) -> Revoke:
+    doc = RevocationDocument.create(
+        digest if digest is not None else sha512(tree.read(INDEX) or b""),
+        pk(initiator or sk),
+        when,
+        reason="compromised",
+    ).to_bytes()
+    return Revoke(INDEX, doc, sig(sk, doc), pk(sk))

@@ -19,10 +19,10 @@ import jwt
 import pytest
 import requests
 
+from asfaload.devtools.server import ServerProcess
 from asfaload.tuf.accounts import Accounts
-from tests.conftest_server import ServerProcess
-from tests.test_tuf_http import Tuf, online_keys
-from tests.test_tuf_support import key, make_root, sig_for, signed_doc
+from tests.support.tuf import key, make_root, sig_for, signed_doc
+from tests.support.tuf_server import Tuf, online_keys
 
 NOW = int(time.time())
 CHEAP: dict[str, Any] = {"opslimit": 1, "memlimit": 8192}
