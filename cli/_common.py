@@ -111,8 +111,7 @@ def _backend_urls(
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
-def backend_url_option(f: F) -> F:
-    """``-u/--backend-url``, repeatable; the command gets a tuple of URLs in failover order."""
+def _backend_option(callback: Callable[..., Any], help: str) -> Callable[[F], F]:
     return click.option(
         "-u",
         "--backend-url",
@@ -120,8 +119,16 @@ def backend_url_option(f: F) -> F:
         default=(DEFAULT_BACKEND_URL,),
         show_default=True,
         envvar=BACKEND_URL_ENV,
-        callback=_backend_urls,
-        help=f"Backend API URL; repeat it (or give a comma list in {BACKEND_URL_ENV}) for "
+        callback=callback,
+        help=help,
+    )
+
+
+def backend_url_option(f: F) -> F:
+    """``-u/--backend-url``, repeatable; the command gets a tuple of URLs in failover order."""
+    return _backend_option(
+        _backend_urls,
+        f"Backend API URL; repeat it (or give a comma list in {BACKEND_URL_ENV}) for "
         "backends to fail over to, in order, when one cannot be reached.",
     )(f)
 
@@ -137,16 +144,7 @@ def single_backend_url_option(f: F) -> F:
             )
         return urls[0]
 
-    return click.option(
-        "-u",
-        "--backend-url",
-        multiple=True,
-        default=(DEFAULT_BACKEND_URL,),
-        show_default=True,
-        envvar=BACKEND_URL_ENV,
-        callback=one,
-        help=f"Backend API URL (env {BACKEND_URL_ENV}).",
-    )(f)
+    return _backend_option(one, f"Backend API URL (env {BACKEND_URL_ENV}).")(f)
 
 
 def secret_key_option(f: F) -> F:

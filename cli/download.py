@@ -146,6 +146,24 @@ def release_source(mirror: str | None, backend_url: BackendUrls) -> Iterator[Rel
         yield api
 
 
+def verification_options(f: F) -> F:
+    """Where the facts come from and how far to check, as ``download`` and ``verify-file``
+    share them: ``-u`` backends or ``--mirror``, ``--type``, ``--full-check``, ``--json``."""
+    f = json_option(f)
+    f = click.option(
+        "--full-check",
+        is_flag=True,
+        help="Also verify the signers chain from its forge-published signers file (fetches it).",
+    )(f)
+    f = click.option(
+        "--type",
+        "forge_type",
+        type=click.Choice(FORGE_TYPES),
+        help="Override automatic forge type detection.",
+    )(f)
+    return backend_url_option(mirror_option(f))
+
+
 @click.command("download")
 @click.argument("file_url")
 @click.option("-o", "--output", help="Output file path. Defaults to the filename from the URL.")
@@ -156,20 +174,7 @@ def release_source(mirror: str | None, backend_url: BackendUrls) -> Iterator[Rel
     help="Replace the output file if it exists (without it an existing file is refused, "
     "before anything is fetched, and left as it is).",
 )
-@backend_url_option
-@mirror_option
-@click.option(
-    "--type",
-    "forge_type",
-    type=click.Choice(FORGE_TYPES),
-    help="Override automatic forge type detection.",
-)
-@click.option(
-    "--full-check",
-    is_flag=True,
-    help="Verify the full signers chain history (from the forge-published signers file).",
-)
-@json_option
+@verification_options
 @handle_errors
 def download_cmd(
     file_url: str,
@@ -233,20 +238,7 @@ def download_cmd(
     required=True,
     help="The URL FILE was published at (it names the release; nothing is downloaded from it).",
 )
-@backend_url_option
-@mirror_option
-@click.option(
-    "--type",
-    "forge_type",
-    type=click.Choice(FORGE_TYPES),
-    help="Override automatic forge type detection.",
-)
-@click.option(
-    "--full-check",
-    is_flag=True,
-    help="Also verify the signers chain from its forge-published signers file (fetches it).",
-)
-@json_option
+@verification_options
 @handle_errors
 def verify_file_cmd(
     file: Path,
