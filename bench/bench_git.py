@@ -252,14 +252,15 @@ def main() -> int:
             w.mirror.close()
 
         # clone of the 100k mirror: asfaload serve vs a plain CGI git http-backend
+        big_tip = str(pygit2.Repository(big.repo_path).references[MAIN].target)
         server = ServerProcess(big.data_dir).start()
         wait_for_index(server, 1)  # its worker indexes pending work once, in the background
         cgi = PlainCgiServer(workdir, big.data_dir)
         try:
             ours, plain = median_alternating(
                 [
-                    lambda: clone_seconds(server.url("/mirror.git"), workdir, big.tip),
-                    lambda: clone_seconds(cgi.url("mirror.git"), workdir, big.tip),
+                    lambda: clone_seconds(server.url("/mirror.git"), workdir, big_tip),
+                    lambda: clone_seconds(cgi.url("mirror.git"), workdir, big_tip),
                 ],
                 ROUNDS,
             )
