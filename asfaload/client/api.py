@@ -29,6 +29,7 @@ from ..errors import (
     error_class_for_status,
 )
 from ..layout import DEFAULT_BACKEND_URL
+from ..model.answers import Answers
 
 # (connect, read) seconds: a backend that stops answering must not hang a CI job forever.
 DEFAULT_TIMEOUT = (10.0, 60.0)
@@ -141,24 +142,7 @@ class RevokeResult:
     message: str
 
 
-def _expect_dict(doc: Any, what: str) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise FormatError(f"Unexpected backend answer for {what}")
-    return doc
-
-
-def _str_field(doc: Mapping[str, Any], name: str, what: str, default: str | None = None) -> str:
-    value = doc.get(name, default)
-    if not isinstance(value, str):
-        raise FormatError(f"Unexpected backend answer for {what}: field {name!r}")
-    return value
-
-
-def _bool_field(doc: Mapping[str, Any], name: str, what: str) -> bool:
-    value = doc.get(name)
-    if not isinstance(value, bool):
-        raise FormatError(f"Unexpected backend answer for {what}: field {name!r}")
-    return value
+_answers = Answers("backend")
 
 
 class BackendClient:
@@ -261,8 +245,8 @@ class BackendClient:
 
     def ping_status(self) -> dict[str, Any]:
         """``GET /v1/ping``'s answer, ``{"status": "ok"}`` from a healthy backend."""
-        doc = _expect_dict(self._json("GET", "/v1/ping"), "ping")
-        status = _str_field(doc, "status", "ping")
+        doc = _answers.obj(self._json("GET", "/v1/ping"), "ping")
+        status = _answers.text(doc, "status", "ping")
         if status != "ok":
             raise FormatError(f"The backend answered ping with status {status[:60]!r}")
         return doc
@@ -283,7 +267,7 @@ class BackendClient:
 
     def get_signers_chain(self, artifact_path: str) -> dict[str, Any]:
         doc = self._json("GET", "/v1/get_signers_chain/" + encode_path(artifact_path))
-        return _expect_dict(doc, "get_signers_chain")
+        return _answers.obj(doc, "get_signers_chain")
 
     # --- authenticated endpoints --------------------------------------------------------------
     def _own_key(self) -> PublicKey:
@@ -294,16 +278,16 @@ class BackendClient:
     def _registration(self, endpoint: str, signers_file_url: str) -> RegistrationResult:
         what = endpoint.rsplit("/", 1)[-1]
         body = {"signers_file_url": signers_file_url, "public_key": str(self._own_key())}
-        doc = _expect_dict(self._json("POST", endpoint, body=body, auth=True), what)
+        doc = _answers.obj(self._json("POST", endpoint, body=body, auth=True), what)
         signers = doc.get("required_signers", [])
         if not isinstance(signers, list) or not all(isinstance(s, str) for s in signers):
             raise FormatError(f"Unexpected backend answer for {what}: field 'required_signers'")
         return RegistrationResult(
-            success=_bool_field(doc, "success", what),
-            project_id=_str_field(doc, "project_id", what),
-            message=_str_field(doc, "message", what, ""),
+            success=_answers.flag(doc, "success", what),
+            project_id=_answers.text(doc, "project_id", what),
+            message=_answers.text(doc, "message", what, ""),
             required_signers=tuple(signers),
-            signature_submission_url=_str_field(
+            signature_submission_url=_answers.text(
                 doc, "signature_submission_url", what, "/v1/signatures"
             ),
         )
@@ -336,15 +320,15 @@ class BackendClient:
             body = {"gitlab_release_url": gitlab_release_url}
         else:
             body = {"csum_files": list(csum_files or [])}
-        doc = _expect_dict(self._json("POST", "/v1/assets", body=body, auth=True), "assets")
+        doc = _answers.obj(self._json("POST", "/v1/assets", body=body, auth=True), "assets")
         return AssetsResult(
-            success=_bool_field(doc, "success", "assets"),
-            message=_str_field(doc, "message", "assets", ""),
-            index_file_path=_str_field(doc, "index_file_path", "assets"),
+            success=_answers.flag(doc, "success", "assets"),
+            message=_answers.text(doc, "message", "assets", ""),
+            index_file_path=_answers.text(doc, "index_file_path", "assets"),
         )
 
     def pending_signatures(self) -> list[str]:
-        doc = _expect_dict(
+        doc = _answers.obj(
             self._json("GET", "/v1/pending_signatures", auth=True), "pending_signatures"
         )
         paths = doc.get("file_paths")
@@ -354,7 +338,7 @@ class BackendClient:
 
     def pending_files(self) -> list[ListedFile]:
         """``GET /v1/pending_signatures`` with each file's state."""
-        doc = _expect_dict(
+        doc = _answers.obj(
             self._json("GET", "/v1/pending_signatures", auth=True), "pending_signatures"
         )
         files = doc.get("files")
@@ -364,15 +348,15 @@ class BackendClient:
         for item in files:
             if not isinstance(item, dict):
                 raise FormatError("Unexpected backend answer for pending_signatures")
-            status = _str_field(item, "status", "pending_signatures")
+            status = _answers.text(item, "status", "pending_signatures")
             if status not in FILE_STATES:
                 raise FormatError("Unexpected backend answer for pending_signatures")
-            out.append(ListedFile(_str_field(item, "file_path", "pending_signatures"), status))
+            out.append(ListedFile(_answers.text(item, "file_path", "pending_signatures"), status))
         return out
 
     def files_to_sign(self, path: str) -> dict[str, bytes]:
         """Every file to sign for ``path`` (the signers file comes with its metadata)."""
-        doc = _expect_dict(
+        doc = _answers.obj(
             self._json("GET", "/v1/files-to-sign/" + encode_path(path), auth=True),
             "files-to-sign",
         )
@@ -396,12 +380,12 @@ class BackendClient:
             "public_key": str(self._own_key()),
             "signatures": {p: s.to_wire() for p, s in signatures.items()},
         }
-        doc = _expect_dict(self._json("POST", "/v1/signatures", body=body, auth=True), "signatures")
-        return _bool_field(doc, "is_complete", "signatures")
+        doc = _answers.obj(self._json("POST", "/v1/signatures", body=body, auth=True), "signatures")
+        return _answers.flag(doc, "is_complete", "signatures")
 
     def signature_status(self, path: str) -> SignatureStatus:
         """Public; signed with the secret key when the client has one."""
-        doc = _expect_dict(
+        doc = _answers.obj(
             self._json(
                 "GET",
                 "/v1/signatures/" + encode_path(path),
@@ -409,12 +393,12 @@ class BackendClient:
             ),
             "signatures",
         )
-        status = _str_field(doc, "status", "signatures")
+        status = _answers.text(doc, "status", "signatures")
         if status not in FILE_STATES:
             raise FormatError(f"Unexpected backend answer for signatures: status {status!r}")
         return SignatureStatus(
-            file_path=_str_field(doc, "file_path", "signatures", path),
-            is_complete=_bool_field(doc, "is_complete", "signatures"),
+            file_path=_answers.text(doc, "file_path", "signatures", path),
+            is_complete=_answers.flag(doc, "is_complete", "signatures"),
             status=status,
             document=doc,
         )
@@ -426,10 +410,10 @@ class BackendClient:
             "signature": signature.to_wire(),
             "public_key": str(self._own_key()),
         }
-        doc = _expect_dict(self._json("POST", "/v1/revoke", body=body, auth=True), "revoke")
+        doc = _answers.obj(self._json("POST", "/v1/revoke", body=body, auth=True), "revoke")
         return RevokeResult(
-            success=_bool_field(doc, "success", "revoke"),
-            message=_str_field(doc, "message", "revoke", ""),
+            success=_answers.flag(doc, "success", "revoke"),
+            message=_answers.text(doc, "message", "revoke", ""),
         )
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from ..errors import (
     one_line,
 )
 from ..layout import DEFAULT_BACKEND_URL
+from ..model.answers import Answers
 from .documents import Expirations
 
 # (connect, read) seconds: a server that stops answering must not hang a script forever.
@@ -48,17 +49,7 @@ def error_from_response(resp: requests.Response) -> AsfaloadError:
 
 
 # --- answers -------------------------------------------------------------------------------------
-def _dict(doc: Any, what: str) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise FormatError(f"Unexpected server answer for {what}")
-    return doc
-
-
-def _str(doc: Mapping[str, Any], name: str, what: str) -> str:
-    value = doc.get(name)
-    if not isinstance(value, str):
-        raise FormatError(f"Unexpected server answer for {what}: field {name!r}")
-    return value
+_answers = Answers("server")
 
 
 @dataclass(frozen=True)
@@ -72,7 +63,7 @@ class SideProgress:
 
     @classmethod
     def from_dict(cls, d: Any) -> SideProgress:
-        d = _dict(d, "signing progress")
+        d = _answers.obj(d, "signing progress")
         threshold, remaining = d.get("threshold"), d.get("remaining")
         signed, missing = d.get("signed", []), d.get("missing", [])
         if not isinstance(threshold, int) or not isinstance(remaining, int):
@@ -95,7 +86,7 @@ class SigningProgress:
 
     @classmethod
     def from_dict(cls, d: Any) -> SigningProgress:
-        d = _dict(d, "signing progress")
+        d = _answers.obj(d, "signing progress")
         version, collected = d.get("version"), d.get("collected")
         if not isinstance(version, int) or not isinstance(collected, int):
             raise FormatError("Unexpected server answer for signing progress")
@@ -123,13 +114,13 @@ class WriteResult:
 
     @classmethod
     def from_body(cls, body: Any, what: str) -> WriteResult:
-        body = _dict(body, what)
-        data = _dict(body.get("data"), what)
+        body = _answers.obj(body, what)
+        data = _answers.obj(body.get("data"), what)
         published = data.get("published")
         version = data.get("version")
         progress = data.get("progress")
         return cls(
-            task_id=_str(data, "task_id", what),
+            task_id=_answers.text(data, "task_id", what),
             last_update=str(data.get("last_update", "")),
             message=str(body.get("message", "")),
             published=published if isinstance(published, bool) else None,
@@ -194,14 +185,14 @@ class RoleExpiryState:
     @classmethod
     def from_dict(cls, d: Any) -> RoleExpiryState:
         what = "metadata expiry"
-        d = _dict(d, what)
+        d = _answers.obj(d, what)
         version, refresh_at = d.get("version"), d.get("refresh_at")
         if not isinstance(version, int) or not (refresh_at is None or isinstance(refresh_at, str)):
             raise FormatError(f"Unexpected server answer for {what}")
         return cls(
-            _str(d, "role", what),
+            _answers.text(d, "role", what),
             version,
-            _str(d, "expires", what),
+            _answers.text(d, "expires", what),
             bool(d.get("expired")),
             bool(d.get("online")),
             refresh_at,
@@ -221,8 +212,8 @@ class ExpiryStatus:
     @classmethod
     def from_body(cls, body: Any) -> ExpiryStatus:
         what = "metadata expiry"
-        data = _dict(_dict(body, what).get("data"), what)
-        roles, refresh = data.get("roles"), _dict(data.get("refresh"), what)
+        data = _answers.obj(_answers.obj(body, what).get("data"), what)
+        roles, refresh = data.get("roles"), _answers.obj(data.get("refresh"), what)
         margin, interval = refresh.get("margin"), refresh.get("interval")
         if not isinstance(roles, list) or not isinstance(margin, int):
             raise FormatError(f"Unexpected server answer for {what}")
@@ -292,20 +283,20 @@ class TufClient:
     # --- endpoints ------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> str:
         """``POST /login``; keeps and returns the token."""
-        doc = _dict(
+        doc = _answers.obj(
             self._request(
                 "POST", "/login", body={"username": username, "password": password}, auth=False
             ),
             "login",
         )
-        self.token = _str(doc, "token", "login")
+        self.token = _answers.text(doc, "token", "login")
         return self.token
 
     def bootstrap_status(self, app: str) -> BootstrapStatus:
-        body = _dict(
+        body = _answers.obj(
             self._request("GET", "/tuf/v1/bootstrap", params={"appName": app}), "bootstrap"
         )
-        data = _dict(body.get("data"), "bootstrap")
+        data = _answers.obj(body.get("data"), "bootstrap")
         return BootstrapStatus(
             bool(data.get("bootstrap")),
             str(data.get("id") or ""),
@@ -333,19 +324,19 @@ class TufClient:
 
     def pending(self, app: str) -> PendingRoot | None:
         """``GET /tuf/v1/metadata/sign``: the root draft, or None when nothing is pending."""
-        body = _dict(
+        body = _answers.obj(
             self._request("GET", "/tuf/v1/metadata/sign", params={"appName": app}), "pending"
         )
         data = body.get("data")
         if data is None:
             return None
-        metadata = _dict(_dict(data, "pending").get("metadata"), "pending")
-        root = _dict(metadata.get("root"), "pending")
+        metadata = _answers.obj(_answers.obj(data, "pending").get("metadata"), "pending")
+        root = _answers.obj(metadata.get("root"), "pending")
         trusted = metadata.get("trusted_root")
         progress = data.get("progress")
         return PendingRoot(
             root,
-            _dict(trusted, "pending") if trusted is not None else None,
+            _answers.obj(trusted, "pending") if trusted is not None else None,
             SigningProgress.from_dict(progress) if progress is not None else None,
             body,
         )
@@ -381,9 +372,11 @@ class TufClient:
 
     def trusted_root(self, app: str) -> dict[str, Any] | None:
         """``GET /tuf/v1/metadata/root``: the verified current root, or None."""
-        body = _dict(self._request("GET", "/tuf/v1/metadata/root", params={"appName": app}), "root")
-        root = _dict(body.get("data"), "root").get("trusted_root")
-        return _dict(root, "root") if root is not None else None
+        body = _answers.obj(
+            self._request("GET", "/tuf/v1/metadata/root", params={"appName": app}), "root"
+        )
+        root = _answers.obj(body.get("data"), "root").get("trusted_root")
+        return _answers.obj(root, "root") if root is not None else None
 
     def expiry(self, app: str) -> ExpiryStatus:
         """``GET /tuf/v1/metadata/expiry``: per role its version, expiry and next re-signing."""
@@ -392,9 +385,14 @@ class TufClient:
         )
 
     def task(self, task_id: str) -> TaskState:
-        body = _dict(self._request("GET", "/tuf/v1/task", params={"task_id": task_id}), "task")
-        data = _dict(body.get("data"), "task")
+        body = _answers.obj(
+            self._request("GET", "/tuf/v1/task", params={"task_id": task_id}), "task"
+        )
+        data = _answers.obj(body.get("data"), "task")
         result = data.get("result") or {}
         return TaskState(
-            _str(data, "task_id", "task"), _str(data, "state", "task"), _dict(result, "task"), body
+            _answers.text(data, "task_id", "task"),
+            _answers.text(data, "state", "task"),
+            _answers.obj(result, "task"),
+            body,
         )
