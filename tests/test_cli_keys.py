@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +13,7 @@ from asfaload.cli.main import cli
 from click.testing import CliRunner
 
 from asfaload.crypto import PublicKey, SecretKey, sha512_file
+from tests.support.pty import on_pty
 
 STRONG = "correct horse battery staple"
 
@@ -179,43 +175,8 @@ def test_new_keys_interactive_confirmation_mismatch(tmp_path):
 
 
 def _run_on_pty(argv, answers):
-    master, slave = pty.openpty()
     env = dict(os.environ, ASFALOAD_INSECURE_TEST_KDF_PARAMS="8,1,1")
-
-    def make_controlling_tty():
-        # getpass talks to /dev/tty: the pty must be the child's controlling terminal.
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen(
-        argv, stdin=slave, stdout=slave, stderr=slave, env=env, preexec_fn=make_controlling_tty
-    )
-    os.close(slave)
-    out = b""
-    pending = list(answers)
-    answered_at = 0
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            # Answer only a prompt that appeared after the previous answer.
-            if pending and out[answered_at:].rstrip().endswith(b":"):
-                os.write(master, pending.pop(0).encode() + b"\n")
-                answered_at = len(out)
-        elif proc.poll() is not None:
-            break
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=30)
-    os.close(master)
-    return out.decode(errors="replace")
+    return on_pty(argv, answers, env, timeout=30)[1]
 
 
 # --- sign-file / verify-sig -------------------------------------------------------------------------

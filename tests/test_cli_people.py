@@ -6,14 +6,8 @@ lines)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
-import subprocess
-import termios
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +23,7 @@ from asfaload.devtools.harness import (
     register_release,
 )
 from asfaload.devtools.server import ASFALOAD
+from tests.support.pty import on_pty as run_on_pty
 
 PROJECT = "https/github.com/443/acme/urls"
 REL = "https://github.com/acme/urls/releases/tag/v1.0"
@@ -56,43 +51,9 @@ def signers(e2e_env: World) -> dict[str, Signer]:
 
 
 def on_pty(argv: list[str], answers: list[str], env: dict[str, str], cwd: Path) -> str:
-    """Run ``argv`` with a pseudo-terminal as stdin, stdout and stderr (its controlling
-    terminal); answer each prompt (a line ending in ':' or ']') in turn; return all it wrote."""
-    master, slave = pty.openpty()
-
-    def controlling_tty() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen(
-        argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-        preexec_fn=controlling_tty,
-    )  # fmt: skip
-    os.close(slave)
-    out = b""
-    pending = list(answers)
-    answered_at = 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child closed its end
-                break
-            if not chunk:
-                break
-            out += chunk
-            if pending and out[answered_at:].rstrip().endswith((b":", b"]")):
-                os.write(master, pending.pop(0).encode() + b"\n")
-                answered_at = len(out)
-        elif proc.poll() is not None:
-            break
-    if proc.poll() is None:
-        proc.kill()
-    code = proc.wait(timeout=30)
-    os.close(master)
-    return f"[exit {code}]\n" + out.decode(errors="replace").replace("\r\n", "\n")
+    """The command's pty transcript, after a first line with its exit code."""
+    code, text = run_on_pty(argv, answers, env, cwd)
+    return f"[exit {code}]\n" + text
 
 
 # --- the release URL where a mirror path was ---------------------------------------------------------
