@@ -122,13 +122,6 @@ def new_commits(repo: pygit2.Repository, old: str, new: str) -> list[pygit2.Comm
 
 
 # --- one commit -----------------------------------------------------------------------------------
-def check_commit(
-    repo: pygit2.Repository, commit: pygit2.Commit, *, size_cap: int, latest: int | None = None
-) -> Change:
-    """The change ``commit`` makes, if the rules derive exactly its tree; else PushRejected."""
-    return _checker(repo, size_cap, latest).check_one(commit)
-
-
 class _PushChecker:
     """The one commit check (:class:`CommitChecker`, shared with replay and sync) at the push
     door, its refusals as the one line the pusher sees."""
