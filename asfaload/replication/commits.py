@@ -40,7 +40,7 @@ from ..rules.groups import group_keys
 from ..rules.ops import Op, ProposeUpdate, Register, RegisterRelease
 from ..rules.push import compare_change, infer_operation
 from ..rules.tree import Change, TreeView
-from ..store.gittree import GitTreeView, diff_trees
+from ..store.gittree import diff_trees
 from ..store.objects.fast.trees import TreeEditor
 from .tuf_commits import check_tuf_change, is_tuf_change
 
@@ -143,7 +143,9 @@ class CommitChecker:
         if self._latest is not None and when > self._latest:
             raise CommitRefused("committer time is in the future")
         change = self._files_changed(parent.tree, commit.tree)
-        before = GitTreeView(self._repo, parent.tree)
+        # The editor's view: its parsed trees and blobs are the ones the previous commit's
+        # derivation left (a replay's parent is the tree derived one commit before).
+        before = self._editor.view(parent.tree.id)
         op: Op | None = None
         if self._door is Door.REPLAY and is_tuf_change(change):
             check_tuf_change(before, change)
