@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from asfaload.client.download import (
     Reporter,
@@ -32,7 +33,14 @@ from asfaload.client.transfer import HASH_LABELS
 from asfaload.client.verify import Revocation
 from asfaload.errors import RefusingToOverwriteError
 
-from ._common import BackendUrls, backend_url_option, dumps_compact, handle_errors, json_option
+from ._common import (
+    BACKEND_URL_ENV,
+    BackendUrls,
+    backend_url_option,
+    dumps_compact,
+    handle_errors,
+    json_option,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,7 +135,8 @@ def mirror_option(f: F) -> F:
         f"$XDG_CACHE_HOME/asfaload/mirrors/ (or ${CACHE_DIR_ENV}/mirrors/). Its history is "
         "replayed through the rules before use (new commits only for a URL; a local "
         "repository whose tip `mirror sync`/`mirror verify` recorded as verified is not "
-        "replayed again). No asfaload backend is contacted; -u is ignored.",
+        "replayed again). No asfaload backend is contacted, so it cannot be given with -u "
+        f"(a backend in ${BACKEND_URL_ENV} is not used).",
     )(f)
 
 
@@ -135,6 +144,14 @@ def mirror_option(f: F) -> F:
 def release_source(mirror: str | None, backend_url: BackendUrls) -> Iterator[ReleaseSource]:
     """The source of a release's facts: the ``--mirror`` when given, else the backends."""
     if mirror is not None:
+        ctx = click.get_current_context(silent=True)
+        if (
+            ctx is not None
+            and ctx.get_parameter_source("backend_url") is ParameterSource.COMMANDLINE
+        ):
+            # Two sources of truth on one command line is a mistake to point out, not to settle
+            # silently for one of them.
+            raise click.UsageError("Give -u or --mirror, not both: --mirror contacts no backend.")
         from asfaload.client.source import open_mirror
 
         with open_mirror(mirror) as source:

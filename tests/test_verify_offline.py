@@ -134,12 +134,13 @@ def test_genuine_release_verifies_with_no_backend(
     mirror = sources(setup)[source]
     out = tmp_path / "out" / "app.bin"
     dl = DL.format(tag="v1.0")
-    res = run(setup, "download", dl, "--mirror", mirror, "-u", DEAD, "-o", str(out))
+    no_backend = {"ASFALOAD_BACKEND_URL": DEAD}
+    res = run(setup, "download", dl, "--mirror", mirror, "-o", str(out), env=no_backend)
     assert out.read_bytes() == GOOD + b"v1.0"
     assert res.lines[-1] == "✓ All done! Verified 2 signature(s)"
     assert [p.name for p in out.parent.iterdir()] == ["app.bin"]
 
-    text = run(setup, "verify-file", str(out), "--url", dl, "--mirror", mirror, "-u", DEAD)
+    text = run(setup, "verify-file", str(out), "--url", dl, "--mirror", mirror, env=no_backend)
     index = layout.github_release_index_path("https/github.com/443/acme/app", "v1.0")
     assert text.lines == [
         f"✓ {out}: verified (SHA-256 in the signed index {index}, 2 valid signature(s))"
@@ -258,6 +259,14 @@ def test_bad_mirror_arguments_are_one_line(setup: Setup, tmp_path: Path) -> None
             run(setup, "verify-file", str(have), "--url", dl, "--mirror", mirror, ok=False)
         )
         assert line.startswith(expect), line
+    for command in (["verify-file", str(have), "--url", dl], ["download", dl]):
+        both = run(setup, *command, "--mirror", str(setup.bare), "-u", DEAD, ok=False)
+        assert both.returncode == 2 and both.stdout == "", str(both)
+        assert "Error: Give -u or --mirror, not both" in both.stderr, str(both)
+        as_json = run(setup, *command, "--mirror", str(setup.bare), "-u", DEAD, "--json", ok=False)
+        assert as_json.returncode == 2 and as_json.stdout == "", str(as_json)
+        assert "not both" in json.loads(as_json.stderr)["error"]
+    assert [p.name for p in tmp_path.iterdir()] == ["have.bin"]
     absent = str(tmp_path / "absent")
     line = refused(
         run(setup, "verify-file", absent, "--url", dl, "--mirror", str(setup.bare), ok=False)
