@@ -4,9 +4,10 @@ thread runs the app.
 gunicorn's threaded worker hands a connection to a thread as soon as it is readable, and the
 thread then blocks reading the rest: a few clients that send part of a request and stop hold
 every thread, and nobody else is served. Here one event loop per worker process reads every
-connection; a request reaches the thread pool only once its head and body are in memory, within
-the size limits and before its deadline, so a thread never waits on a client's upload. Connections
-that stall are closed (with a 408 if they had started a request).
+connection; a request reaches the thread pool only once its head and body are read (in memory, or
+for a large git push in a temporary file), within the size limits and before its deadline, so a
+thread never waits on a client's upload. Connections that stall are closed (with a 408 if they
+had started a request).
 
 h11 parses and frames HTTP/1.1; this module is only the glue between h11, the sockets, the thread
 pool and WSGI. It is ours rather than an off-the-shelf ASGI server plus a WSGI adapter because
@@ -31,12 +32,13 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import h11
@@ -68,6 +70,12 @@ class FrontLimits:
     bulk_prefix: bytes = b"/mirror.git/"
     bulk_body_bytes: int = 64 * 1024 * 1024
     bulk_timeout: float = 600.0
+    # Past ``bulk_in_memory`` bytes such a body goes to an unnamed temporary file (in $TMPDIR),
+    # and a worker spools at most ``bulk_spools`` bodies at once (the next gets 503): anyone may
+    # push, and bodies held in memory would let a few stalled pushes grow a worker by
+    # ``bulk_body_bytes`` each.
+    bulk_in_memory: int = 1024 * 1024
+    bulk_spools: int = 4
     max_request_line: int = 8190
     max_header_fields: int = 100
     max_header_field: int = 8190
@@ -89,6 +97,51 @@ class _Gone(Exception):
 
 class _TimedOut(Exception):
     pass
+
+
+class _Body:
+    """A request body read whole: in memory, or spooled to a temporary file that holds one of
+    the worker's spool slots until :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.length = 0
+        self._memory = bytearray()
+        self._file: IO[bytes] | None = None
+        self._release: Callable[[], None] | None = None
+
+    @property
+    def spooled(self) -> bool:
+        return self._file is not None
+
+    def append(self, data: bytes) -> None:
+        self.length += len(data)
+        if self._file is None:
+            self._memory += data
+        else:
+            self._file.write(data)
+
+    def spool(self, release: Callable[[], None]) -> None:
+        """Move what is held so far into a temporary file; what comes next goes there too."""
+        self._release = release
+        # Closed by close(), after the app has read it: no ``with`` block spans that.
+        self._file = tempfile.TemporaryFile(prefix="asfaload-push-")  # noqa: SIM115
+        self._file.write(self._memory)
+        self._memory = bytearray()
+
+    def stream(self) -> IO[bytes]:
+        if self._file is None:
+            return io.BytesIO(self._memory)
+        self._file.flush()
+        self._file.seek(0)
+        return self._file
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        release, self._release = self._release, None
+        if file is not None:
+            file.close()
+        if release is not None:
+            release()
 
 
 def error_bytes(status: int, message: str) -> bytes:
@@ -162,7 +215,7 @@ class _Connection:
                 self._check_request_line()
             await self._receive(deadline)
 
-    async def read_request(self, first: bool) -> tuple[h11.Request, bytes] | None:
+    async def read_request(self, first: bool) -> tuple[h11.Request, _Body] | None:
         """The next request and its whole body; None when the client closed or stayed idle."""
         now = self.loop.time()
         # A new connection gets the whole request timeout; a kept-alive one waits less for
@@ -215,8 +268,16 @@ class _Connection:
     def _body_cap(self, request: h11.Request) -> int:
         return self.limits.bulk_body_bytes if self._is_bulk(request) else self.limits.max_body_bytes
 
-    async def _read_body(self, request: h11.Request, deadline: float) -> bytes:
-        body = bytearray()
+    async def _read_body(self, request: h11.Request, deadline: float) -> _Body:
+        body = _Body()
+        try:
+            await self._read_body_into(body, request, deadline)
+        except BaseException:
+            body.close()
+            raise
+        return body
+
+    async def _read_body_into(self, body: _Body, request: h11.Request, deadline: float) -> None:
         cap = self._body_cap(request)
         bulk = self._is_bulk(request)
         last = self.loop.time() + self.limits.bulk_timeout
@@ -229,11 +290,13 @@ class _Connection:
                 )
             event = await self._next_event(deadline, in_head=False)
             if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > cap:
+                body.append(event.data)
+                if body.length > cap:
                     raise _Refused(413, REQUEST_TOO_BIG)
+                if bulk and not body.spooled and body.length > self.limits.bulk_in_memory:
+                    body.spool(self.worker.take_spool_slot())
             elif isinstance(event, h11.EndOfMessage):
-                return bytes(body)
+                return
             else:  # ConnectionClosed mid-body
                 raise _Gone
 
@@ -267,9 +330,14 @@ class _Connection:
                     return
                 first = False
                 request, body = got
-                await self.loop.run_in_executor(
-                    self.worker.executor, _AppCall(self, request).run, self.environ(request, body)
-                )
+                try:
+                    await self.loop.run_in_executor(
+                        self.worker.executor,
+                        _AppCall(self, request).run,
+                        self.environ(request, body),
+                    )
+                finally:
+                    body.close()
                 self.worker.nr += 1
                 if self.worker.nr >= self.worker.max_requests:
                     self.worker.alive = False
@@ -305,7 +373,7 @@ class _Connection:
         except (_Gone, TimeoutError, ConnectionError):
             pass
 
-    def environ(self, request: h11.Request, body: bytes) -> dict[str, Any]:
+    def environ(self, request: h11.Request, body: _Body) -> dict[str, Any]:
         """The WSGI environ; ``RAW_URI`` and ``REQUEST_URI`` hold the target exactly as sent."""
         raw = request.target.decode("latin-1")
         if raw.startswith("/"):
@@ -329,15 +397,15 @@ class _Connection:
             "REMOTE_PORT": str(peername[1]),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
+            "wsgi.input": body.stream(),
             "wsgi.input_terminated": True,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": self.worker.cfg.workers > 1,
             "wsgi.run_once": False,
         }
-        if body or any(name == b"content-length" for name, _ in request.headers):
-            environ["CONTENT_LENGTH"] = str(len(body))
+        if body.length or any(name == b"content-length" for name, _ in request.headers):
+            environ["CONTENT_LENGTH"] = str(body.length)
         for name, value in request.headers:  # h11 gives lower-case names
             # A name with "_" would alias one with "-" in the environ (X-Asfld_Signature for
             # X-Asfld-Signature): dropped, as gunicorn does.
@@ -440,6 +508,23 @@ class BufferingWorker(Worker):  # type: ignore[misc]
         self.executor: ThreadPoolExecutor | None = None
         front_limits = getattr(self.app, "front_limits", None)
         self.limits: FrontLimits = front_limits() if callable(front_limits) else FrontLimits()
+        self.spooling = 0  # bodies in temporary files now (only the event loop counts)
+
+    def take_spool_slot(self) -> Callable[[], None]:
+        """One of the worker's ``bulk_spools`` slots, and the function that gives it back; a
+        503 when none is free."""
+        if self.spooling >= self.limits.bulk_spools:
+            raise _Refused(503, "Too many git pushes under way; try again shortly")
+        self.spooling += 1
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self.spooling -= 1
+
+        return give_back
 
     def init_process(self) -> None:
         self.loop = asyncio.new_event_loop()

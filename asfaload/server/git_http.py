@@ -8,8 +8,9 @@ names the primary it follows.
 
 What must hold:
 
-- Nothing is held whole in memory: the request body is fed to git as it arrives, the response
-  streams out as git writes it.
+- Nothing is held whole in memory: a push body over 1 MiB reaches the app spooled to an unnamed
+  temporary file by the front (at most ``git_max_concurrent`` per worker; more get 503), it is
+  fed to git from there, and the response streams out as git writes it.
 - Git traffic cannot starve the REST API: each worker runs at most ``git_max_concurrent`` git
   programs at once (others wait a little, then get 503), each program is killed after
   ``git_timeout`` seconds, and a push body is capped at ``git_max_push_bytes`` (besides

@@ -86,6 +86,7 @@ class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
             max_body_bytes=self.server_config.max_body_bytes,
             bulk_body_bytes=self.server_config.git_max_push_bytes,
             bulk_timeout=float(self.server_config.git_timeout),
+            bulk_spools=self.server_config.git_max_concurrent,
             max_request_line=self.cfg.limit_request_line,
             max_header_fields=self.cfg.limit_request_fields,
             max_header_field=self.cfg.limit_request_field_size,
