@@ -133,9 +133,10 @@ def mirror_option(f: F) -> F:
         help="Verify against a git mirror instead of a backend: a local mirror repository (bare, "
         "a clone, or a server data dir), or a git URL fetched into "
         f"$XDG_CACHE_HOME/asfaload/mirrors/ (or ${CACHE_DIR_ENV}/mirrors/). Its history is "
-        "replayed through the rules before use (new commits only for a URL; a local "
-        "repository whose tip `mirror sync`/`mirror verify` recorded as verified is not "
-        "replayed again). No asfaload backend is contacted, so it cannot be given with -u "
+        "replayed through the rules before use: all of it the first time, then only the commits "
+        "after the tip this client verified there before (kept in its cache, never taken from "
+        "the mirror; a main that does not contain that tip is refused). No asfaload backend is "
+        "contacted, so it cannot be given with -u "
         f"(a backend in ${BACKEND_URL_ENV} is not used).",
     )(f)
 

@@ -334,6 +334,60 @@ def test_rolled_back_mirror_cannot_hide_a_revocation(setup: Setup, tmp_path: Pat
     assert fresh.returncode == 0
 
 
+def test_a_forged_status_file_does_not_vouch_for_a_local_mirror(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """A mirror directory brings its own files: a status file in it claiming that ``mirror
+    verify`` checked a forged tip is not believed; the forged commit is replayed and refused."""
+    data = tmp_path / "handed-over"
+    shutil.copytree(setup.synced, data)
+    repo = data / "mirror.git"
+    index = layout.github_release_index_path("https/github.com/443/acme/app", "v3.0")
+    revoked_sigs = layout.revoked_signatures_path(index)
+    gone = [layout.revocation_path(index), layout.revocation_signatures_path(index), revoked_sigs]
+    sigs = git("show", f"main:{revoked_sigs}", cwd=repo).encode()
+    forged = forge_onto(repo, Change("x", {layout.signatures_path(index): sigs}, frozenset(gone)))
+    status = json.loads((repo / STATUS_FILE).read_text())
+    status["last_verified"] = {**status["last_verified"], "tip": forged}
+    (repo / STATUS_FILE).write_text(json.dumps(status))
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v3.0")
+    dl = DL.format(tag="v3.0")
+    res = run(setup, "verify-file", str(have), "--url", dl, "--mirror", str(data), ok=False)
+    assert refused(res).startswith(f"Error: Refused the mirror at {repo}: commit {forged}: ")
+
+
+def test_a_local_mirror_rolled_back_after_its_check_is_refused(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """The client keeps the tip it verified in a local repository (in its own cache): the same
+    path later holding an older main (before v3.0's revocation) is refused, not replayed anew."""
+    clone = tmp_path / "clone.git"
+    shutil.copytree(setup.bare, clone)
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v3.0")
+    dl = DL.format(tag="v3.0")
+    cache = tmp_path / "cache"
+    env = {"ASFALOAD_CACHE_DIR": str(cache)}
+    first = run(
+        setup, "verify-file", str(have), "--url", dl, "--mirror", str(clone), ok=False, env=env
+    )
+    assert refused(first).startswith("Error: File has been revoked")
+    (record,) = (cache / "verified").iterdir()
+    assert record.read_text().strip() == setup.revocation_commit
+    repo = pygit2.Repository(str(clone))
+    before = repo.revparse_single(setup.revocation_commit + "^").id
+    repo.references[MAIN].set_target(before)
+    again = run(
+        setup, "verify-file", str(have), "--url", dl, "--mirror", str(clone), ok=False, env=env
+    )
+    line = refused(again)
+    assert line.startswith(f"Error: Refused the mirror at {clone}: its main ") and (
+        f"does not contain commit {setup.revocation_commit[:12]}" in line
+    ), line
+    assert record.read_text().strip() == setup.revocation_commit  # the record never moves back
+
+
 # --- the cache ----------------------------------------------------------------------------------------
 def test_url_mirrors_are_cached_per_url_and_fetched_incrementally(
     setup: Setup, tmp_path: Path

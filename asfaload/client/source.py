@@ -11,10 +11,13 @@ is written once against the protocol and never trusts either source.
 A mirror named by a git URL is fetched into a per-URL cache repository and every new commit is
 replayed through the rules before it is used, exactly as ``asfaload mirror sync`` does
 (:func:`asfaload.replication.sync.sync`): a hostile mirror cannot feed a rewritten history, or a
-commit the rules do not derive, to the client. A local path is replayed the same way, from its
-root, unless ``mirror sync`` or ``mirror verify`` already recorded this very tip as verified
-(:mod:`asfaload.replication.status`): a plain ``git clone`` of an untrusted mirror is checked before
-use, a mirror kept by ``mirror sync`` is not replayed again.
+commit the rules do not derive, to the client. A local path is replayed the same way: from its
+root the first time, then from the tip this client last verified there, which the client keeps
+in its own cache (``<cache>/verified/``). Nothing the mirror directory itself holds (such as the
+status file ``mirror sync`` writes) is taken as proof that it was checked: a directory handed over
+as a tarball or an rsync brings whatever its sender wrote. As for a URL, a tip that does not
+contain the one verified before (a rewrite, or a rollback that would hide a revocation) is
+refused.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "is_git_url",
     "mirror_cache_path",
     "open_mirror",
+    "verified_record_path",
 ]
 
 CACHE_DIR_ENV = "ASFALOAD_CACHE_DIR"
@@ -95,20 +99,38 @@ class GitMirrorSource:
         self._repo = repo
         self._view = GitTreeView(repo, commit.tree)
 
-    def verify(self) -> None:
-        """Replay the history of this tip through the rules, unless a sync or verify of this
-        repository already recorded the tip as verified. VerificationError when it fails."""
-        from ..replication.replay import verify_history
-        from ..replication.status import recorded
+    def verify(self, cache: Path | None = None) -> None:
+        """Replay the commits of this tip that this client has not verified here before (all of
+        them the first time) through the rules; record the tip in the client's cache.
+        VerificationError when a commit fails, or when the tip does not contain the one verified
+        before."""
+        from ..replication.replay import verify_history, verify_range
 
-        verified = recorded(self._repo.path).get("last_verified")
-        if isinstance(verified, dict) and verified.get("tip") == self.tip:
+        record = verified_record_path(self._repo.path, cache)
+        known = _read_tip(record)
+        if known == self.tip:
             return
-        report = verify_history(self._repo, self.ref)
+        if known is None:
+            report = verify_history(self._repo, self.ref)
+        elif self._contains(known):
+            report = verify_range(self._repo, known, self.tip)
+        else:
+            raise VerificationError(
+                f"Refused the mirror at {self.path}: its main {self.tip[:12]} does not contain "
+                f"commit {known[:12]}, which this client verified there before (a rewritten or "
+                f"rolled-back history could hide a revocation; to trust it anew, remove {record})"
+            )
         if report.bad is not None:
             bad = report.bad
             where = f"commit {bad.commit}" if bad.commit else "its main"
             raise VerificationError(f"Refused the mirror at {self.path}: {where}: {bad.reason}")
+        _write_tip(record, self.tip)
+
+    def _contains(self, commit: str) -> bool:
+        try:
+            return bool(self._repo.descendant_of(self.tip, commit))
+        except (KeyError, ValueError, pygit2.GitError):
+            return False  # not in this repository at all
 
     def get_file(self, path: str) -> bytes:
         return reads.read_file(self._view, path)
@@ -155,6 +177,33 @@ def mirror_cache_path(url: str, root: Path | None = None) -> Path:
     return (root if root is not None else cache_root()) / "mirrors" / f"{digest}.git"
 
 
+def verified_record_path(repo_path: str, root: Path | None = None) -> Path:
+    """Where this client keeps the tip it last verified in the local repository ``repo_path``:
+    ``<cache>/verified/<sha256 of its real path>``."""
+    real = os.path.realpath(repo_path).encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(real).hexdigest()
+    return (root if root is not None else cache_root()) / "verified" / digest
+
+
+def _read_tip(record: Path) -> str | None:
+    try:
+        text = record.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else None
+
+
+def _write_tip(record: Path, tip: str) -> None:
+    """Best effort: without a writable cache the next use replays the whole history again."""
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+        tmp.write_text(tip + "\n", encoding="ascii")
+        os.replace(tmp, record)
+    except OSError:
+        pass
+
+
 def open_mirror(spec: str, cache: Path | None = None) -> GitMirrorSource:
     """A source for ``--mirror``: a local repository or a git URL, its history verified.
 
@@ -166,7 +215,7 @@ def open_mirror(spec: str, cache: Path | None = None) -> GitMirrorSource:
         raise FormatError("Invalid mirror path or URL")
     if not is_git_url(spec):
         local = GitMirrorSource(spec)
-        local.verify()
+        local.verify(cache)
         return local
     from ..replication import sync as mirror_sync
 
