@@ -52,8 +52,12 @@ if TYPE_CHECKING:  # the HTTP client is imported when a command talks HTTP (--gi
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# What the backend answers to POST /v1/revoke; a git revocation reports the same.
-GIT_REVOKE_MESSAGE = "File revoked successfully"
+# What the backend answers to POST /v1/revoke (revoked now, or awaiting more revocation keys);
+# a git revocation reports the same.
+GIT_REVOKE_MESSAGES = {
+    "revoked": "File revoked successfully",
+    "pending": "Revocation initiated; it takes effect once enough revocation keys sign it",
+}
 
 
 def check_target(params: dict[str, Any]) -> None:
@@ -484,16 +488,25 @@ def revoke(
     if git_mirror is not None:
         from asfaload.client.gitsign import revoke_by_git
 
-        revoke_by_git(git_mirror, key, file_path)
-        success, message = True, GIT_REVOKE_MESSAGE
+        pushed = revoke_by_git(git_mirror, key, file_path)
+        revoked = layout.revocation_path(file_path) in pushed.change.writes
+        status = "revoked" if revoked else "pending"
+        success, message = True, GIT_REVOKE_MESSAGES[status]
     else:
         with _client(backend_url, key) as api:
             res = revoke_file(api, key, file_path)
-        success, message = res.success, res.message
+        success, message, status = res.success, res.message, res.status
     if json_output:
-        click.echo(dumps_compact({"success": success, "message": message}))
+        click.echo(dumps_compact({"success": success, "message": message, "status": status}))
     else:
+        # The manual fixes this line whatever the threshold; a pending revocation is said on
+        # stderr, so that nobody takes a revocation that awaits co-signers for a done one.
         click.echo(f"Success! File revoked: {file_path}")
+        if status == "pending":
+            note(
+                "the revocation is pending: it takes effect once enough revocation keys sign "
+                f"{layout.pending_revocation_path(file_path)} (asfaload sign-pending)"
+            )
 
 
 def _confirm_revoke(target: str, yes: bool) -> None:

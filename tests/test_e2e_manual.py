@@ -212,8 +212,11 @@ def test_manual_guides_github(e2e_env: World, tmp_path: Path) -> None:
     refused = w.as_signer(alice, "revoke", INDEX_V1, ok=False)
     assert refused.returncode != 0  # artifact signers cannot revoke
     rv = w.as_signer(rev1, "revoke", INDEX_V1)
-    assert rv.lines == [f"Success! File revoked: {INDEX_V1}"]
+    assert rv.lines == [f"Success! File revoked: {INDEX_V1}"]  # the manual's line, as it is
     rp = f"{INDEX_V1}.revocation.json.pending"
+    assert f"the revocation is pending: it takes effect once enough revocation keys sign {rp}" in (
+        rv.stderr
+    )
     assert w.as_signer(rev2, "list-pending").lines == [
         "Files requiring your signature:",
         f"  - {rp} (pending)",

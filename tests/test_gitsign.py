@@ -231,6 +231,10 @@ def test_revocation_initiated_and_cosigned_by_git(project_mirror: World) -> None
     res = cli("revoke", "--git", w.path, "-K", str(w.key_files["r1"]), "-p", PASSWORD, INDEX)
     assert (res.code, res.lines) == (0, [f"Success! File revoked: {INDEX}"]), res.stderr
     pending = layout.pending_revocation_path(INDEX)
+    assert (
+        f"the revocation is pending: it takes effect once enough revocation keys sign {pending}"
+        in (res.stderr)
+    )
     assert w.mirror.view().read(pending) is not None
     assert file_status(w.mirror.view(), INDEX) is FileStatus.COMPLETE
     res = w.sign("r2", pending)

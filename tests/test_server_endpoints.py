@@ -278,7 +278,11 @@ def test_08_revocation(project_server):
     assert _error(revoke(keys[0]), 400) == "Public key is not authorized to revoke this file"
     reply = revoke(keys[2])
     assert reply.status == 200, reply.body
-    assert reply.json() == {"success": True, "message": "File revoked successfully"}
+    assert reply.json() == {  # a threshold of 2: the revocation awaits a co-signer
+        "success": True,
+        "message": "Revocation initiated; it takes effect once enough revocation keys sign it",
+        "status": "pending",
+    }
     _error(revoke(keys[1]), 409)  # a revocation is already pending: co-sign it instead
     doc = _status(server, INDEX)
     assert (doc["status"], doc["revocation"]["status"]) == ("complete", "pending")

@@ -140,6 +140,9 @@ class ListedFile:
 class RevokeResult:
     success: bool
     message: str
+    # "revoked", or "pending" while the revocation awaits co-signers (a server that does not
+    # say is taken at its word: revoked).
+    status: str = "revoked"
 
 
 _answers = Answers("backend")
@@ -411,9 +414,13 @@ class BackendClient:
             "public_key": str(self._own_key()),
         }
         doc = _answers.obj(self._json("POST", "/v1/revoke", body=body, auth=True), "revoke")
+        status = _answers.text(doc, "status", "revoke", "revoked")
+        if status not in ("revoked", "pending"):
+            raise FormatError(f"Unexpected backend answer for revoke: status {status[:40]!r}")
         return RevokeResult(
             success=_answers.flag(doc, "success", "revoke"),
             message=_answers.text(doc, "message", "revoke", ""),
+            status=status,
         )
 
     def close(self) -> None:

@@ -274,6 +274,21 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["success", "message"],
         "properties": {"success": {"type": "boolean"}, "message": {"type": "string"}},
     },
+    "RevokeResponse": {
+        "type": "object",
+        "required": ["success", "message", "status"],
+        "properties": {
+            "success": {"type": "boolean"},
+            "message": {"type": "string"},
+            "status": {
+                "type": "string",
+                "enum": ["revoked", "pending"],
+                "description": "revoked: the file is revoked now (a revocation threshold of 1); "
+                "pending: the revocation awaits more revocation keys (sign-pending on "
+                "FILE.revocation.json.pending).",
+            },
+        },
+    },
     "AssetsRequest": {
         "type": "object",
         "description": "Exactly one of github_release_url, gitlab_release_url, csum_files.",
@@ -439,7 +454,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/revoke": _post(
                 "Revoke a fully signed file",
                 "RevokeRequest",
-                "SuccessMessage",
+                "RevokeResponse",
                 (400, 401, 404, 409, 413, 500),
                 "revoke",
             ),

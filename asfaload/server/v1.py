@@ -136,14 +136,22 @@ def get_signers_chain(artifact_path: str) -> Response:
 
 
 # --- revocation and assets -----------------------------------------------------------------------
+REVOKED_MESSAGE = "File revoked successfully"
+REVOKE_PENDING_MESSAGE = "Revocation initiated; it takes effect once enough revocation keys sign it"
+
+
 @v1.post("/revoke")
 def revoke() -> Response:
     caller = authenticate()
     body = RevokeBody.parse(_body())
     check_submitter(body.public_key, caller.public_key)
     backend = state().backend
-    backend.revoke(body.file_path, body.revocation_json, body.signature, caller.public_key)
-    return _json({"success": True, "message": "File revoked successfully"})
+    revoked = backend.revoke(
+        body.file_path, body.revocation_json, body.signature, caller.public_key
+    )
+    if revoked:
+        return _json({"success": True, "message": REVOKED_MESSAGE, "status": "revoked"})
+    return _json({"success": True, "message": REVOKE_PENDING_MESSAGE, "status": "pending"})
 
 
 @v1.post("/assets")

@@ -203,7 +203,9 @@ class Backend:
 
     def revoke(
         self, file_path: str, revocation_json: str, signature: str, caller: PublicKey
-    ) -> None:
+    ) -> bool:
+        """Initiate (or, at a threshold of one, complete) the revocation of ``file_path``;
+        True when the file is revoked now, False when the revocation awaits co-signers."""
         p = clean_path(file_path)
         if self.mirror.view().read(p) is None:
             raise NotFoundError(f"File not found: {p}")
@@ -212,10 +214,11 @@ class Backend:
             subject=p, document=revocation_json.encode("utf-8"), signature=sig, submitter=caller
         )
         try:
-            self.mirror.submit(op)
+            result = self.mirror.submit(op)
         except NotAuthorizedError as exc:
             # The REST manual answers a key that may not revoke with 400: /v1/revoke has no 403.
             raise RuleViolation(str(exc)) from None
+        return layout.revocation_path(p) in result.change.writes
 
     # --- forge-backed writes -----------------------------------------------------------------
 
