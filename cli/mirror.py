@@ -305,7 +305,7 @@ def _failure_line(exc: AsfaloadError) -> str:
 
     if isinstance(exc, RejectedHistoryError):
         bad = exc.bad
-        where = f"commit {bad.commit}" if bad.commit else "the primary's main"
+        where = f"commit {bad.commit}" if bad.commit else "the upstream's main"
         if bad.message:
             where += f" ({one_line(bad.message)!r})"
         kept = exc.local or "(none: nothing synced yet)"

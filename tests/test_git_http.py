@@ -191,7 +191,12 @@ def test_read_only_server_refuses_pushes_naming_the_primary(primary, tmp_path: P
         assert res.returncode != 0
         assert "read-only mirror" in res.stderr and remote(server) in res.stderr, res.stderr
         # REST writes are still refused with JSON, reads still work.
-        assert requests.post(ro.url("/v1/revoke"), data=b"{}", timeout=10).status_code == 405
+        refused = requests.post(ro.url("/v1/revoke"), data=b"{}", timeout=10)
+        assert refused.status_code == 405
+        assert refused.json()["error"] == (
+            f"This server is a read-only mirror following {remote(server)}; send writes to the "
+            f"primary ({remote(server)}, or the primary it follows)"
+        )
         assert requests.get(ro.url(f"/v1/files/{INDEX}"), timeout=10).status_code == 200
     finally:
         ro.stop()

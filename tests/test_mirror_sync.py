@@ -49,8 +49,11 @@ from asfaload.replication.sync import (
     RejectedHistoryError,
     SyncResult,
     compare_and_swap_main,
+    create_readonly_mirror,
     normalise_source,
     primary_of,
+    public_upstream,
+    read_only_refusal,
     sync,
     watch,
 )
@@ -342,7 +345,7 @@ def test_read_only_mirror_refuses_every_push(primary: Primary, local: Path, tmp_
         ["git", "push", "origin", "main"], cwd=work, capture_output=True, text=True
     )
     assert push.returncode != 0
-    assert "read-only mirror; push to the primary" in push.stderr
+    assert "read-only mirror; push signatures to the primary" in push.stderr
     assert main_of(local) == primary.head()
 
 
@@ -423,7 +426,7 @@ def test_sync_over_smart_http(primary: Primary, local: Path) -> None:
 
 
 def test_unreachable_or_missing_primary(tmp_path: Path, local: Path) -> None:
-    with pytest.raises(FetchError, match="Cannot fetch main"):
+    with pytest.raises(FetchError, match="Cannot fetch main from the upstream"):
         sync(str(local), f"http://127.0.0.1:{free_port()}/mirror.git")
     assert_clean(local, None)
     empty = tmp_path / "empty.git"
@@ -432,6 +435,38 @@ def test_unreachable_or_missing_primary(tmp_path: Path, local: Path) -> None:
         sync(str(local), str(empty))
     with pytest.raises(NoSourceError):
         sync(str(tmp_path / "never-synced.git"))
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        (
+            "https://user:secret@mirror.example/a/mirror.git?x=1#y",
+            "https://mirror.example/a/mirror.git",
+        ),
+        ("http://[::1]:3000/mirror.git", "http://[::1]:3000/mirror.git"),
+        ("git://mirror.example/mirror.git", "git://mirror.example/mirror.git"),
+        ("ssh://git@mirror.example/srv/mirror.git", None),
+        ("/srv/asfaload/primary/mirror.git", None),
+    ],
+)
+def test_refusals_name_the_upstream_only_when_it_may_be_shown(
+    tmp_path: Path, source: str, shown: str | None
+) -> None:
+    """A read-only mirror's refusal of a write names what it follows, never a local path of the
+    server or credentials kept in the URL."""
+    path = str(tmp_path / "ro.git")
+    create_readonly_mirror(path, source)
+    assert public_upstream(path) == shown
+    text = read_only_refusal(path, "push signatures")
+    if shown is None:
+        assert text == "this server is a read-only mirror; push signatures to the primary"
+    else:
+        assert text == (
+            f"this server is a read-only mirror following {shown}; push signatures to the "
+            f"primary ({shown}, or the primary it follows)"
+        )
+    assert "secret" not in text and "/srv/" not in text
 
 
 def test_sources_that_could_run_commands_are_refused(local: Path, tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
 
@@ -107,7 +108,7 @@ READONLY_CONFIG_VALUES = {
 
 REFUSE_PUSH_HOOK = (
     "#!/bin/sh\n"
-    "echo 'asfaload: this is a read-only mirror; push to the primary mirror instead' >&2\n"
+    "echo 'asfaload: this is a read-only mirror; push signatures to the primary instead' >&2\n"
     "exit 1\n"
 )
 
@@ -138,8 +139,8 @@ class RejectedHistoryError(VerificationError):
         self.local = local
         self.fetched = fetched
         bad = report.bad
-        where = f"commit {bad.commit}" if bad.commit else "the primary's main"
-        super().__init__(f"Refused the primary's history: {where}: {bad.reason}")
+        where = f"commit {bad.commit}" if bad.commit else "the upstream's main"
+        super().__init__(f"Refused the upstream's history: {where}: {bad.reason}")
 
 
 class HistoryRewriteError(RejectedHistoryError):
@@ -226,6 +227,31 @@ def primary_of(path: str) -> str | None:
     return str(value)
 
 
+def public_upstream(path: str) -> str | None:
+    """The upstream recorded in the mirror at ``path`` as fit to show anyone: an http(s) or
+    git:// URL without credentials, query or fragment; None for a local path (a server's own
+    file layout is nobody's business), an ssh URL, or nothing recorded."""
+    recorded = primary_of(path)
+    if recorded is None:
+        return None
+    parts = urlsplit(recorded)
+    if parts.scheme not in ("http", "https", "git") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def read_only_refusal(path: str, what: str) -> str:
+    """What a read-only mirror at ``path`` answers a write: ``what`` ("push signatures") goes to
+    the primary. The upstream is named when it may be shown; it may itself be a mirror (a chain
+    primary → A → B), which B cannot tell, so it is named as what B follows."""
+    upstream = public_upstream(path)
+    follows = f" following {upstream}" if upstream else ""
+    where = f" ({upstream}, or the primary it follows)" if upstream else ""
+    return f"this server is a read-only mirror{follows}; {what} to the primary{where}"
+
+
 def is_url(source: str) -> bool:
     """``scheme://…``: a remote to fetch (anything else names a local path)."""
     return _SCHEME_RE.match(source) is not None
@@ -273,11 +299,11 @@ def _fetch(repo_path: str, source: str) -> None:
     try:
         res = _git(repo_path, *args, timeout=FETCH_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired as e:
-        raise FetchError("Fetching from the primary timed out", "timed out") from e
+        raise FetchError("Fetching from the upstream timed out", "timed out") from e
     if res.returncode != 0:
         lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
         detail = lines[-1] if lines else f"git exited with {res.returncode}"
-        raise FetchError(f"Cannot fetch main from the primary: {detail}", detail)
+        raise FetchError(f"Cannot fetch main from the upstream: {detail}", detail)
 
 
 def compare_and_swap_main(repo_path: str, new: str, old: str | None) -> None:
@@ -344,10 +370,10 @@ def _check_descends(repo: pygit2.Repository, local: str, fetched: str) -> None:
     if repo.descendant_of(pygit2.Oid(hex=fetched), pygit2.Oid(hex=local)):
         return
     if repo.descendant_of(pygit2.Oid(hex=local), pygit2.Oid(hex=fetched)):
-        reason = f"the primary's main {fetched} is behind ours {local}: a rollback"
+        reason = f"the upstream's main {fetched} is behind ours {local}: a rollback"
     else:
         reason = (
-            f"the primary's main {fetched} does not contain ours {local}: history was rewritten"
+            f"the upstream's main {fetched} does not contain ours {local}: history was rewritten"
         )
     report = VerifyReport(fetched, 0, BadCommit(fetched, 0, "", reason))
     raise HistoryRewriteError(report, local, fetched)
@@ -418,7 +444,7 @@ def _sync_locked(
         try:
             fetched = str(incoming.references[QUARANTINE_REF].peel(pygit2.Commit).id)
         except (KeyError, ValueError, pygit2.GitError) as e:
-            raise FetchError("The primary's main is not a commit", "main is not a commit") from e
+            raise FetchError("The upstream's main is not a commit", "main is not a commit") from e
         ref = repo.references.get(MAIN)
         local = None if ref is None else str(ref.peel(pygit2.Commit).id)
         if local == fetched:

@@ -14,11 +14,12 @@ from werkzeug.routing import PathConverter
 
 from ..auth import AuthenticatedRequest
 from ..errors import ConfigError, ReadOnlyError
+from ..replication.sync import read_only_refusal
 from ..service import Backend
 from ..store import Mirror
 from ..store.nonces import SqliteNonceStore
 from .config import ServerConfig
-from .context import STATE_KEY, ServerState, settle_unused_nonce
+from .context import STATE_KEY, ServerState, settle_unused_nonce, state
 from .git_http import git_blueprint
 from .pending_refresher import PendingRefresher
 from .responses import install_error_handlers
@@ -101,7 +102,8 @@ def _refuse_writes() -> None:
     if request.blueprint == "git":
         return
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        raise ReadOnlyError("This server is a read-only mirror; send writes to the primary")
+        text = read_only_refusal(str(state().config.mirror_path), "send writes")
+        raise ReadOnlyError(text[0].upper() + text[1:])
 
 
 def _install_access_log(app: Flask) -> None:

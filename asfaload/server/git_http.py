@@ -34,7 +34,7 @@ from typing import IO, cast
 from flask import Blueprint, Response, request, stream_with_context
 
 from ..errors import AsfaloadError
-from ..replication.sync import primary_of
+from ..replication.sync import read_only_refusal
 from .context import state
 
 log = logging.getLogger("asfaload.server.git")
@@ -283,11 +283,7 @@ def git_http(rest: str) -> Response:
     st = state()
     cfg = st.config
     if _is_push(rest) and cfg.read_only:
-        primary = primary_of(str(cfg.mirror_path))
-        where = f" at {primary}" if primary else ""
-        return refuse_push_response(
-            f"this server is a read-only mirror; push signatures to the primary{where}"
-        )
+        return refuse_push_response(read_only_refusal(str(cfg.mirror_path), "push signatures"))
     return serve_git(
         cfg.mirror_path,
         rest,
