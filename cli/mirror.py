@@ -123,10 +123,26 @@ def install_hooks_command(repo: Path, python: str | None, json_output: bool) -> 
             click.echo(f"Installed {rel}")
 
 
+def _local_target(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    from asfaload.replication.sync import is_url
+
+    if value is None:
+        return None
+    if is_url(value):
+        raise click.BadParameter(
+            "takes a local mirror; to check one served at a URL, sync it "
+            "(asfaload mirror sync --from URL --data-dir DIR replays every commit)",
+            ctx=ctx,
+            param=param,
+        )
+    path = Path(value)
+    if not path.is_dir():
+        raise click.BadParameter(f"no such directory: {value}", ctx=ctx, param=param)
+    return path
+
+
 @mirror_group.command("verify")
-@click.argument(
-    "target", required=False, type=click.Path(file_okay=False, exists=True, path_type=Path)
-)
+@click.argument("target", required=False, callback=_local_target)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -145,11 +161,16 @@ def verify_command(
 ) -> None:
     """Replay the whole history of main through the rules engine.
 
+    TARGET is a local mirror: a server data dir (holding mirror.git) or the repository itself
+    (same as --data-dir or --repo). To check a mirror served over HTTP, sync it first (`mirror
+    sync --from URL` replays every new commit the same way).
+
     Every commit must be exactly what the rules derive from its parent. Reports the first bad
     commit and exits 1 if there is one. The outcome is recorded for `mirror status`.
 
     \b
     Examples:
+      asfaload mirror verify /srv/asfaload-data
       asfaload mirror verify --data-dir /srv/asfaload-data
       asfaload mirror verify --repo /srv/git/mirror.git --json
     """

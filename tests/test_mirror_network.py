@@ -231,6 +231,12 @@ def test_status_of_a_primary_and_what_verify_records(tmp_path: Path) -> None:
     assert "last_error: none" in text
 
     cli("mirror", "verify", "--repo", str(repo))
+    # TARGET is the data dir or the repository; a URL is pointed to `mirror sync`.
+    assert cli("mirror", "verify", str(tmp_path / "data")).stdout.startswith(
+        f"OK: {st['commits']} "
+    )
+    url = cli("mirror", "verify", "http://127.0.0.1:1/mirror.git", ok=False)
+    assert url.returncode == 2 and "mirror sync --from URL" in url.stderr, url
     verified = status(tmp_path / "data")["last_verified"]
     assert isinstance(verified, dict) and verified["tip"] == tip and verified["by"] == "verify"
     # git never lists the status file: not in the tree, not a ref, not untracked state
