@@ -7,6 +7,7 @@ and commit the exact change.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -239,6 +240,40 @@ def test_edits_not_derived_by_the_rules_are_rejected_and_discarded(mirror_and_cl
     assert clone.push().returncode == 0
     assert m.head() == str(clone.tip().id)
     assert git(m.path, "fsck", "--strict").stdout == ""
+
+
+def test_refusals_of_hand_made_signature_commits_say_what_to_fix(mirror_and_clone):
+    """What a signer using plain git gets wrong most: the right entry written in other JSON
+    formatting, and the last signature added without completing the request."""
+    m, clone, k = mirror_and_clone
+    sf_sigs = layout.pending_signatures_path(PENDING_SF)
+    view = clone.view()
+    t = int(time.time())
+    change = apply(view, sign_op(view, PENDING_SF, k["a"]), t)
+    compact = json.dumps(json.loads(change.writes[sf_sigs]), separators=(",", ":")).encode()
+    clone.commit_change(Change("a", {**change.writes, sf_sigs: compact}, change.deletes), when=t)
+    line = rejected_line(clone.push())
+    assert f"{sf_sigs} differs from what the rules derive: the same JSON, formatted otherwise" in (
+        line
+    )
+    clone.reset()
+    released(m, clone, k)
+    clone.sign(INDEX, k["a"])
+    assert clone.push().returncode == 0
+    # b's entry added to the pending envelope, as for any other signature: but it is the last.
+    index_sigs = layout.pending_signatures_path(INDEX)
+    view = clone.view()
+    t = max(int(time.time()), clone.tip().commit_time)
+    completing = apply(view, sign_op(view, INDEX, k["b"]), t)
+    assert index_sigs in completing.deletes
+    envelope = json.loads(view.read(index_sigs) or b"")
+    envelope["entries"] = json.loads(completing.writes[layout.signatures_path(INDEX)])["entries"]
+    handmade = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
+    head = m.head()
+    clone.commit_change(Change("b signs", {index_sigs: handmade}), when=t)
+    line = rejected_line(clone.push())
+    assert "this signature completes the request" in line and "docs/git.md" in line, line
+    assert m.head() == head
 
 
 @pytest.mark.parametrize(

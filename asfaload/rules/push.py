@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from .. import layout
 from ..crypto import PublicKey, Signature
-from ..errors import AsfaloadError, RuleViolation
-from ..model import SignaturesFile
+from ..errors import AsfaloadError, FormatError, RuleViolation
+from ..model import SignaturesFile, parse_json
 from .engine import apply
 from .ops import AddSignatures, Revoke
 from .queries import collected, pending_request
@@ -161,13 +161,42 @@ def compare_change(expected: Change, actual: Change) -> None:
     )
     if not differing:
         return
+    completing = sorted(
+        q
+        for q in expected.deletes - actual.deletes
+        if q.endswith(layout.PENDING_SIGNATURES_SUFFIX) and q in actual.writes
+    )
+    if completing:
+        raise RuleViolation(
+            f"{completing[0]} differs from what the rules derive: this signature completes the "
+            "request, so the commit must also turn the pending signatures into the complete "
+            "ones (docs/git.md, 'The signature that completes a release')"
+        )
     p = differing[0]
     if p in actual.writes or p in actual.deletes:
         if p in expected.writes or p in expected.deletes:
-            raise RuleViolation(f"{p} differs from what the rules derive")
+            hint = _same_json_hint(expected.writes.get(p), actual.writes.get(p))
+            raise RuleViolation(f"{p} differs from what the rules derive{hint}")
         raise RuleViolation(
             f"{p} differs from what the rules derive (the commit changes it, the rules do not)"
         )
     raise RuleViolation(
         f"{p} differs from what the rules derive (the rules change it, the commit does not)"
+    )
+
+
+def _same_json_hint(expected: bytes | None, actual: bytes | None) -> str:
+    """A hint when a file holds the right JSON in other bytes (plain git users write it by
+    hand): the mirror compares bytes, as git does."""
+    if expected is None or actual is None:
+        return ""
+    try:
+        same = parse_json(expected, FormatError) == parse_json(actual, FormatError)
+    except FormatError:
+        return ""
+    if not same:
+        return ""
+    return (
+        ": the same JSON, formatted otherwise; write it as the server does (keys sorted, "
+        "two-space indent, a final newline)"
     )
