@@ -3,7 +3,6 @@ sync a read-only mirror from its primary (verified before main moves)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -117,7 +116,7 @@ def install_hooks_command(repo: Path, python: str | None, json_output: bool) -> 
         raise click.ClickException(f"Not a git repository: {repo}") from exc
     written = install_hooks(str(repo), python)
     if json_output:
-        click.echo(json.dumps({"repo": str(repo), "hooks": written}))
+        click.echo(dumps_compact({"repo": str(repo), "hooks": written}))
     else:
         for rel in written:
             click.echo(f"Installed {rel}")
@@ -192,7 +191,7 @@ def verify_command(
         record_error(str(path), f"commit {bad.commit or '(none)'}: {bad.reason}", "verify")
         where = f"commit {bad.commit} (#{bad.position}, {bad.message!r})" if bad.commit else "main"
     if json_output:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(dumps_compact(report.to_dict()))
         if bad is not None:
             # The report (stdout) names the commit; the error object (stderr) says it failed,
             # as every command's --json does.
@@ -281,7 +280,7 @@ def sync_command(
         if watching and result.status == "up-to-date":
             return
         if json_output:
-            click.echo(json.dumps(result.to_dict()))
+            click.echo(dumps_compact(result.to_dict()))
         elif result.status == "up-to-date":
             click.echo(f"Up to date: main at {result.new}")
         elif result.status == "created":
@@ -297,7 +296,7 @@ def sync_command(
 
     def failure(exc: AsfaloadError) -> None:
         if json_output:
-            click.echo(json.dumps(_failure_dict(exc)), err=True)
+            click.echo(dumps_compact(_failure_dict(exc)), err=True)
         else:
             click.echo(_failure_line(exc), err=True)
 
@@ -392,7 +391,7 @@ def status_command(data_dir: Path | None, repo: Path | None, json_output: bool) 
             click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from exc
     if json_output:
-        click.echo(json.dumps(status))
+        click.echo(dumps_compact(status))
         return
     verified, error = status["last_verified"], status["last_error"]
     lines = {

@@ -15,8 +15,6 @@ token per backend URL.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +75,7 @@ def online_keys(data_dir: Path | None, json_output: bool, rotate: bool) -> None:
     ring = OnlineKeyring(private_dir(data_dir))
     keys = keys_json(ring.rotate() if rotate else ring.ensure())
     if json_output:
-        click.echo(json.dumps(keys, indent=2))
+        click.echo(dumps_compact(keys))
         return
     for role, key in keys.items():
         click.echo(f"{role}: {key['keyid']} ({key['keytype']} {key['keyval']['public']})")
@@ -139,8 +137,7 @@ def sign(key_file: str, root_file: Any, json_output: bool) -> None:
 
     doc = load_json(root_file.read(), "root metadata")
     signature = build.sign_document(doc, build.load_signer(key_file))
-    json.dump({"role": "root", "signature": signature}, sys.stdout)
-    click.echo()
+    click.echo(dumps_compact({"role": "root", "signature": signature}))
 
 
 # --- options for the commands that talk to the server ---------------------------------------------
@@ -171,7 +168,8 @@ def _client(backend_url: str, token_file: Path | None) -> TufClient:
 
 
 def _print_body(body: Any) -> None:
-    click.echo(json.dumps(body, indent=2))
+    """A --json answer: one compact object, as every command prints."""
+    click.echo(dumps_compact(body))
 
 
 def _read_root_file(fh: Any, what: str, sign_keys: tuple[str, ...]) -> dict[str, Any]:
@@ -238,8 +236,9 @@ def _emit_root(doc: dict[str, Any], out: Path | None, json_output: bool = False)
     parsed = parse_root(doc)  # never hand out a root our server (or python-tuf) would refuse
     data = dump_json(doc)
     if out is None:
-        # The root itself is the one JSON object, with or without --json.
-        click.echo(data.decode("utf-8"), nl=False)
+        # The root itself is the one JSON object: in its file form, or one compact line with
+        # --json like every command's.
+        click.echo(dumps_compact(doc) if json_output else data.decode("utf-8"), nl=json_output)
         return
     out.write_bytes(data)
     root = parsed.root

@@ -38,6 +38,7 @@ def one_error(res: Result) -> str:
     """The failure shape with --json: nothing on stdout, one error object on stderr."""
     assert res.stdout == "", res.output
     doc = json.loads(res.stderr)
+    assert res.stderr.count("\n") == 1, res.stderr  # one compact line
     assert isinstance(doc, dict) and isinstance(doc.get("error"), str) and doc["error"], doc
     assert list(doc)[0] == "error" and "\n" not in doc["error"], doc
     return str(doc["error"])
@@ -264,6 +265,8 @@ def _one_object(res: Result) -> dict[str, object]:
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert isinstance(doc, dict) and "error" not in doc and "ok" not in doc, doc
+    # One compact line, as every command prints it: `| jq` or a line reader alike.
+    assert res.stdout == json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n"
     assert res.stderr == "", res.stderr  # no notes, no pictures: only the object
     return doc
 
