@@ -201,7 +201,11 @@ def test_pending_release_is_refused(setup: Setup, source: str, tmp_path: Path) -
     have = tmp_path / "have.bin"
     have.write_bytes(GOOD + b"v2.0")  # the genuine bytes: still not valid until fully signed
     line = refused(run(setup, "verify-file", str(have), "--url", dl, "--mirror", mirror, ok=False))
-    assert line.startswith("Error: The release is not fully signed yet")
+    # Said with the state of the mirror that answered (a clone not fetched lately is behind).
+    tip = setup.revocation_commit[:12]
+    assert line.startswith(
+        f"Error: The release is not fully signed yet on the mirror (main at {tip}, "
+    )
     outdir = tmp_path / "dl"
     outdir.mkdir()
     res = run(
@@ -242,7 +246,9 @@ def test_unregistered_release_is_refused(setup: Setup, tmp_path: Path) -> None:
     line = refused(
         run(setup, "verify-file", str(have), "--url", dl, "--mirror", str(setup.bare), ok=False)
     )
-    assert line.startswith("Error: No release index on the mirror for this URL")
+    tip = setup.revocation_commit[:12]
+    assert line.startswith(f"Error: No release index on the mirror (main at {tip}, ")
+    assert " UTC) for this URL" in line
 
 
 def test_bad_mirror_arguments_are_one_line(setup: Setup, tmp_path: Path) -> None:

@@ -178,7 +178,8 @@ def verify_release(
     signers_raw = source.get_file_or_none(layout.local_signers_path(index_path))
     if signatures_raw is None or signers_raw is None:
         raise NotFoundError(
-            f"The release is not fully signed yet: no complete signatures for {index_path}"
+            f"The release is not fully signed yet on {where}: no complete signatures for "
+            f"{index_path}"
         )
     rep.line(f"✓ Downloaded signers file ({len(signers_raw)} bytes)")
     rep.line(f"✓ Downloaded index file ({len(index_raw)} bytes)")

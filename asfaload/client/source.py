@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,6 +97,9 @@ class GitMirrorSource:
             raise StoreError(f"The mirror at {path} has no main branch")
         self.tip = str(commit.id)
         self.ref = name
+        # Which state of the mirror answered: a clone that was not fetched lately is behind.
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(commit.commit_time))
+        self.label = f"the mirror (main at {self.tip[:12]}, {when})"
         self._repo = repo
         self._view = GitTreeView(repo, commit.tree)
 
