@@ -448,6 +448,7 @@ def test_unreachable_or_missing_primary(tmp_path: Path, local: Path) -> None:
         ("git://mirror.example/mirror.git", "git://mirror.example/mirror.git"),
         ("ssh://git@mirror.example/srv/mirror.git", None),
         ("/srv/asfaload/primary/mirror.git", None),
+        ("https://mirror.example:99999/mirror.git", None),  # recorded by hand: shown as nothing
     ],
 )
 def test_refusals_name_the_upstream_only_when_it_may_be_shown(
@@ -474,6 +475,9 @@ def test_sources_that_could_run_commands_are_refused(local: Path, tmp_path: Path
     for bad in (f"ext::sh -c touch% {marker}", "--upload-pack=touch /tmp/x", "fd::0", "ftp://x/y"):
         with pytest.raises(FormatError):
             sync(str(local), bad)
+    for bad_port in ("https://h:abc/mirror.git", "http://h:99999/mirror.git"):
+        with pytest.raises(FormatError, match="bad port"):
+            sync(str(local), bad_port)
     assert not marker.exists() and not local.exists()
 
 

@@ -394,6 +394,29 @@ def test_a_local_mirror_rolled_back_after_its_check_is_refused(
     assert record.read_text().strip() == setup.revocation_commit  # the record never moves back
 
 
+def test_a_symlink_to_an_older_copy_does_not_escape_the_record(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """The tip verified in a data dir is kept under the path as given too: its mirror.git later
+    turned into a symlink to a valid but rolled-back copy is refused, not replayed afresh."""
+    old = tmp_path / "old.git"
+    shutil.copytree(setup.bare, old)
+    repo = pygit2.Repository(str(old))
+    repo.references[MAIN].set_target(repo.revparse_single(setup.revocation_commit + "^").id)
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copytree(setup.bare, data / "mirror.git")
+    have = tmp_path / "have.bin"
+    have.write_bytes(GOOD + b"v3.0")
+    args = ("verify-file", str(have), "--url", DL.format(tag="v3.0"), "--mirror", str(data))
+    env = {"ASFALOAD_CACHE_DIR": str(tmp_path / "cache")}
+    assert refused(run(setup, *args, ok=False, env=env)).startswith("Error: File has been revoked")
+    shutil.rmtree(data / "mirror.git")
+    (data / "mirror.git").symlink_to(old)
+    line = refused(run(setup, *args, ok=False, env=env))
+    assert "does not contain commit" in line and setup.revocation_commit[:12] in line, line
+
+
 # --- the cache ----------------------------------------------------------------------------------------
 def test_url_mirrors_are_cached_per_url_and_fetched_incrementally(
     setup: Setup, tmp_path: Path

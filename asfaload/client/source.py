@@ -22,6 +22,7 @@ refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -98,8 +99,11 @@ class GitMirrorSource:
         self.tip = str(commit.id)
         self.ref = name
         # Which state of the mirror answered: a clone that was not fetched lately is behind.
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(commit.commit_time))
-        self.label = f"the mirror (main at {self.tip[:12]}, {when})"
+        try:
+            when = time.strftime(", %Y-%m-%d %H:%M UTC", time.gmtime(commit.commit_time))
+        except (OverflowError, OSError, ValueError):
+            when = ""  # a hostile committer time: the replay refuses it, the label skips it
+        self.label = f"the mirror (main at {self.tip[:12]}{when})"
         self._repo = repo
         self._view = GitTreeView(repo, commit.tree)
 
@@ -107,28 +111,43 @@ class GitMirrorSource:
         """Replay the commits of this tip that this client has not verified here before (all of
         them the first time) through the rules; record the tip in the client's cache.
         VerificationError when a commit fails, or when the tip does not contain the one verified
-        before."""
+        before.
+
+        The record is kept under the path as given and under the repository's real path: a
+        directory handed over again with a symlink to an older copy in it (or the same copy
+        reached through another path) meets the tip verified under either name.
+        """
         from ..replication.replay import verify_history, verify_range
 
-        record = verified_record_path(self._repo.path, cache)
-        known = _read_tip(record)
-        if known == self.tip:
-            return
-        if known is None:
-            report = verify_history(self._repo, self.ref)
-        elif self._contains(known):
-            report = verify_range(self._repo, known, self.tip)
-        else:
-            raise VerificationError(
-                f"Refused the mirror at {self.path}: its main {self.tip[:12]} does not contain "
-                f"commit {known[:12]}, which this client verified there before (a rewritten or "
-                f"rolled-back history could hide a revocation; to trust it anew, remove {record})"
+        records = {
+            verified_record_path(p, cache) for p in (self.path, os.path.realpath(self._repo.path))
+        }
+        known = [(r, tip) for r in sorted(records) if (tip := _read_tip(r)) is not None]
+        for record, tip in known:
+            if tip != self.tip and not self._contains(tip):
+                raise VerificationError(
+                    f"Refused the mirror at {self.path}: its main {self.tip[:12]} does not "
+                    f"contain commit {tip[:12]}, which this client verified there before (a "
+                    "rewritten or rolled-back history could hide a revocation; to trust it "
+                    f"anew, remove {record})"
+                )
+        # Replay from the newest tip verified under either name (the other is its ancestor).
+        start: str | None = None
+        for _, tip in known:
+            if start is None or (tip != start and self._repo.descendant_of(tip, start)):
+                start = tip
+        if start != self.tip:
+            report = (
+                verify_history(self._repo, self.ref)
+                if start is None
+                else verify_range(self._repo, start, self.tip)
             )
-        if report.bad is not None:
-            bad = report.bad
-            where = f"commit {bad.commit}" if bad.commit else "its main"
-            raise VerificationError(f"Refused the mirror at {self.path}: {where}: {bad.reason}")
-        _write_tip(record, self.tip)
+            if report.bad is not None:
+                bad = report.bad
+                where = f"commit {bad.commit}" if bad.commit else "its main"
+                raise VerificationError(f"Refused the mirror at {self.path}: {where}: {bad.reason}")
+        for record in records:
+            _write_tip(record, self.tip)
 
     def _contains(self, commit: str) -> bool:
         try:
@@ -182,10 +201,11 @@ def mirror_cache_path(url: str, root: Path | None = None) -> Path:
 
 
 def verified_record_path(repo_path: str, root: Path | None = None) -> Path:
-    """Where this client keeps the tip it last verified in the local repository ``repo_path``:
-    ``<cache>/verified/<sha256 of its real path>``."""
-    real = os.path.realpath(repo_path).encode("utf-8", "surrogateescape")
-    digest = hashlib.sha256(real).hexdigest()
+    """Where this client keeps the tip it last verified in the local repository at
+    ``repo_path``, a path taken as it is (made absolute, symlinks not resolved):
+    ``<cache>/verified/<sha256 of the path>``."""
+    name = os.path.abspath(repo_path).encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(name).hexdigest()
     return (root if root is not None else cache_root()) / "verified" / digest
 
 
@@ -199,13 +219,14 @@ def _read_tip(record: Path) -> str | None:
 
 def _write_tip(record: Path, tip: str) -> None:
     """Best effort: without a writable cache the next use replays the whole history again."""
+    tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
         tmp.write_text(tip + "\n", encoding="ascii")
         os.replace(tmp, record)
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def open_mirror(spec: str, cache: Path | None = None) -> GitMirrorSource:

@@ -234,11 +234,15 @@ def public_upstream(path: str) -> str | None:
     recorded = primary_of(path)
     if recorded is None:
         return None
-    parts = urlsplit(recorded)
+    try:
+        parts = urlsplit(recorded)
+        port = parts.port
+    except ValueError:  # recorded by hand, or before ports were checked
+        return None
     if parts.scheme not in ("http", "https", "git") or not parts.hostname:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    netloc = host if port is None else f"{host}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
@@ -270,6 +274,10 @@ def normalise_source(source: str) -> str:
     if m is not None:
         if m.group(1).lower() not in _ALLOWED_PROTOCOLS:
             raise FormatError(f"Unsupported primary URL scheme: {m.group(1)}")
+        try:
+            urlsplit(source).port  # noqa: B018 (raises for a port that is no port)
+        except ValueError:
+            raise FormatError("Invalid primary URL: bad port") from None
         return source
     if "::" in source:
         raise FormatError("Unsupported primary URL (remote helpers are not allowed)")

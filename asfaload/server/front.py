@@ -46,6 +46,7 @@ from gunicorn.workers.base import Worker
 
 from .responses import INTERNAL_ERROR, REQUEST_TOO_BIG
 
+SPOOL_FAILED = "Cannot take this push body now; try again shortly"
 # A connection that answered an error and closes keeps draining what the client still sends for
 # this long, so the client reads the answer instead of a reset.
 LINGER_SECONDS = 2.0
@@ -97,6 +98,10 @@ class _Gone(Exception):
 
 class _TimedOut(Exception):
     pass
+
+
+def _close_body(body: _Body, _done: object) -> None:
+    body.close()
 
 
 class _Body:
@@ -290,11 +295,14 @@ class _Connection:
                 )
             event = await self._next_event(deadline, in_head=False)
             if isinstance(event, h11.Data):
-                body.append(event.data)
-                if body.length > cap:
+                if body.length + len(event.data) > cap:
                     raise _Refused(413, REQUEST_TOO_BIG)
-                if bulk and not body.spooled and body.length > self.limits.bulk_in_memory:
-                    body.spool(self.worker.take_spool_slot())
+                try:
+                    body.append(event.data)
+                    if bulk and not body.spooled and body.length > self.limits.bulk_in_memory:
+                        body.spool(self.worker.take_spool_slot())
+                except OSError:  # $TMPDIR full or failing: the client may try again later
+                    raise _Refused(503, SPOOL_FAILED) from None
             elif isinstance(event, h11.EndOfMessage):
                 return
             else:  # ConnectionClosed mid-body
@@ -330,14 +338,13 @@ class _Connection:
                     return
                 first = False
                 request, body = got
-                try:
-                    await self.loop.run_in_executor(
-                        self.worker.executor,
-                        _AppCall(self, request).run,
-                        self.environ(request, body),
-                    )
-                finally:
-                    body.close()
+                call = self.loop.run_in_executor(
+                    self.worker.executor, _AppCall(self, request).run, self.environ(request, body)
+                )
+                # The body (a spooled file and its slot) is released once the app is done with
+                # it, also when this task is cancelled at shutdown while the app still reads.
+                call.add_done_callback(partial(_close_body, body))
+                await asyncio.shield(call)
                 self.worker.nr += 1
                 if self.worker.nr >= self.worker.max_requests:
                     self.worker.alive = False
