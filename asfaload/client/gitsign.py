@@ -40,6 +40,7 @@ from ..errors import ConcurrentUpdateError, NetworkError, NotFoundError, RuleVio
 # Through the packages' public facades (docs/architecture.md), not their inner modules.
 from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_request
 from ..store import MAIN, GitTreeView, apply_change
+from ..store.gitlimits import limited
 from .signing import BeforeSign, build_revocation, sign_files
 from .source import cache_root
 
@@ -183,7 +184,7 @@ class ScratchClone:
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
-                ["git", *args],
+                limited(["git", *args]),
                 cwd=self.path,
                 env=_git_env(),
                 capture_output=True,

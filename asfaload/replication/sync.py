@@ -51,6 +51,7 @@ from ..errors import (
     VerificationError,
 )
 from ..store.durable import WriterLock, lock_path_for
+from ..store.gitlimits import limited
 from ..store.mirror import init_bare_repository
 from .replay import BadCommit, VerifyReport, verify_history, verify_range
 from .status import PRIMARY_CONFIG, READONLY_CONFIG, record_error, record_verified
@@ -186,7 +187,7 @@ def _git_env() -> dict[str, str]:
 
 def _git(repo_path: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["git", "--git-dir", repo_path, *args],
+        limited(["git", "--git-dir", repo_path, *args]),
         capture_output=True,
         text=True,
         env=_git_env(),

@@ -17,6 +17,8 @@ What must hold:
   ``receive.maxInputSize`` in the mirror's own config).
 - The program sees a small fixed environment: no server secrets, and none of the host's git
   configuration (``GIT_CONFIG_NOSYSTEM``, ``GIT_CONFIG_GLOBAL``).
+- It runs under a memory bound (:mod:`asfaload.store.gitlimits`): a small pack or request body
+  that inflates to gigabytes makes git fail, not the machine.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from ..errors import AsfaloadError
 from ..replication.sync import read_only_refusal
+from ..store.gitlimits import limited
 from .context import state
 
 log = logging.getLogger("asfaload.server.git")
@@ -110,6 +113,7 @@ def _cgi_environ(repo: Path, rest: str, *, allow_push: bool, max_push_bytes: int
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_PROJECT_ROOT": str(repo.parent),
         "GIT_HTTP_EXPORT_ALL": "1",
+        "GIT_USER_AGENT": "git/asfaload",  # the advertised agent, without git's version
         "PATH_INFO": f"/{repo.name}/{rest}" if rest else f"/{repo.name}",
         "REQUEST_METHOD": request.method,
         "QUERY_STRING": request.query_string.decode("latin-1"),
@@ -199,7 +203,7 @@ def serve_git(
         if length is not None and length > max_push_bytes:
             raise PushTooLargeError(f"Request body over the {max_push_bytes}-byte limit")
         proc = subprocess.Popen(
-            ["git", "http-backend"],
+            limited(["git", "http-backend"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
