@@ -21,6 +21,10 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # the upstream Asfaload server's limit
 DEFAULT_GIT_MAX_PUSH_BYTES = DEFAULT_MAX_PUSH_BYTES
 
 
+# Threads per gunicorn worker that run the app (REST, web pages, git requests).
+APP_THREADS = 16
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path = Path(layout.DEFAULT_DATA_DIR)

@@ -38,6 +38,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from ..errors import AsfaloadError
 from ..replication.sync import read_only_refusal
 from ..store.gitlimits import limited
+from .config import APP_THREADS
 from .context import state
 
 log = logging.getLogger("asfaload.server.git")
@@ -62,17 +63,38 @@ class PushTooLargeError(AsfaloadError):
 
 
 class _Slots:
-    """The per-worker bound on concurrent git programs."""
+    """The per-worker bound on concurrent git programs, and on the app threads git requests
+    hold: a request waiting for a program waits in an app thread, so past ``admitted`` git
+    requests in this worker the next is answered 503 at once, and at least half the threads stay
+    free for the REST API however many git clients come."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sem: threading.BoundedSemaphore | None = None
+        self._inside = 0
 
     def semaphore(self, size: int) -> threading.BoundedSemaphore:
         with self._lock:
             if self._sem is None:
                 self._sem = threading.BoundedSemaphore(size)
             return self._sem
+
+    @staticmethod
+    def admitted(size: int) -> int:
+        """Git requests one worker holds at once: its ``size`` programs, and as many waiting
+        as fit in half of its app threads."""
+        return max(size, min(2 * size, APP_THREADS // 2))
+
+    def enter(self, size: int) -> bool:
+        with self._lock:
+            if self._inside >= self.admitted(size):
+                return False
+            self._inside += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._inside -= 1
 
 
 _slots = _Slots()
@@ -195,9 +217,17 @@ def serve_git(
 ) -> Response:
     """Run ``git http-backend`` for one request and stream its answer."""
     sem = _slots.semaphore(max_concurrent)
-    if not sem.acquire(timeout=10):
+    if not _slots.enter(max_concurrent):
         raise GitBusyError("Too many git requests at once; try again shortly")
-    release = _Once(sem.release)
+    if not sem.acquire(timeout=10):
+        _slots.leave()
+        raise GitBusyError("Too many git requests at once; try again shortly")
+
+    def release_both() -> None:
+        sem.release()
+        _slots.leave()
+
+    release = _Once(release_both)
     try:
         length = request.content_length
         if length is not None and length > max_push_bytes:

@@ -21,7 +21,7 @@ from gunicorn.app.base import BaseApplication
 from ..errors import StoreError
 from ..store.writer_process import WriterProcess
 from .app import create_app, prepare_data_dir
-from .config import ServerConfig
+from .config import APP_THREADS, ServerConfig
 from .context import STATE_KEY, ServerState
 from .front import BufferingWorker, FrontLimits
 
@@ -57,7 +57,7 @@ class AsfaloadGunicorn(BaseApplication):  # type: ignore[misc]
             "workers": c.workers,
             "worker_class": BufferingWorker,
             # Threads that run the app; requests reach them only once read whole.
-            "threads": 16,
+            "threads": APP_THREADS,
             "graceful_timeout": c.graceful_timeout,
             "timeout": 120,
             # Seconds an idle kept-alive connection waits for its next request.
