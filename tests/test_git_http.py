@@ -25,6 +25,7 @@ from asfaload.crypto import SecretKey
 from asfaload.devtools.server import ServerProcess
 from asfaload.rules import RegisterRelease
 from asfaload.store import Mirror
+from tests.support.http import raw_request
 from tests.support.rules import INDEX, P, index_bytes
 from tests.support.server import server_with_project
 
@@ -128,6 +129,73 @@ def test_signature_by_plain_git_with_any_message_is_accepted(
     git(clone, "push", "-q", "origin", "HEAD:main")
     assert mirror.head() == git(clone, "rev-parse", "HEAD").stdout.strip()
     assert requests.get(server.url(f"/v1/files/{final}"), timeout=10).status_code == 200
+
+
+def _receive_pack_body(clone: Path, old: str, new: str, extra: list[str]) -> bytes:
+    """A receive-pack request moving main old -> new whose pack holds the objects old..new
+    needs and ``extra`` besides (what `git push` never sends, and a crafted client may)."""
+    objects = git(clone, "rev-list", "--objects", "--no-object-names", f"{old}..{new}").stdout
+    pack = subprocess.run(
+        ["git", "pack-objects", "--stdout", "-q"],
+        cwd=clone,
+        input=(objects + "".join(f"{oid}\n" for oid in extra)).encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    line = f"{old} {new} refs/heads/main\0report-status side-band-64k object-format=sha1\n"
+    return b"%04x" % (len(line) + 4) + line.encode() + b"0000" + pack
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/mirror.git/git-receive-pack%00",
+        "/mirror.git/info/refs%0a?service=git-upload-pack",
+        "/mirror.git/../mirror.git/info/refs",
+        "/mirror.git//info/refs",
+        "/mirror.git/./info/refs",
+        "/mirror.git/objects/%2e%2e/config",
+    ],
+)
+def test_odd_git_paths_get_a_json_404(primary, target: str) -> None:
+    server, _, _ = primary
+    method = "POST" if "receive" in target else "GET"
+    reply = raw_request(server.base_url, method, target)
+    assert reply.status == 404, reply
+    assert reply.json()["error"] in ("No such git resource", "Not found"), reply
+
+
+def test_a_push_carrying_objects_its_commits_do_not_use_is_refused(primary, tmp_path: Path) -> None:
+    """git keeps and serves every object of an accepted push: a valid signature must not
+    smuggle a file the mirror would then host."""
+    server, mirror, keys = primary
+    head = mirror.head()
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", remote(server), str(clone))
+    envelope = clone / PENDING
+    data = json.loads(envelope.read_text())
+    sig = keys[0].sign(hashlib.sha512((clone / INDEX).read_bytes()).digest()).to_wire()
+    data["entries"][str(keys[0].public_key)] = {"format": "minisign", "signature": sig}
+    envelope.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    git(clone, "commit", "-q", "-am", "signed")
+    new = git(clone, "rev-parse", "HEAD").stdout.strip()
+    (tmp_path / "payload.bin").write_bytes(os.urandom(4096))
+    smuggled = git(clone, "hash-object", "-w", str(tmp_path / "payload.bin")).stdout.strip()
+    url = server.url("/mirror.git/git-receive-pack")
+    headers = {"Content-Type": "application/x-git-receive-pack-request"}
+    refused = requests.post(
+        url, data=_receive_pack_body(clone, head, new, [smuggled]), headers=headers, timeout=60
+    )
+    assert b"carries 1 object(s) that none of its commits uses" in refused.content, refused.content
+    assert mirror.head() == head
+    mirror_git = ["git", "--git-dir", str(server.data_dir / "mirror.git"), "cat-file", "-e"]
+    assert subprocess.run([*mirror_git, smuggled]).returncode != 0  # quarantine dropped
+    # The same commit, carrying only what it uses, lands.
+    taken = requests.post(
+        url, data=_receive_pack_body(clone, head, new, []), headers=headers, timeout=60
+    )
+    assert b"ok refs/heads/main" in taken.content, taken.content
+    assert mirror.head() == new
 
 
 def test_an_extra_file_is_refused_and_main_does_not_move(primary, tmp_path: Path) -> None:

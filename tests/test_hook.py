@@ -398,6 +398,23 @@ def test_symlinks_submodules_executables_and_oversize_files_are_rejected(mirror_
     assert "invalid path '.hidden'" in push_entry(".hidden", blob, FileMode.BLOB)
 
 
+def test_a_commit_with_a_huge_message_is_refused(mirror_and_clone):
+    """The message is not state, but it stays in every clone for good: a signer's commit is
+    small, one that is not is refused whatever it signs."""
+    m, clone, k = mirror_and_clone
+    head = m.head()
+    view = clone.view()
+    t = max(int(time.time()), clone.tip().commit_time)
+    change = apply(view, sign_op(view, PENDING_SF, k["a"]), t)
+    clone.commit_change(change, message="x" * (100 * 1024), when=t)
+    line = rejected_line(clone.push())
+    assert "the commit object is" in line and "over the 65536-byte limit" in line, line
+    assert m.head() == head
+    clone.reset()
+    clone.commit_change(change, message="signed, " + "y" * 1000, when=t)
+    assert clone.push().returncode == 0
+
+
 def test_committer_time_must_not_go_backwards_or_into_the_future(mirror_and_clone):
     m, clone, k = mirror_and_clone
     view = clone.view()

@@ -171,6 +171,18 @@ def test_first_bad_commit_is_reported_even_when_later_ones_are_fine(mirror: Mirr
     assert report.checked == 17 and report.bad is not None and report.bad.position == 17
 
 
+def test_a_huge_file_is_refused_before_it_is_inflated(mirror: Mirror) -> None:
+    """A hostile upstream's blob may be gigabytes that a few KiB of pack describe: its size is
+    read from the object's header and refused before its content is read."""
+    from asfaload.replication.commits import REPLAY_FILE_CAP
+
+    size = REPLAY_FILE_CAP + 1
+    bad = forge_commit(mirror, Change("x", {"big.bin": b"\0" * size}))
+    report = verify_repository(mirror.path)
+    assert report.bad is not None and report.bad.commit == bad
+    assert f"big.bin is {size} bytes, over the {REPLAY_FILE_CAP}-byte limit" in report.bad.reason
+
+
 def test_forged_signature_is_reported(mirror: Mirror) -> None:
     w = Keys()
     raw = w.signers()

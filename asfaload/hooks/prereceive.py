@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import pygit2
 
 from ..errors import AsfaloadError, CommitRefused
-from ..replication.commits import CommitChecker, Door
-from ..rules.tree import Change
+from ..replication.commits import CheckedCommit, CommitChecker, Door
 from ..store.gittree import MAIN
 
 ZERO = "0" * 40
@@ -82,8 +81,10 @@ def check_push(
     *,
     size_cap: int = DEFAULT_MAX_FILE_SIZE,
     wall_clock: Callable[[], float] | None = None,
+    quarantine: Quarantine | None = None,
 ) -> None:
-    """Raise PushRejected unless every update is an allowed fast-forward of main."""
+    """Raise PushRejected unless every update is an allowed fast-forward of main (and, given
+    the push's ``quarantine``, unless the push carries only objects its commits use)."""
     if not updates:
         raise PushRejected("nothing to update")
     for u in updates:
@@ -95,9 +96,48 @@ def check_push(
             raise PushRejected(f"creating {MAIN} by push is not allowed")
     now = (wall_clock or time.time)()
     checker = _checker(repo, size_cap, int(now) + CLOCK_SKEW)
+    used: set[bytes] = set()
     for u in updates:
         for commit in new_commits(repo, u.old, u.new):
-            checker.check_one(commit)
+            used.add(commit.id.raw)
+            used |= checker.check_one(commit).objects
+    if quarantine is not None:
+        check_carried_objects(quarantine, used)
+
+
+def check_carried_objects(quarantine: Quarantine, used: set[bytes]) -> None:
+    """Refuse a push that carries objects none of its commits use.
+
+    git keeps every object of an accepted push, reachable or not, and serves it (over dumb
+    HTTP, by id over protocol v2): a valid signature with a few extra blobs in its pack would
+    make the mirror host them. An object the mirror already had is harmless (a thin pack's
+    bases are completed with them).
+    """
+    extra = 0
+    for oid in quarantine.incoming:
+        if oid.raw not in used and not quarantine.existing.exists(oid):
+            extra += 1
+    if extra:
+        raise PushRejected(
+            f"the push carries {extra} object(s) that none of its commits uses; push only "
+            "the commits (git push sends only what main needs)"
+        )
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """A push's objects as git holds them until the hook accepts it (``incoming``), and the
+    repository's own objects (``existing``)."""
+
+    incoming: pygit2.Odb
+    existing: pygit2.Odb
+
+    @classmethod
+    def from_env(cls, git_dir: str) -> Quarantine | None:
+        path = os.environ.get("GIT_QUARANTINE_PATH")
+        if not path or not os.path.isdir(path):
+            return None  # git without quarantine (before 2.11): nothing to tell apart
+        return cls(pygit2.Odb(path), pygit2.Odb(os.path.join(git_dir, "objects")))
 
 
 def new_commits(repo: pygit2.Repository, old: str, new: str) -> list[pygit2.Commit]:
@@ -129,10 +169,10 @@ class _PushChecker:
     def __init__(self, checker: CommitChecker) -> None:
         self._checker = checker
 
-    def check_one(self, commit: pygit2.Commit) -> Change:
+    def check_one(self, commit: pygit2.Commit) -> CheckedCommit:
         where = f"commit {commit.short_id}"
         try:
-            return self._checker.check(commit).change
+            return self._checker.check(commit)
         except CommitRefused as e:
             raise PushRejected(f"{where}: {e}") from e
         except AsfaloadError as e:
@@ -160,7 +200,12 @@ def run(stdin_text: str) -> tuple[int, str | None]:
     """(exit status, the one line to tell the pusher)."""
     try:
         repo = open_quarantined()
-        check_push(repo, parse_updates(stdin_text), size_cap=max_file_size(repo))
+        check_push(
+            repo,
+            parse_updates(stdin_text),
+            size_cap=max_file_size(repo),
+            quarantine=Quarantine.from_env(repo.path),
+        )
     except PushRejected as e:
         return 1, f"asfaload: push rejected: {_one_line(str(e))}"
     except Exception:

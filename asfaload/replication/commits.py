@@ -59,6 +59,13 @@ class Door(Enum):
     REPLAY = "replay"
 
 
+# The largest file a replayed commit may write. The server writes only small files (request
+# bodies and forge files are capped well below it); the cap keeps a hostile upstream's huge
+# blob from being inflated in memory.
+REPLAY_FILE_CAP = 16 << 20
+# The largest commit a signer may push: headers and a message, never state.
+MAX_PUSHED_COMMIT_BYTES = 64 << 10
+
 _TYPE_NAMES = {
     int(pygit2.enums.ObjectType.TREE): b"tree",
     int(pygit2.enums.ObjectType.BLOB): b"blob",
@@ -87,6 +94,9 @@ class _DerivedObjects:
         self._new[oid.raw] = (kind, data)
         return oid
 
+    def written(self) -> frozenset[bytes]:
+        return frozenset(self._new)
+
     def forget(self) -> None:
         self._new.clear()
 
@@ -94,10 +104,13 @@ class _DerivedObjects:
 @dataclass(frozen=True)
 class CheckedCommit:
     """A commit that passed: the change it makes (the derived change, with its canonical
-    message) and the operation the rules derived it from (None for the root and TUF commits)."""
+    message), the operation the rules derived it from (None for the root and TUF commits), and
+    the raw ids of the trees and blobs its tree has that its parent's has not (what a push of
+    it must carry, and all it may carry besides the commit)."""
 
     change: Change
     op: Op | None
+    objects: frozenset[bytes] = frozenset()
 
 
 class CommitChecker:
@@ -136,6 +149,13 @@ class CommitChecker:
             return CheckedCommit(Change(commit.message.rstrip("\n")), None)
         if len(commit.parent_ids) != 1:
             raise CommitRefused("merge commits are not allowed")
+        if self._door is Door.PUSH:
+            _, size = self._repo.odb.read_header(commit.id)
+            if size > MAX_PUSHED_COMMIT_BYTES:
+                raise CommitRefused(
+                    f"the commit object is {size} bytes, over the {MAX_PUSHED_COMMIT_BYTES}-byte "
+                    "limit (its message stays in every clone for good)"
+                )
         parent = commit.parents[0]
         when = commit.commit_time
         if when < parent.commit_time:
@@ -172,7 +192,7 @@ class CommitChecker:
                 f"the commit's tree is not the tree the rules derive: {where} "
                 "is not part of it (empty directories and other entries are refused)"
             )
-        return CheckedCommit(expected, op)
+        return CheckedCommit(expected, op, self._objects.written())
 
     def _files_changed(self, old: pygit2.Tree, new: pygit2.Tree) -> Change:
         writes: dict[str, bytes] = {}
@@ -191,12 +211,14 @@ class CommitChecker:
                 raise CommitRefused(f"submodules are not allowed: {c.path}")
             if c.mode != FileMode.BLOB:
                 raise CommitRefused(f"only regular non-executable files are allowed: {c.path}")
-            blob = self._repo[c.new].peel(pygit2.Blob)
-            if self._size_cap is not None and blob.size > self._size_cap:
-                raise CommitRefused(
-                    f"{c.path} is {blob.size} bytes, over the {self._size_cap}-byte limit"
-                )
-            writes[c.path] = blob.data
+            oid = pygit2.Oid(hex=c.new)
+            # The size from the object's header, before its content is inflated: a hostile
+            # upstream's blob may be gigabytes that a few KiB of pack describe.
+            _, size = self._repo.odb.read_header(oid)
+            cap = self._size_cap if self._size_cap is not None else REPLAY_FILE_CAP
+            if size > cap:
+                raise CommitRefused(f"{c.path} is {size} bytes, over the {cap}-byte limit")
+            writes[c.path] = self._repo[oid].peel(pygit2.Blob).data
         if not writes and not deletes:
             if old.id == new.id:
                 raise CommitRefused("the commit changes nothing")

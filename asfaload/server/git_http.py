@@ -35,7 +35,7 @@ from typing import IO, cast
 
 from flask import Blueprint, Response, request, stream_with_context
 
-from ..errors import AsfaloadError
+from ..errors import AsfaloadError, NotFoundError
 from ..replication.sync import read_only_refusal
 from ..store.gitlimits import limited
 from .config import APP_THREADS
@@ -118,6 +118,14 @@ def refuse_push_response(message: str) -> Response:
         content_type=f"application/x-{_RECEIVE_PACK}-advertisement",
         headers={"Cache-Control": "no-cache"},
     )
+
+
+def _plain_path(rest: str) -> bool:
+    """A path git http-backend is asked about: no control characters (a NUL cannot even reach
+    its environment), no empty, ``.`` or ``..`` segment (which it refuses with an empty 500)."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in rest):
+        return False
+    return not rest or all(part not in ("", ".", "..") for part in rest.split("/"))
 
 
 def _is_push(rest: str) -> bool:
@@ -314,6 +322,8 @@ class _Once:
 @git_blueprint.route(MOUNT, defaults={"rest": ""}, methods=["GET", "HEAD", "POST"])
 @git_blueprint.route(f"{MOUNT}/<anypath:rest>", methods=["GET", "HEAD", "POST"])
 def git_http(rest: str) -> Response:
+    if not _plain_path(rest):
+        raise NotFoundError("No such git resource")
     st = state()
     cfg = st.config
     if _is_push(rest) and cfg.read_only:
