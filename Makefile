@@ -24,6 +24,10 @@ deps: $(STAMP)
 	@command -v faketime >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq faketime; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq faketime; fi; }
+	@# prlimit bounds the memory of the git programs that read strangers' data (store/gitlimits.py).
+	@command -v prlimit >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq util-linux; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq util-linux; fi; }
 	@# The web pages are tested in a real headless Chromium (tests/test_web.py).
 	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
