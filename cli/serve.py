@@ -37,6 +37,13 @@ from ._common import dumps_compact, handle_errors, json_option
     "Env ASFALOAD_READ_ONLY.",
 )
 @click.option(
+    "--primary-url",
+    default=None,
+    metavar="URL",
+    help="With --read-only: the primary that refused writes are sent to (env "
+    "ASFALOAD_PRIMARY_URL); without it, the upstream synced from is named when it is a public URL.",
+)
+@click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -52,6 +59,7 @@ def serve_command(
     workers: int | None,
     config_file: Path | None,
     read_only: bool | None,
+    primary_url: str | None,
     repo: Path | None,
     json_output: bool,
 ) -> None:
@@ -66,6 +74,7 @@ def serve_command(
       asfaload serve
       asfaload serve --data-dir /srv/asfaload-data --host 0.0.0.0 --port 3000 --workers 2
       asfaload serve --data-dir /srv/ro-data --read-only --json
+      asfaload serve --data-dir /srv/ro-data --read-only --primary-url https://asfaload.example
     """
     from asfaload.server.config import ServerConfig
     from asfaload.server.serving import serve
@@ -77,6 +86,7 @@ def serve_command(
             "port": port,
             "workers": workers,
             "read_only": read_only,
+            "primary_url": primary_url,
             "repo": repo,
         },
         toml_path=config_file,

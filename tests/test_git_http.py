@@ -268,6 +268,20 @@ def test_read_only_server_refuses_pushes_naming_the_primary(primary, tmp_path: P
         assert requests.get(ro.url(f"/v1/files/{INDEX}"), timeout=10).status_code == 200
     finally:
         ro.stop()
+    # The operator may name the primary itself (a chain's upstream may be another mirror).
+    named = "https://asfaload.example"
+    ro = ServerProcess(data, env={"ASFALOAD_READ_ONLY": "1", "ASFALOAD_PRIMARY_URL": named}).start()
+    try:
+        res = git(clone, "push", remote(ro), "HEAD:main", check=False)
+        assert res.returncode != 0
+        line = f"read-only mirror; push signatures to the primary at {named}"
+        assert line in res.stderr and remote(server) not in res.stderr, res.stderr
+        refused = requests.post(ro.url("/v1/revoke"), data=b"{}", timeout=10)
+        assert refused.json()["error"] == (
+            f"This server is a read-only mirror; send writes to the primary at {named}"
+        )
+    finally:
+        ro.stop()
 
 
 def test_push_larger_than_a_rest_body_reaches_the_hook(primary, tmp_path: Path) -> None:

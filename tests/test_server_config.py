@@ -59,6 +59,11 @@ def test_env_lists_and_booleans():
         {"ASFALOAD_MAX_BODY_BYTES": "10"},
         {"ASFALOAD_REQUEST_TIMEOUT": "0"},
         {"ASFALOAD_REQUEST_TIMEOUT": "soon"},
+        {"ASFALOAD_PRIMARY_URL": "ftp://asfaload.example"},
+        {"ASFALOAD_PRIMARY_URL": "https://user:token@asfaload.example"},
+        {"ASFALOAD_PRIMARY_URL": "https://asfaload.example/?token=x"},
+        {"ASFALOAD_PRIMARY_URL": "https://asfaload.example:99999"},
+        {"ASFALOAD_PRIMARY_URL": "/srv/primary/mirror.git"},
     ],
 )
 def test_invalid_values(env):

@@ -247,10 +247,13 @@ def public_upstream(path: str) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def read_only_refusal(path: str, what: str) -> str:
+def read_only_refusal(path: str, what: str, primary_url: str | None = None) -> str:
     """What a read-only mirror at ``path`` answers a write: ``what`` ("push signatures") goes to
-    the primary. The upstream is named when it may be shown; it may itself be a mirror (a chain
-    primary → A → B), which B cannot tell, so it is named as what B follows."""
+    the primary, ``primary_url`` when the operator gave it. Else the upstream is named when it
+    may be shown; it may itself be a mirror (a chain primary → A → B), which B cannot tell, so
+    it is named as what B follows."""
+    if primary_url:
+        return f"this server is a read-only mirror; {what} to the primary at {primary_url}"
     upstream = public_upstream(path)
     follows = f" following {upstream}" if upstream else ""
     where = f" ({upstream}, or the primary it follows)" if upstream else ""

@@ -102,7 +102,8 @@ def _refuse_writes() -> None:
     if request.blueprint == "git":
         return
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        text = read_only_refusal(str(state().config.mirror_path), "send writes")
+        config = state().config
+        text = read_only_refusal(str(config.mirror_path), "send writes", config.primary_url)
         raise ReadOnlyError(text[0].upper() + text[1:])
 
 

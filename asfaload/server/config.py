@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import layout
 from ..errors import ConfigError
@@ -48,6 +49,9 @@ class ServerConfig:
     # A read-only mirror (kept up to date by `asfaload mirror sync`) serves the public reads and
     # refuses every write: a local commit would fork it from the primary it follows.
     read_only: bool = False
+    # What a read-only mirror names as the primary when it refuses a write (an http(s) URL);
+    # unset, it names the upstream it syncs from, when that URL may be shown.
+    primary_url: str | None = None
     # A mirror repository that lives elsewhere than ``<data_dir>/mirror.git`` (where a git host
     # keeps it); ``private/`` stays under the data dir.
     repo: Path | None = None
@@ -79,6 +83,8 @@ class ServerConfig:
         if self.tuf_refresh_interval < 0:
             raise ConfigError(f"Invalid tuf_refresh_interval: {self.tuf_refresh_interval}")
         check_objects(self.objects)
+        if self.primary_url is not None:
+            object.__setattr__(self, "primary_url", _advertised_url(self.primary_url))
         if not 0 < self.port < 65536:
             raise ConfigError(f"Invalid port: {self.port}")
         if not 1 <= self.workers <= 64:
@@ -179,6 +185,28 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"Invalid value for {name}: {value!r}") from exc
 
 
+def _advertised_url(value: str) -> str:
+    """An http(s) URL fit to show anyone: no credentials, query, fragment or control
+    characters."""
+    parts = urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 (raises for a port that is no port)
+    except ValueError:
+        raise ConfigError(f"Invalid primary_url: {value!r}") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or any(ord(c) < 0x21 or c == "\x7f" for c in value.strip())
+    ):
+        raise ConfigError(
+            "Invalid primary_url: give an http(s) URL without credentials, query or fragment"
+        )
+    return value.strip()
+
+
 def _parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -206,6 +234,7 @@ _ENV = {
     "ASFALOAD_GRACEFUL_TIMEOUT": "graceful_timeout",
     "ASFALOAD_REQUEST_TIMEOUT": "request_timeout",
     "ASFALOAD_READ_ONLY": "read_only",
+    "ASFALOAD_PRIMARY_URL": "primary_url",
     "ASFALOAD_REPO": "repo",
     "ASFALOAD_MAX_PUSH_BYTES": "git_max_push_bytes",
     "ASFALOAD_GIT_TIMEOUT": "git_timeout",

@@ -327,7 +327,9 @@ def git_http(rest: str) -> Response:
     st = state()
     cfg = st.config
     if _is_push(rest) and cfg.read_only:
-        return refuse_push_response(read_only_refusal(str(cfg.mirror_path), "push signatures"))
+        return refuse_push_response(
+            read_only_refusal(str(cfg.mirror_path), "push signatures", cfg.primary_url)
+        )
     return serve_git(
         cfg.mirror_path,
         rest,
