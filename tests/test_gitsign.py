@@ -547,6 +547,29 @@ def test_resolve_remote(tmp_path: Path) -> None:
     assert resolve_remote(str(odd)) == str(odd)
     with pytest.raises(RuleViolation):
         resolve_remote("")
+    for hostile in (
+        "--upload-pack=touch${IFS}pwned;:",
+        "-oProxyCommand=touch pwned",
+        "ext::sh -c touch% pwned",
+        "fd::0",
+        "ftp://example.org/m.git",
+    ):
+        with pytest.raises(RuleViolation):
+            resolve_remote(hostile)
+
+
+def test_a_git_location_that_is_an_option_runs_nothing(
+    project_mirror: World, tmp_path: Path
+) -> None:
+    """The --git location reaches git after ``--`` and is checked first: what git would take for
+    an option (and so run a command) is refused, before any fetch."""
+    w = project_mirror
+    released(w)
+    marker = tmp_path / "PWNED"
+    hostile = f"--upload-pack=touch${{IFS}}{marker};:"
+    res = cli("sign-pending", "--git", hostile, "-K", str(w.key_files["a"]), "-p", PASSWORD, INDEX)
+    assert res.code == 1 and "looks like an option" in res.stderr, res
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize(

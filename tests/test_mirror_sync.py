@@ -470,6 +470,48 @@ def test_refusals_name_the_upstream_only_when_it_may_be_shown(
     assert "secret" not in text and "/srv/" not in text
 
 
+def test_a_fetch_that_times_out_leaves_no_git_behind(
+    local: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A silent upstream: at the timeout the whole fetch goes, git's HTTP helper included (it
+    would otherwise live on, holding the connection)."""
+    import socket
+    import time as _time
+
+    from asfaload.replication import sync as sync_module
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/never.git"
+    monkeypatch.setattr(sync_module, "FETCH_TIMEOUT_SECONDS", 2.0)
+    try:
+        with pytest.raises(FetchError, match="timed out"):
+            sync(str(local), url)
+        left: list[str] = []
+        for _ in range(20):  # a killed process may take a moment to be gone from /proc
+            left = [
+                cmd
+                for pid in os.listdir("/proc")
+                if pid.isdigit()
+                for cmd in [_cmdline(pid)]
+                if url in cmd
+            ]
+            if not left:
+                break
+            _time.sleep(0.1)
+        assert left == []
+    finally:
+        silent.close()
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def test_sources_that_could_run_commands_are_refused(local: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     for bad in (f"ext::sh -c touch% {marker}", "--upload-pack=touch /tmp/x", "fd::0", "ftp://x/y"):

@@ -40,7 +40,7 @@ from ..errors import ConcurrentUpdateError, NetworkError, NotFoundError, RuleVio
 # Through the packages' public facades (docs/architecture.md), not their inner modules.
 from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_request
 from ..store import MAIN, GitTreeView, apply_change
-from ..store.gitlimits import limited
+from ..store.gitlimits import REMOTE_CONFIG, REMOTE_PROTOCOLS, limited, run_git
 from .signing import BeforeSign, build_revocation, sign_files
 from .source import cache_root
 
@@ -79,15 +79,30 @@ class PushedChange:
 
 
 # --- git plumbing -----------------------------------------------------------------------------
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*:[^:]")
+
+
 def resolve_remote(remote: str) -> str:
-    """``remote`` as git should see it from a scratch directory: URLs and scp-like ``host:path``
-    unchanged, local paths made absolute (git runs elsewhere)."""
-    if not remote:
-        raise RuleViolation("The mirror location is empty")
-    if "://" in remote:
+    """``remote`` as git should see it from a scratch directory: URLs of the allowed transports
+    and scp-like ``user@host:path`` unchanged, local paths made absolute (git runs elsewhere).
+
+    Nothing git would take for an option (``--upload-pack=…``) or a command-running transport
+    (``ext::``, ``fd::``) gets through: the location comes from a command line or a document.
+    """
+    if not remote or any(c in remote for c in "\0\n\r"):
+        raise RuleViolation("Invalid mirror location")
+    if remote.startswith("-"):
+        raise RuleViolation("Invalid mirror location (it looks like an option)")
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", remote)
+    if scheme is not None:
+        if scheme.group(1).lower() not in REMOTE_PROTOCOLS:
+            raise RuleViolation(f"Unsupported mirror URL scheme: {scheme.group(1)}")
         return remote
-    head = remote.split("/", 1)[0]
-    if ":" in head and not os.path.exists(remote):
+    if "::" in remote:
+        raise RuleViolation("Unsupported mirror location (remote helpers are not allowed)")
+    if os.path.exists(remote):
+        return os.path.abspath(remote)
+    if _SCP_LIKE.match(remote):
         return remote  # scp-like ssh syntax: user@host:path
     return os.path.abspath(remote)
 
@@ -183,14 +198,11 @@ class ScratchClone:
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(
-                limited(["git", *args]),
+            return run_git(
+                limited(["git", *REMOTE_CONFIG, *args]),
                 cwd=self.path,
                 env=_git_env(),
-                capture_output=True,
-                text=True,
                 timeout=GIT_TIMEOUT,
-                check=False,
             )
         except FileNotFoundError as exc:
             raise NetworkError("git is not installed (needed for --git)") from exc
@@ -200,7 +212,9 @@ class ScratchClone:
     def fetch(self) -> tuple[pygit2.Repository, pygit2.Commit]:
         """Fetch the mirror's ``main``; the repository (reopened, so new packs are seen) and
         the fetched tip."""
-        res = self._git("fetch", "--quiet", "--no-tags", self.remote, f"+{MAIN}:{_TRACKING}")
+        res = self._git(
+            "fetch", "--quiet", "--no-tags", "--", self.remote, f"+{MAIN}:{_TRACKING}"
+        )
         if res.returncode != 0:
             raise NetworkError(f"Cannot fetch main from the mirror: {_git_failure(res.stderr)}")
         repo = pygit2.Repository(self.path)
@@ -209,7 +223,9 @@ class ScratchClone:
 
     def push(self, commit_id: str) -> _PushStatus:
         # --no-verify: a pre-push hook from the user's global config has no say over our commit.
-        res = self._git("push", "--porcelain", "--no-verify", self.remote, f"{commit_id}:{MAIN}")
+        res = self._git(
+            "push", "--porcelain", "--no-verify", "--", self.remote, f"{commit_id}:{MAIN}"
+        )
         status = parse_push_output(res.stdout, res.stderr)
         if status is None:
             raise NetworkError(f"Cannot push to the mirror: {push_failure(res.stderr)}")

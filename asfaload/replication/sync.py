@@ -51,7 +51,7 @@ from ..errors import (
     VerificationError,
 )
 from ..store.durable import WriterLock, lock_path_for
-from ..store.gitlimits import limited
+from ..store.gitlimits import REMOTE_CONFIG, REMOTE_PROTOCOLS, limited, run_git
 from ..store.mirror import init_bare_repository
 from .replay import BadCommit, VerifyReport, verify_history, verify_range
 from .status import PRIMARY_CONFIG, READONLY_CONFIG, record_error, record_verified
@@ -79,8 +79,7 @@ FETCH_TIMEOUT_SECONDS = 600.0
 # Objects adopted into the mirror and the moved main reach the disk before the sync reports
 # success (git >= 2.36; older versions ignore the unknown keys).
 _DURABLE = ("-c", "core.fsync=objects,reference", "-c", "core.fsyncMethod=fsync")
-# Transports git may use for a primary. ext:: and fd:: would run commands named by the URL.
-_ALLOWED_PROTOCOLS = ("file", "http", "https", "ssh", "git")
+_ALLOWED_PROTOCOLS = REMOTE_PROTOCOLS
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # Variables that would make our git commands act on another repository or object store.
 _GIT_ENV_DROP = (
@@ -186,13 +185,8 @@ def _git_env() -> dict[str, str]:
 
 
 def _git(repo_path: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        limited(["git", "--git-dir", repo_path, *args]),
-        capture_output=True,
-        text=True,
-        env=_git_env(),
-        timeout=timeout,
-        check=False,
+    return run_git(
+        limited(["git", "--git-dir", repo_path, *args]), env=_git_env(), timeout=timeout
     )
 
 
@@ -292,11 +286,8 @@ def normalise_source(source: str) -> str:
 
 # --- steps ------------------------------------------------------------------------------------------
 def _fetch(repo_path: str, source: str) -> None:
-    config: list[str] = ["-c", "protocol.allow=never"]
-    for proto in _ALLOWED_PROTOCOLS:
-        config += ["-c", f"protocol.{proto}.allow=always"]
     args = [
-        *config,
+        *REMOTE_CONFIG,
         "-c",
         "fetch.fsckObjects=true",
         "fetch",

@@ -27,6 +27,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -247,12 +248,13 @@ def serve_git(
             stderr=subprocess.PIPE,
             env=_cgi_environ(repo, rest, allow_push=allow_push, max_push_bytes=max_push_bytes),
             close_fds=True,
+            start_new_session=True,  # a kill reaches upload-pack and pack-objects too
         )
     except BaseException:
         release()
         raise
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    timer = threading.Timer(timeout, proc.kill)
+    timer = threading.Timer(timeout, _kill_all, args=(proc,))
     timer.daemon = True
     timer.start()
     threading.Thread(target=_drain_stderr, args=(proc.stderr,), daemon=True).start()
@@ -274,7 +276,7 @@ def serve_git(
             proc.wait()  # blocking, not polling: the timer still kills a git that hangs
         timer.cancel()
         if proc.poll() is None:
-            proc.kill()
+            _kill_all(proc)
         proc.wait()
         stdout.close()
         release()
@@ -301,6 +303,14 @@ def serve_git(
     for name, value in headers:
         resp.headers[name] = value
     return resp
+
+
+def _kill_all(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``git http-backend`` and the git programs it started (its session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
 
 
 class _Once:

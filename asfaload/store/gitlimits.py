@@ -14,8 +14,12 @@ where running Python between fork and exec may deadlock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -44,3 +48,61 @@ def limited(argv: list[str], max_memory: int | None = None) -> list[str]:
         raise ConfigError("prlimit (util-linux) is needed to bound git's memory")
     limit = git_max_memory() if max_memory is None else max_memory
     return [prlimit, f"--data={limit}", "--", *argv]
+
+
+# Transports git may use to reach a remote we were given: ext:: and fd:: would run commands
+# named by the URL.
+REMOTE_PROTOCOLS = ("file", "http", "https", "ssh", "git")
+# For every git command that talks to a remote: only those transports, and an HTTP transfer
+# that stays under 1 byte/s for a minute is abandoned (a silent server never holds it).
+REMOTE_CONFIG: tuple[str, ...] = (
+    "-c",
+    "protocol.allow=never",
+    *(arg for proto in REMOTE_PROTOCOLS for arg in ("-c", f"protocol.{proto}.allow=always")),
+    "-c",
+    "http.lowSpeedLimit=1",
+    "-c",
+    "http.lowSpeedTime=60",
+)
+
+
+def run_git(
+    argv: list[str],
+    *,
+    timeout: float,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` (a bounded git command, see :func:`limited`) to completion, text output
+    captured. On ``timeout`` its whole process group is killed, not git alone (its
+    ``git-remote-http`` would live on, holding the connection), and TimeoutExpired is raised."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        proc.communicate()
+        raise
+    except BaseException:
+        kill_group(proc)
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``proc`` and the processes of its session (started with
+    ``start_new_session=True``)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
