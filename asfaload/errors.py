@@ -7,14 +7,21 @@ Every failure a user can cause maps to a subclass of :class:`AsfaloadError`. The
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+ONE_LINE_LIMIT = 2000
+
 
 def one_line(text: str) -> str:
-    """``text`` with every run of white space (newlines included) folded to one space: how a
-    message reaches a user, on the CLI's one line or in an HTTP ``error`` field."""
-    return " ".join(text.split())
+    """``text`` as a message reaches a user, on the CLI's one line or in an HTTP ``error``
+    field: every run of white space (newlines included) folded to one space, any other control
+    character shown as ``\\xNN`` (a hostile mirror's names and messages must not drive the
+    terminal), and at most ``ONE_LINE_LIMIT`` characters."""
+    folded = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", " ".join(text.split()))
+    return folded if len(folded) <= ONE_LINE_LIMIT else folded[:ONE_LINE_LIMIT] + "…"
 
 
 class AsfaloadError(Exception):

@@ -35,7 +35,8 @@ def check_path(path: str) -> str:
     """Return ``path`` if it is a clean relative mirror path, else raise FormatError.
 
     Clean means: '/'-separated, no empty, '.' or '..' segments, no leading dot segment
-    (so '.git' and friends are unreachable), no NUL or backslash.
+    (so '.git' and friends are unreachable), no backslash and no control character (NUL, ESC
+    and the rest: a path is printed to terminals).
     """
     if not isinstance(path, str) or not _is_clean(path):
         raise FormatError(f"Invalid path: {path!r}")
@@ -44,7 +45,7 @@ def check_path(path: str) -> str:
 
 def _is_clean(path: str) -> bool:
     # No empty segment (leading, trailing or doubled "/", or an empty path), no segment that
-    # starts with "." ("." and ".." included), no backslash, no NUL: six substring tests in C.
+    # starts with "." ("." and ".." included), no backslash, no control character: tests in C.
     # The rules check paths dozens of times per operation, inside the writer, over more
     # distinct paths than a memo could hold.
     return (
@@ -54,8 +55,11 @@ def _is_clean(path: str) -> bool:
         and "/." not in path
         and "//" not in path
         and "\\" not in path
-        and "\x00" not in path
+        and _CONTROL.search(path) is None
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # --- names --------------------------------------------------------------------------------------

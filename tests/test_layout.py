@@ -322,7 +322,7 @@ def test_check_path_never_accepts_traversal(path: str) -> None:
         return
     segs = path.split("/")
     assert all(s not in ("", ".", "..") and not s.startswith(".") for s in segs)
-    assert "\x00" not in path and "\\" not in path
+    assert "\x00" not in path and "\\" not in path and "\x1b" not in path
 
 
 @given(st.lists(st.text(alphabet="abc.-_", min_size=1, max_size=6), min_size=1, max_size=4))
@@ -341,14 +341,17 @@ def test_pending_signatures_round_trip(segs: list[str]) -> None:
 def _clean_by_definition(path: str) -> bool:
     if not path or path.startswith("/") or path.endswith("/"):
         return False
-    if "\\" in path or "\x00" in path:
+    if "\\" in path or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in path):
         return False
     return not any(seg in ("", ".", "..") or seg.startswith(".") for seg in path.split("/"))
 
 
 @settings(max_examples=500, deadline=None)
 @given(
-    st.lists(st.sampled_from(["a", "é", ".", "/", "\\", "\x00", "b."]), max_size=10).map("".join)
+    st.lists(
+        st.sampled_from(["a", "é", ".", "/", "\\", "\x00", "b.", "\x1b", "\x9b", "\x7f", "\n"]),
+        max_size=10,
+    ).map("".join)
 )
 def test_check_path_is_its_definition(path: str) -> None:
     """check_path accepts exactly the paths its docstring defines as clean."""
@@ -358,3 +361,13 @@ def test_check_path_is_its_definition(path: str) -> None:
     except FormatError:
         clean = False
     assert clean == _clean_by_definition(path)
+
+
+def test_one_line_keeps_a_hostile_text_off_the_terminal() -> None:
+    """What a hostile mirror names (paths, commit messages) reaches users through one_line:
+    control characters are shown, not sent, and a huge text is cut."""
+    from asfaload.errors import ONE_LINE_LIMIT, one_line
+
+    assert one_line("a\x1b]0;owned\x07b\n c\x9b2K") == "a\\x1b]0;owned\\x07b c\\x9b2K"
+    long = one_line("x" * (ONE_LINE_LIMIT * 3))
+    assert len(long) == ONE_LINE_LIMIT + 1 and long.endswith("…")

@@ -512,6 +512,29 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
+def test_a_hostile_upstreams_names_and_messages_never_reach_the_terminal(
+    primary: Primary, local: Path
+) -> None:
+    """A commit whose file name carries terminal escapes and whose message is megabytes: the
+    refusal is one short line with the escapes shown, not sent."""
+    sync(str(local), str(primary.path))
+    repo = pygit2.Repository(str(primary.path))
+    tip = repo[primary.head()].peel(pygit2.Commit)
+    name = "\x1b[2K\x1b[1G\x1b[32mSynced: OK\x1b]0;owned\x07"
+    builder = repo.TreeBuilder(tip.tree)
+    builder.insert(name, repo.create_blob(b"x"), pygit2.enums.FileMode.BLOB)
+    who = pygit2.Signature("mallory", "m@example.org", tip.commit_time + 1, 0)
+    message = "\x1b]0;owned\x07" + "m" * (4 << 20)
+    repo.create_commit(MAIN, who, who, message, builder.write(), [tip.id])
+    git("update-server-info", cwd=primary.path)
+    for args in ([], ["--json"]):
+        code, out, err = run_sync("--repo", str(local), *args)
+        assert code == 1 and out == ""
+        assert "\x1b" not in err and "\x07" not in err, err[:300]
+        assert len(err) < 20_000 and err.count("\n") == 1
+    assert "\\x1b[2K" in err  # shown, escaped, in the reason
+
+
 def test_sources_that_could_run_commands_are_refused(local: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     for bad in (f"ext::sh -c touch% {marker}", "--upload-pack=touch /tmp/x", "fd::0", "ftp://x/y"):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from ..errors import AsfaloadError, CommitRefused
+from ..errors import AsfaloadError, CommitRefused, one_line
 from ..replication.commits import CheckedCommit, CommitChecker, Door
 from ..store.gittree import MAIN
 
@@ -184,7 +184,7 @@ def _checker(repo: pygit2.Repository, size_cap: int, latest: int | None) -> _Pus
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return one_line(text)
 
 
 # --- entry point ------------------------------------------------------------------------------

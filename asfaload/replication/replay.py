@@ -22,7 +22,7 @@ from typing import Any
 
 import pygit2
 
-from ..errors import AsfaloadError, CommitRefused
+from ..errors import AsfaloadError, CommitRefused, one_line
 from ..rules.tree import Change
 from ..store import MAIN
 from ..store.gittree import diff_trees
@@ -124,7 +124,7 @@ def verify_commit(repo: pygit2.Repository, commit: pygit2.Commit) -> Change:
 
 # --- whole histories --------------------------------------------------------------------------------
 def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "rejected"
+    return one_line(text) or "rejected"
 
 
 def verify_history(repo: pygit2.Repository, ref: str = MAIN) -> VerifyReport:
@@ -163,7 +163,9 @@ def _replay(
             reason = f"cannot be replayed: {type(e).__name__}: {_one_line(str(e))}"
         else:
             continue
-        bad = BadCommit(str(commit.id), start + i, commit.message.rstrip("\n"), reason)
+        # The message as a person reads it: a hostile one may be megabytes of escapes.
+        shown = one_line(commit.message)
+        bad = BadCommit(str(commit.id), start + i, shown, reason)
         return VerifyReport(head, i, bad)
     return VerifyReport(head, len(chain))
 

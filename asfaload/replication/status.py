@@ -28,7 +28,7 @@ from typing import Any
 
 import pygit2
 
-from ..errors import StoreError
+from ..errors import StoreError, one_line
 from ..store.durable import WriterLock
 
 __all__ = [
@@ -101,7 +101,7 @@ def record_verified(repo_path: str, tip: str | None, by: str) -> None:
 
 def record_error(repo_path: str, message: str, by: str) -> None:
     """``by`` failed just now with ``message`` (one line)."""
-    text = " ".join(message.split()) or "error"
+    text = one_line(message) or "error"
     _update(repo_path, "last_error", {"at": _now(), "message": text, "by": by})
 
 
