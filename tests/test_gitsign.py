@@ -36,7 +36,7 @@ from asfaload.errors import ConcurrentUpdateError, ConflictError, RuleViolation
 from asfaload.model import SignaturesFile, SignerGroup, SignersFile
 from asfaload.model.index import PublishedFile, ReleaseIndex
 from asfaload.replication.replay import verify_repository
-from asfaload.rules import FileStatus, Register, RegisterRelease, file_status
+from asfaload.rules import Change, FileStatus, Register, RegisterRelease, file_status
 from asfaload.store import MAIN, Mirror
 from tests.support.rules import (
     ACTIVE_SF,
@@ -472,6 +472,25 @@ def test_sign_over_smart_http(project_mirror: World, smart_http: str) -> None:
     assert line.startswith("Error: asfaload: push rejected: commit "), line
     assert w.tip() == signed
     verified(w)
+
+
+def test_a_mirror_that_swaps_the_bytes_at_the_path_is_refused_before_signing(
+    project_mirror: World,
+) -> None:
+    """A hostile git server puts other bytes at the path the signer named (here, another
+    release index): no rule derives that commit, so the replay refuses the mirror and nothing
+    is signed or pushed."""
+    from tests.support.mirror import forge_commit
+
+    w = project_mirror
+    released(w)
+    assert w.sign("a", INDEX).code == 0  # the genuine history, verified and signed on
+    forged = forge_commit(w.mirror, Change("swap", {INDEX: index_bytes("evil.tgz")}))
+    res = w.sign("b", INDEX)
+    assert res.code == 1 and res.stdout == ""
+    (line,) = res.stderr.splitlines()
+    assert line.startswith(f"Error: Refused the mirror {w.path}: commit {forged}: "), line
+    assert w.tip() == forged  # nothing pushed on top of it
 
 
 def test_dumb_http_fetches_but_cannot_push(project_mirror: World) -> None:

@@ -35,7 +35,13 @@ import pygit2
 
 from .. import layout
 from ..crypto import SecretKey
-from ..errors import ConcurrentUpdateError, NetworkError, NotFoundError, RuleViolation
+from ..errors import (
+    ConcurrentUpdateError,
+    NetworkError,
+    NotFoundError,
+    RuleViolation,
+    VerificationError,
+)
 
 # Through the packages' public facades (docs/architecture.md), not their inner modules.
 from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_request
@@ -47,6 +53,8 @@ from .source import cache_root
 DEFAULT_ATTEMPTS = 5
 # Where the fetched tip is kept in the scratch repository.
 _TRACKING = "refs/remotes/mirror/main"
+# The mirror's tip as this client last verified it (replayed through the rules).
+_VERIFIED = "refs/asfaload/verified"
 COMMITTER_NAME = "asfaload signer"
 COMMITTER_EMAIL = "signer@asfaload.invalid"
 GIT_TIMEOUT = 300.0
@@ -212,14 +220,35 @@ class ScratchClone:
     def fetch(self) -> tuple[pygit2.Repository, pygit2.Commit]:
         """Fetch the mirror's ``main``; the repository (reopened, so new packs are seen) and
         the fetched tip."""
-        res = self._git(
-            "fetch", "--quiet", "--no-tags", "--", self.remote, f"+{MAIN}:{_TRACKING}"
-        )
+        res = self._git("fetch", "--quiet", "--no-tags", "--", self.remote, f"+{MAIN}:{_TRACKING}")
         if res.returncode != 0:
             raise NetworkError(f"Cannot fetch main from the mirror: {_git_failure(res.stderr)}")
         repo = pygit2.Repository(self.path)
         tip = repo.revparse_single(_TRACKING).peel(pygit2.Commit)
+        self._verify(repo, str(tip.id))
         return repo, tip
+
+    def _verify(self, repo: pygit2.Repository, tip: str) -> None:
+        """Replay what is new since the tip verified last time (all of it the first time)
+        before anything is signed on top of it, as ``--mirror`` does: a hostile server cannot
+        put other bytes at the path the signer named, or roll back what was seen before."""
+        from ..replication.replay import verify_history, verify_range
+
+        verified = repo.references.get(_VERIFIED)
+        known = None if verified is None else str(verified.target)
+        if known == tip:
+            return
+        # git takes the empty tree (a mirror's root commit's) as always there, so a dumb-HTTP
+        # fetch never brings it; libgit2 does not, and the replay reads it.
+        repo.TreeBuilder().write()
+        report = (
+            verify_history(repo, _TRACKING) if known is None else verify_range(repo, known, tip)
+        )
+        if report.bad is not None:
+            bad = report.bad
+            where = f"commit {bad.commit}" if bad.commit else "its main"
+            raise VerificationError(f"Refused the mirror {self.remote}: {where}: {bad.reason}")
+        repo.references.create(_VERIFIED, pygit2.Oid(hex=tip), force=True)
 
     def push(self, commit_id: str) -> _PushStatus:
         # --no-verify: a pre-push hook from the user's global config has no say over our commit.

@@ -185,9 +185,7 @@ def _git_env() -> dict[str, str]:
 
 
 def _git(repo_path: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return run_git(
-        limited(["git", "--git-dir", repo_path, *args]), env=_git_env(), timeout=timeout
-    )
+    return run_git(limited(["git", "--git-dir", repo_path, *args]), env=_git_env(), timeout=timeout)
 
 
 def create_readonly_mirror(path: str, source: str) -> pygit2.Repository:
