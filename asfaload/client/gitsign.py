@@ -48,7 +48,7 @@ from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_
 from ..store import MAIN, GitTreeView, apply_change
 from ..store.gitlimits import REMOTE_CONFIG, REMOTE_PROTOCOLS, limited, run_git
 from .signing import BeforeSign, build_revocation, sign_files
-from .source import cache_root
+from .source import cache_root, mirror_key
 
 DEFAULT_ATTEMPTS = 5
 # Where the fetched tip is kept in the scratch repository.
@@ -279,7 +279,9 @@ def _scratch_clone(remote: str) -> Iterator[ScratchClone]:
 
 
 def _cache_name(remote: str) -> str:
-    return hashlib.sha256(resolve_remote(remote).encode()).hexdigest()[:32]
+    resolved = resolve_remote(remote)
+    key = mirror_key(resolved) if "://" in resolved else resolved
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 # --- the submission loop ------------------------------------------------------------------------

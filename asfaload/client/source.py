@@ -28,6 +28,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
 
@@ -42,6 +43,7 @@ __all__ = [
     "ReleaseSource",
     "is_git_url",
     "mirror_cache_path",
+    "mirror_key",
     "open_mirror",
     "verified_record_path",
 ]
@@ -194,9 +196,26 @@ def cache_root() -> Path:
     return base / "asfaload"
 
 
+def mirror_key(url: str) -> str:
+    """The identity of the mirror at ``url``, as the cache keys it: scheme and host in lower
+    case, no credentials or fragment, no trailing ``/`` or ``.git``. The spellings git takes
+    for one repository share one cache, and so one record of what was verified there: a
+    rollback served at ``…/mirror.git/`` is met by what ``…/mirror.git`` saw."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = (f"[{host}]" if ":" in host else host) + ("" if port is None else f":{port}")
+    path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
+    return urlunsplit((parts.scheme.lower(), netloc, path, parts.query, ""))
+
+
 def mirror_cache_path(url: str, root: Path | None = None) -> Path:
-    """The cache repository of mirror ``url``: ``<cache>/mirrors/<sha256 of url>.git``."""
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    """The cache repository of mirror ``url``: ``<cache>/mirrors/<sha256 of its key>.git``
+    (:func:`mirror_key`)."""
+    digest = hashlib.sha256(mirror_key(url).encode("utf-8")).hexdigest()
     return (root if root is not None else cache_root()) / "mirrors" / f"{digest}.git"
 
 
