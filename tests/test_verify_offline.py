@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -273,6 +274,21 @@ def test_bad_mirror_arguments_are_one_line(setup: Setup, tmp_path: Path) -> None
         assert as_json.returncode == 2 and as_json.stdout == "", str(as_json)
         assert "not both" in json.loads(as_json.stderr)["error"]
     assert [p.name for p in tmp_path.iterdir()] == ["have.bin"]
+    # Ref files that are no plain files (a FIFO would block the reader for good).
+    for kind in ("fifo", "device"):
+        odd = tmp_path / f"odd-{kind}.git"
+        shutil.copytree(setup.bare, odd)
+        ref = odd / "refs" / "heads" / "main"  # a loose ref, before the packed one
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.unlink(missing_ok=True)
+        if kind == "fifo":
+            os.mkfifo(ref)
+        else:
+            ref.symlink_to("/dev/zero")
+        line = refused(
+            run(setup, "verify-file", str(have), "--url", dl, "--mirror", str(odd), ok=False)
+        )
+        assert line == f"Error: The mirror at {odd} has a refs/heads/main that is not a plain file"
     absent = str(tmp_path / "absent")
     line = refused(
         run(setup, "verify-file", absent, "--url", dl, "--mirror", str(setup.bare), ok=False)

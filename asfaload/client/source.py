@@ -84,6 +84,7 @@ class GitMirrorSource:
             path = inner
         if not os.path.isdir(path):
             raise FormatError(f"No such mirror repository: {path}")
+        _check_plain_files(path)
         try:
             # NO_SEARCH: a directory inside some other repository is not that repository.
             repo = pygit2.Repository(path, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
@@ -91,11 +92,14 @@ class GitMirrorSource:
             raise StoreError(f"Not a git repository: {path}") from exc
         self.path = path
         commit: pygit2.Commit | None = None
-        for name in MAIN_REFS:
-            ref = repo.references.get(name)
-            if ref is not None:
-                commit = ref.peel(pygit2.Commit)
-                break
+        try:
+            for name in MAIN_REFS:
+                ref = repo.references.get(name)
+                if ref is not None:
+                    commit = ref.peel(pygit2.Commit)
+                    break
+        except (pygit2.GitError, KeyError, ValueError) as exc:
+            raise StoreError(f"The mirror at {path} has no readable main branch") from exc
         if commit is None:
             raise StoreError(f"The mirror at {path} has no main branch")
         self.tip = str(commit.id)
@@ -177,6 +181,16 @@ class GitMirrorSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_plain_files(repo_path: str) -> None:
+    """Refuse a repository whose ref files are not plain files: a FIFO at ``packed-refs`` would
+    block the reader for good, a device would feed it without end."""
+    files = ("HEAD", "config", "packed-refs", *MAIN_REFS)
+    for name in (f"{where}{f}" for where in ("", ".git/") for f in files):
+        full = os.path.join(repo_path, name)
+        if os.path.lexists(full) and not os.path.isfile(full):
+            raise StoreError(f"The mirror at {repo_path} has a {name} that is not a plain file")
 
 
 def is_git_url(spec: str) -> bool:
