@@ -35,8 +35,9 @@ def check_path(path: str) -> str:
     """Return ``path`` if it is a clean relative mirror path, else raise FormatError.
 
     Clean means: '/'-separated, no empty, '.' or '..' segments, no leading dot segment
-    (so '.git' and friends are unreachable), no backslash and no control character (NUL, ESC
-    and the rest: a path is printed to terminals).
+    (so '.git' and friends are unreachable), no backslash, and nothing ``str.isprintable``
+    refuses: no control character (NUL, ESC: a path is printed to terminals), no invisible
+    format character or separator other than the space.
     """
     if not isinstance(path, str) or not _is_clean(path):
         raise FormatError(f"Invalid path: {path!r}")
@@ -45,7 +46,7 @@ def check_path(path: str) -> str:
 
 def _is_clean(path: str) -> bool:
     # No empty segment (leading, trailing or doubled "/", or an empty path), no segment that
-    # starts with "." ("." and ".." included), no backslash, no control character: tests in C.
+    # starts with "." ("." and ".." included), no backslash, printable: tests in C.
     # The rules check paths dozens of times per operation, inside the writer, over more
     # distinct paths than a memo could hold.
     return (
@@ -55,11 +56,8 @@ def _is_clean(path: str) -> bool:
         and "/." not in path
         and "//" not in path
         and "\\" not in path
-        and _CONTROL.search(path) is None
+        and path.isprintable()
     )
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # --- names --------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pygit2
 
@@ -54,7 +55,7 @@ DEFAULT_ATTEMPTS = 5
 # Where the fetched tip is kept in the scratch repository.
 _TRACKING = "refs/remotes/mirror/main"
 # The mirror's tip as this client last verified it (replayed through the rules).
-_VERIFIED = "refs/asfaload/verified"
+VERIFIED_REF = "refs/asfaload/verified"
 COMMITTER_NAME = "asfaload signer"
 COMMITTER_EMAIL = "signer@asfaload.invalid"
 GIT_TIMEOUT = 300.0
@@ -234,7 +235,7 @@ class ScratchClone:
         put other bytes at the path the signer named, or roll back what was seen before."""
         from ..replication.replay import verify_history, verify_range
 
-        verified = repo.references.get(_VERIFIED)
+        verified = repo.references.get(VERIFIED_REF)
         known = None if verified is None else str(verified.target)
         if known == tip:
             return
@@ -248,7 +249,7 @@ class ScratchClone:
             bad = report.bad
             where = f"commit {bad.commit}" if bad.commit else "its main"
             raise VerificationError(f"Refused the mirror {self.remote}: {where}: {bad.reason}")
-        repo.references.create(_VERIFIED, pygit2.Oid(hex=tip), force=True)
+        repo.references.create(VERIFIED_REF, pygit2.Oid(hex=tip), force=True)
 
     def push(self, commit_id: str) -> _PushStatus:
         # --no-verify: a pre-push hook from the user's global config has no say over our commit.
@@ -275,7 +276,12 @@ def _scratch_clone(remote: str) -> Iterator[ScratchClone]:
         return
     with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        yield ScratchClone(remote, str(root / f"{_cache_name(remote)}.git"))
+        yield ScratchClone(remote, str(signing_clone_path(remote)))
+
+
+def signing_clone_path(remote: str) -> Path:
+    """The signing clone of ``remote`` in the user's cache: ``<cache>/signing/<key>.git``."""
+    return cache_root() / "signing" / f"{_cache_name(remote)}.git"
 
 
 def _cache_name(remote: str) -> str:
