@@ -137,7 +137,8 @@ def mirror_option(f: F) -> F:
         "after the tip this client verified there before (kept in its cache, never taken from "
         "the mirror; a main that does not contain that tip is refused). No asfaload backend is "
         "contacted, so it cannot be given with -u "
-        f"(a backend in ${BACKEND_URL_ENV} is not used).",
+        f"(a backend in ${BACKEND_URL_ENV} is not used). With a mirror you do not run, add "
+        "--full-check: a replay cannot check what came from the forge.",
     )(f)
 
 
