@@ -56,7 +56,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # a git revocation reports the same.
 GIT_REVOKE_MESSAGES = {
     "revoked": "File revoked successfully",
-    "pending": "Revocation initiated; it takes effect once enough revocation keys sign it",
+    "pending": "Revocation initiated; it takes effect once the revocation threshold is met",
 }
 
 
@@ -366,7 +366,9 @@ def sign_pending(
     if git_mirror is not None:
         from asfaload.client.gitsign import sign_pending_by_git
 
-        complete = sign_pending_by_git(git_mirror, key, path, before_sign=before_sign).is_complete
+        complete = sign_pending_by_git(
+            git_mirror, key, path, before_sign=before_sign, release=is_url(file_path)
+        ).is_complete
     else:
         with _client(backend_url, key) as api:
             if is_url(file_path):
@@ -504,7 +506,7 @@ def revoke(
         click.echo(f"Success! File revoked: {file_path}")
         if status == "pending":
             note(
-                "the revocation is pending: it takes effect once enough revocation keys sign "
+                "the revocation is pending: it takes effect once the other revokers sign "
                 f"{layout.pending_revocation_path(file_path)} (asfaload sign-pending)"
             )
 

@@ -214,7 +214,7 @@ def test_manual_guides_github(e2e_env: World, tmp_path: Path) -> None:
     rv = w.as_signer(rev1, "revoke", INDEX_V1)
     assert rv.lines == [f"Success! File revoked: {INDEX_V1}"]  # the manual's line, as it is
     rp = f"{INDEX_V1}.revocation.json.pending"
-    assert f"the revocation is pending: it takes effect once enough revocation keys sign {rp}" in (
+    assert f"the revocation is pending: it takes effect once the other revokers sign {rp}" in (
         rv.stderr
     )
     assert w.as_signer(rev2, "list-pending").lines == [

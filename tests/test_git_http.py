@@ -261,9 +261,9 @@ def test_read_only_server_refuses_pushes_naming_the_primary(primary, tmp_path: P
         # REST writes are still refused with JSON, reads still work.
         refused = requests.post(ro.url("/v1/revoke"), data=b"{}", timeout=10)
         assert refused.status_code == 405
-        assert refused.json()["error"] == (
-            f"This server is a read-only mirror following {remote(server)}; send writes to the "
-            f"primary ({remote(server)}, or the primary it follows)"
+        assert refused.json()["error"] == (  # named by the REST base that -u takes
+            f"This server is a read-only mirror following {server.base_url}; send writes to the "
+            f"primary ({server.base_url}, or the primary it follows)"
         )
         assert requests.get(ro.url(f"/v1/files/{INDEX}"), timeout=10).status_code == 200
     finally:

@@ -280,7 +280,7 @@ def test_08_revocation(project_server):
     assert reply.status == 200, reply.body
     assert reply.json() == {  # a threshold of 2: the revocation awaits a co-signer
         "success": True,
-        "message": "Revocation initiated; it takes effect once enough revocation keys sign it",
+        "message": "Revocation initiated; it takes effect once the revocation threshold is met",
         "status": "pending",
     }
     _error(revoke(keys[1]), 409)  # a revocation is already pending: co-sign it instead

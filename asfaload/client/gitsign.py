@@ -316,7 +316,8 @@ def submit_by_git(
             view = GitTreeView(repo, tip.tree)
             # The hook refuses a committer time before the parent's; the rules use it as "now".
             now = max(int(clock()), tip.commit_time)
-            change = apply(view, build(view, now), now)
+            op = build(view, now)
+            change = apply(view, op, now)
             tree = apply_change(repo, tip.tree, change)
             who = pygit2.Signature(COMMITTER_NAME, COMMITTER_EMAIL, now, 0)
             commit = str(repo.create_commit(None, who, who, change.message, tree, [tip.id]))
@@ -324,7 +325,7 @@ def submit_by_git(
                 before_push()
             status = clone.push(commit)
             if status.ok:
-                return PushedChange(commit, change, subject)
+                return PushedChange(commit, change, getattr(op, "subject", subject))
             if not status.lost_race:
                 raise RuleViolation(status.reason)
             time.sleep(min(0.05 * (attempt + 1), 0.5))
@@ -364,14 +365,24 @@ def sign_pending_by_git(
     clock: Callable[[], float] = time.time,
     before_push: Callable[[], None] | None = None,
     before_sign: BeforeSign | None = None,
+    release: bool = False,
 ) -> PushedChange:
     """Sign the pending request of ``file_path`` and push the derived commit to the mirror.
-    ``before_sign`` sees each (path, digest) before it is signed (again on a retry)."""
+    ``before_sign`` sees each (path, digest) before it is signed (again on a retry). With
+    ``release`` (``file_path`` is a release's index, named by its URL), a signed index whose
+    revocation is pending has its revocation signed instead, as over REST."""
     subject = layout.check_path(file_path)
+
+    def what(view: TreeView) -> str:
+        if not release or view.read(layout.pending_signatures_path(subject)) is not None:
+            return subject
+        revocation = layout.pending_revocation_path(subject)
+        return revocation if view.read(revocation) is not None else subject
+
     return submit_by_git(
         remote,
         subject,
-        lambda view, _now: signatures_for(view, secret_key, subject, before_sign),
+        lambda view, _now: signatures_for(view, secret_key, what(view), before_sign),
         attempts=attempts,
         clock=clock,
         before_push=before_push,

@@ -239,14 +239,22 @@ def public_upstream(path: str) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def read_only_refusal(path: str, what: str, primary_url: str | None = None) -> str:
+MIRROR_SUFFIX = "/mirror.git"
+
+
+def read_only_refusal(
+    path: str, what: str, primary_url: str | None = None, *, rest: bool = False
+) -> str:
     """What a read-only mirror at ``path`` answers a write: ``what`` ("push signatures") goes to
     the primary, ``primary_url`` when the operator gave it. Else the upstream is named when it
     may be shown; it may itself be a mirror (a chain primary → A → B), which B cannot tell, so
-    it is named as what B follows."""
+    it is named as what B follows. For a ``rest`` write, an asfaload server's ``…/mirror.git``
+    is named by its REST base, which is what ``-u`` takes."""
     if primary_url:
         return f"this server is a read-only mirror; {what} to the primary at {primary_url}"
     upstream = public_upstream(path)
+    if upstream is not None and rest and upstream.endswith(MIRROR_SUFFIX):
+        upstream = upstream.removesuffix(MIRROR_SUFFIX)  # the server's REST base, for -u
     follows = f" following {upstream}" if upstream else ""
     where = f" ({upstream}, or the primary it follows)" if upstream else ""
     return f"this server is a read-only mirror{follows}; {what} to the primary{where}"

@@ -103,7 +103,9 @@ def _refuse_writes() -> None:
         return
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         config = state().config
-        text = read_only_refusal(str(config.mirror_path), "send writes", config.primary_url)
+        text = read_only_refusal(
+            str(config.mirror_path), "send writes", config.primary_url, rest=True
+        )
         raise ReadOnlyError(text[0].upper() + text[1:])
 
 

@@ -137,7 +137,9 @@ def get_signers_chain(artifact_path: str) -> Response:
 
 # --- revocation and assets -----------------------------------------------------------------------
 REVOKED_MESSAGE = "File revoked successfully"
-REVOKE_PENDING_MESSAGE = "Revocation initiated; it takes effect once enough revocation keys sign it"
+REVOKE_PENDING_MESSAGE = (
+    "Revocation initiated; it takes effect once the revocation threshold is met"
+)
 
 
 @v1.post("/revoke")
