@@ -122,7 +122,15 @@ def test_folds_wait_while_an_operator_gc_holds_the_repack_lock(tmp_path: Path) -
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
-    assert folds.run() is True
+    # The lock goes when the last process holding it has exited: the sleep may outlive flock's
+    # own exit by a moment, so the fold is tried until then.
+    ran = False
+    for _ in range(100):
+        ran = folds.run()
+        if ran:
+            break
+        time.sleep(0.05)
+    assert ran
     assert len(pack_names(path)) < len(before)
     assert_mirror_sound(path)
 
