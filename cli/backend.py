@@ -52,13 +52,6 @@ if TYPE_CHECKING:  # the HTTP client is imported when a command talks HTTP (--gi
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# What the backend answers to POST /v1/revoke (revoked now, or awaiting more revocation keys);
-# a git revocation reports the same.
-GIT_REVOKE_MESSAGES = {
-    "revoked": "File revoked successfully",
-    "pending": "Revocation initiated; it takes effect once the revocation threshold is met",
-}
-
 
 def check_target(params: dict[str, Any]) -> None:
     """A command's FILE_PATH_OR_URL that is a URL must name a release: said before a password
@@ -489,11 +482,11 @@ def revoke(
     file_path = target_path(file_path)
     if git_mirror is not None:
         from asfaload.client.gitsign import revoke_by_git
+        from asfaload.rules.status import REVOKE_MESSAGES, revocation_status
 
         pushed = revoke_by_git(git_mirror, key, file_path)
-        revoked = layout.revocation_path(file_path) in pushed.change.writes
-        status = "revoked" if revoked else "pending"
-        success, message = True, GIT_REVOKE_MESSAGES[status]
+        status = revocation_status(file_path, pushed.change)
+        success, message = True, REVOKE_MESSAGES[status]
     else:
         with _client(backend_url, key) as api:
             res = revoke_file(api, key, file_path)

@@ -38,6 +38,7 @@ from .. import layout
 from ..crypto import SecretKey
 from ..errors import (
     ConcurrentUpdateError,
+    FormatError,
     NetworkError,
     NotFoundError,
     RuleViolation,
@@ -47,7 +48,7 @@ from ..errors import (
 # Through the packages' public facades (docs/architecture.md), not their inner modules.
 from ..rules import AddSignatures, Change, Op, Revoke, TreeView, apply, pending_request
 from ..store import MAIN, GitTreeView, apply_change
-from ..store.gitlimits import REMOTE_CONFIG, REMOTE_PROTOCOLS, limited, run_git
+from ..store.gitlimits import REMOTE_CONFIG, check_remote, limited, run_git
 from .signing import BeforeSign, build_revocation, sign_files
 from .source import cache_root, mirror_key
 
@@ -98,17 +99,11 @@ def resolve_remote(remote: str) -> str:
     Nothing git would take for an option (``--upload-pack=…``) or a command-running transport
     (``ext::``, ``fd::``) gets through: the location comes from a command line or a document.
     """
-    if not remote or any(c in remote for c in "\0\n\r"):
-        raise RuleViolation("Invalid mirror location")
-    if remote.startswith("-"):
-        raise RuleViolation("Invalid mirror location (it looks like an option)")
-    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", remote)
-    if scheme is not None:
-        if scheme.group(1).lower() not in REMOTE_PROTOCOLS:
-            raise RuleViolation(f"Unsupported mirror URL scheme: {scheme.group(1)}")
-        return remote
-    if "::" in remote:
-        raise RuleViolation("Unsupported mirror location (remote helpers are not allowed)")
+    try:
+        if check_remote(remote, "mirror location"):
+            return remote
+    except FormatError as exc:
+        raise RuleViolation(str(exc)) from None
     if os.path.exists(remote):
         return os.path.abspath(remote)
     if _SCP_LIKE.match(remote):
@@ -233,7 +228,7 @@ class ScratchClone:
         """Replay what is new since the tip verified last time (all of it the first time)
         before anything is signed on top of it, as ``--mirror`` does: a hostile server cannot
         put other bytes at the path the signer named, or roll back what was seen before."""
-        from ..replication.replay import verify_history, verify_range
+        from ..replication.replay import verify_since
 
         verified = repo.references.get(VERIFIED_REF)
         known = None if verified is None else str(verified.target)
@@ -242,9 +237,7 @@ class ScratchClone:
         # git takes the empty tree (a mirror's root commit's) as always there, so a dumb-HTTP
         # fetch never brings it; libgit2 does not, and the replay reads it.
         repo.TreeBuilder().write()
-        report = (
-            verify_history(repo, _TRACKING) if known is None else verify_range(repo, known, tip)
-        )
+        report = verify_since(repo, known, tip)
         if report.bad is not None:
             bad = report.bad
             where = f"commit {bad.commit}" if bad.commit else "its main"

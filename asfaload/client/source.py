@@ -35,6 +35,7 @@ import pygit2
 from ..errors import FormatError, NotFoundError, StoreError, VerificationError
 from ..layout import MIRROR_REPO_DIR
 from ..service import reads
+from ..store.gitlimits import plain_netloc
 from ..store.gittree import GitTreeView
 
 __all__ = [
@@ -103,7 +104,6 @@ class GitMirrorSource:
         if commit is None:
             raise StoreError(f"The mirror at {path} has no main branch")
         self.tip = str(commit.id)
-        self.ref = name
         # Which state of the mirror answered: a clone that was not fetched lately is behind.
         try:
             when = time.strftime(", %Y-%m-%d %H:%M UTC", time.gmtime(commit.commit_time))
@@ -123,7 +123,7 @@ class GitMirrorSource:
         directory handed over again with a symlink to an older copy in it (or the same copy
         reached through another path) meets the tip verified under either name.
         """
-        from ..replication.replay import verify_history, verify_range
+        from ..replication.replay import verify_since
 
         records = {
             verified_record_path(p, cache) for p in (self.path, os.path.realpath(self._repo.path))
@@ -143,11 +143,7 @@ class GitMirrorSource:
             if start is None or (tip != start and self._repo.descendant_of(tip, start)):
                 start = tip
         if start != self.tip:
-            report = (
-                verify_history(self._repo, self.ref)
-                if start is None
-                else verify_range(self._repo, start, self.tip)
-            )
+            report = verify_since(self._repo, start, self.tip)
             if report.bad is not None:
                 bad = report.bad
                 where = f"commit {bad.commit}" if bad.commit else "its main"
@@ -216,12 +212,7 @@ def mirror_key(url: str) -> str:
     for one repository share one cache, and so one record of what was verified there: a
     rollback served at ``…/mirror.git/`` is met by what ``…/mirror.git`` saw."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = (f"[{host}]" if ":" in host else host) + ("" if port is None else f":{port}")
+    netloc = plain_netloc(url) or ""
     path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
     return urlunsplit((parts.scheme.lower(), netloc, path, parts.query, ""))
 

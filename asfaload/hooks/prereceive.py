@@ -176,15 +176,11 @@ class _PushChecker:
         except CommitRefused as e:
             raise PushRejected(f"{where}: {e}") from e
         except AsfaloadError as e:
-            raise PushRejected(f"{where}: refused by the rules: {_one_line(str(e))}") from e
+            raise PushRejected(f"{where}: refused by the rules: {one_line(str(e))}") from e
 
 
 def _checker(repo: pygit2.Repository, size_cap: int, latest: int | None) -> _PushChecker:
     return _PushChecker(CommitChecker(repo, Door.PUSH, size_cap=size_cap, latest=latest))
-
-
-def _one_line(text: str) -> str:
-    return one_line(text)
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -207,7 +203,7 @@ def run(stdin_text: str) -> tuple[int, str | None]:
             quarantine=Quarantine.from_env(repo.path),
         )
     except PushRejected as e:
-        return 1, f"asfaload: push rejected: {_one_line(str(e))}"
+        return 1, f"asfaload: push rejected: {one_line(str(e))}"
     except Exception:
         return 1, "asfaload: push rejected: internal error while checking the push"
     return 0, None

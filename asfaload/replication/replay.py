@@ -23,7 +23,6 @@ from typing import Any
 import pygit2
 
 from ..errors import AsfaloadError, CommitRefused, one_line
-from ..rules.tree import Change
 from ..store import MAIN
 from ..store.gittree import diff_trees
 from .commits import CommitChecker, Door, infer_any_operation
@@ -35,9 +34,9 @@ __all__ = [
     "first_parent_chain",
     "tree_diff",
     "infer_any_operation",
-    "verify_commit",
     "verify_history",
     "verify_range",
+    "verify_since",
     "verify_repository",
 ]
 
@@ -96,7 +95,7 @@ def first_parent_chain(
 ) -> list[pygit2.Commit]:
     """Commits from the root (or from just after ``stop``) to ``tip``, oldest first.
 
-    Follows first parents only; a merge commit is reported by :func:`verify_commit`. Raises
+    Follows first parents only; a merge commit is reported by the commit check. Raises
     ReplayError when ``stop`` is given but not reached (not an ancestor: a history rewrite).
     """
     chain: list[pygit2.Commit] = []
@@ -111,15 +110,6 @@ def first_parent_chain(
             raise ReplayError(f"{stop} is not an ancestor of {tip}: history was rewritten")
     chain.reverse()
     return chain
-
-
-def verify_commit(repo: pygit2.Repository, commit: pygit2.Commit) -> Change:
-    """The change ``commit`` makes, when the rules (or the TUF checks) derive exactly its tree.
-
-    Raises :class:`ReplayError` (or the rules engine's own
-    :class:`~asfaload.errors.AsfaloadError`) with a one-line reason otherwise.
-    """
-    return CommitChecker(repo, Door.REPLAY).check(commit).change
 
 
 # --- whole histories --------------------------------------------------------------------------------
@@ -146,6 +136,14 @@ def verify_range(repo: pygit2.Repository, old: str, new: str) -> VerifyReport:
     except (KeyError, ValueError, pygit2.GitError):
         return VerifyReport(new, 0, BadCommit(new, 0, "", "commits are missing"))
     return _replay(repo, chain, new, start=1)
+
+
+def verify_since(repo: pygit2.Repository, known: str | None, tip: str) -> VerifyReport:
+    """Replay what ``tip`` adds to ``known``, the tip a client verified before (already
+    trusted), or all of ``tip``'s history when it knows none."""
+    if known is not None:
+        return verify_range(repo, known, tip)
+    return _replay(repo, first_parent_chain(repo, pygit2.Oid(hex=tip)), tip, start=0)
 
 
 def _replay(

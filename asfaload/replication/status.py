@@ -37,7 +37,6 @@ __all__ = [
     "mirror_status",
     "record_error",
     "record_verified",
-    "recorded",
 ]
 
 STATUS_FILE = "asfaload-status.json"
@@ -51,11 +50,6 @@ log = logging.getLogger(__name__)
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def recorded(repo_path: str) -> dict[str, Any]:
-    """What sync and verify recorded in ``repo_path`` (``{}`` when nothing was)."""
-    return _read(repo_path)
 
 
 def _read(repo_path: str) -> dict[str, Any]:

@@ -30,7 +30,6 @@ file ``<repo>.lock`` beside the repository, the store's writer lock.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -50,8 +49,16 @@ from ..errors import (
     StoreError,
     VerificationError,
 )
+from ..layout import MIRROR_REPO_DIR
 from ..store.durable import WriterLock, lock_path_for
-from ..store.gitlimits import REMOTE_CONFIG, REMOTE_PROTOCOLS, limited, run_git
+from ..store.gitlimits import (
+    REMOTE_CONFIG,
+    check_remote,
+    is_remote_url,
+    limited,
+    plain_netloc,
+    run_git,
+)
 from ..store.mirror import init_bare_repository
 from .replay import BadCommit, VerifyReport, verify_history, verify_range
 from .status import PRIMARY_CONFIG, READONLY_CONFIG, record_error, record_verified
@@ -79,8 +86,6 @@ FETCH_TIMEOUT_SECONDS = 600.0
 # Objects adopted into the mirror and the moved main reach the disk before the sync reports
 # success (git >= 2.36; older versions ignore the unknown keys).
 _DURABLE = ("-c", "core.fsync=objects,reference", "-c", "core.fsyncMethod=fsync")
-_ALLOWED_PROTOCOLS = REMOTE_PROTOCOLS
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # Variables that would make our git commands act on another repository or object store.
 _GIT_ENV_DROP = (
     "GIT_DIR",
@@ -227,19 +232,14 @@ def public_upstream(path: str) -> str | None:
     recorded = primary_of(path)
     if recorded is None:
         return None
-    try:
-        parts = urlsplit(recorded)
-        port = parts.port
-    except ValueError:  # recorded by hand, or before ports were checked
+    parts = urlsplit(recorded)
+    netloc = plain_netloc(recorded)  # None for a bad port recorded by hand
+    if parts.scheme not in ("http", "https", "git") or netloc is None:
         return None
-    if parts.scheme not in ("http", "https", "git") or not parts.hostname:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    netloc = host if port is None else f"{host}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-MIRROR_SUFFIX = "/mirror.git"
+MIRROR_SUFFIX = "/" + MIRROR_REPO_DIR  # where an asfaload server serves its mirror
 
 
 def read_only_refusal(
@@ -262,29 +262,18 @@ def read_only_refusal(
 
 def is_url(source: str) -> bool:
     """``scheme://…``: a remote to fetch (anything else names a local path)."""
-    return _SCHEME_RE.match(source) is not None
+    return is_remote_url(source)
 
 
 def normalise_source(source: str) -> str:
     """A URL with an allowed scheme, or an existing local path made absolute.
 
-    Rejects option-like strings and transports that run commands (``ext::``); scp-like
-    ``host:path`` forms must be written as ``ssh://`` URLs, so a colon in a local name is never
-    taken for a host.
+    Rejects what :func:`~asfaload.store.gitlimits.check_remote` rejects; scp-like ``host:path``
+    forms must be written as ``ssh://`` URLs, so a colon in a local name is never taken for a
+    host.
     """
-    if not source or source.startswith("-") or any(c in source for c in "\0\n\r"):
-        raise FormatError("Invalid primary URL or path")
-    m = _SCHEME_RE.match(source)
-    if m is not None:
-        if m.group(1).lower() not in _ALLOWED_PROTOCOLS:
-            raise FormatError(f"Unsupported primary URL scheme: {m.group(1)}")
-        try:
-            urlsplit(source).port  # noqa: B018 (raises for a port that is no port)
-        except ValueError:
-            raise FormatError("Invalid primary URL: bad port") from None
+    if check_remote(source, "primary URL"):
         return source
-    if "::" in source:
-        raise FormatError("Unsupported primary URL (remote helpers are not allowed)")
     if not os.path.isdir(source):
         raise FormatError(f"No such primary repository: {source}")
     return os.path.abspath(source)

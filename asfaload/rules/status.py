@@ -31,16 +31,32 @@ from ..model.timestamps import format_rfc3339, to_unix
 from . import queries
 from .groups import group_met, valid_signers
 from .queries import FileStatus, RequestKind
-from .tree import TreeView
+from .tree import Change, TreeView
 
 __all__ = [
     "FileReport",
     "GroupReport",
     "RevocationReport",
+    "REVOKE_MESSAGES",
     "file_report",
     "group_reports",
+    "revocation_status",
     "signer_dict",
 ]
+
+# What a revocation's submitter is told, by REST (``POST /v1/revoke``) and by ``revoke --git``
+# alike, for each revocation_status.
+REVOKE_MESSAGES = {
+    "revoked": "File revoked successfully",
+    "pending": "Revocation initiated; it takes effect once the revocation threshold is met",
+}
+
+
+def revocation_status(subject: str, change: Change) -> str:
+    """``revoked`` when ``change`` (a revocation's initiation) revokes ``subject`` at once (a
+    threshold of one), ``pending`` while it awaits the other revokers."""
+    return "revoked" if layout.revocation_path(subject) in change.writes else "pending"
+
 
 # (role, group) pairs: the groups of one alternative.
 _Alternative = tuple[tuple[str, SignerGroup], ...]

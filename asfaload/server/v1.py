@@ -12,6 +12,7 @@ from flask import Blueprint, Response, request
 
 from ..auth import HEADERS
 from ..errors import FormatError
+from ..rules.status import REVOKE_MESSAGES
 from ..service import RegistrationResult
 from ..service.backend import check_submitter
 from .bodies import AssetsBody, RevokeBody, SignaturesBody, SignersFileBody
@@ -136,24 +137,14 @@ def get_signers_chain(artifact_path: str) -> Response:
 
 
 # --- revocation and assets -----------------------------------------------------------------------
-REVOKED_MESSAGE = "File revoked successfully"
-REVOKE_PENDING_MESSAGE = (
-    "Revocation initiated; it takes effect once the revocation threshold is met"
-)
-
-
 @v1.post("/revoke")
 def revoke() -> Response:
     caller = authenticate()
     body = RevokeBody.parse(_body())
     check_submitter(body.public_key, caller.public_key)
     backend = state().backend
-    revoked = backend.revoke(
-        body.file_path, body.revocation_json, body.signature, caller.public_key
-    )
-    if revoked:
-        return _json({"success": True, "message": REVOKED_MESSAGE, "status": "revoked"})
-    return _json({"success": True, "message": REVOKE_PENDING_MESSAGE, "status": "pending"})
+    status = backend.revoke(body.file_path, body.revocation_json, body.signature, caller.public_key)
+    return _json({"success": True, "message": REVOKE_MESSAGES[status], "status": status})
 
 
 @v1.post("/assets")

@@ -37,7 +37,7 @@ from ..rules.engine import (
     check_update_target,
 )
 from ..rules.ops import AddSignatures, ProposeUpdate, Register, RegisterRelease, Revoke
-from ..rules.status import FileReport, file_report
+from ..rules.status import FileReport, file_report, revocation_status
 from ..store import Mirror
 from ..store.pending import PendingIndex
 from . import reads
@@ -203,9 +203,9 @@ class Backend:
 
     def revoke(
         self, file_path: str, revocation_json: str, signature: str, caller: PublicKey
-    ) -> bool:
-        """Initiate (or, at a threshold of one, complete) the revocation of ``file_path``;
-        True when the file is revoked now, False when the revocation awaits co-signers."""
+    ) -> str:
+        """Initiate (or, at a threshold of one, complete) the revocation of ``file_path``; its
+        :func:`~asfaload.rules.status.revocation_status`."""
         p = clean_path(file_path)
         if self.mirror.view().read(p) is None:
             raise NotFoundError(f"File not found: {p}")
@@ -218,7 +218,7 @@ class Backend:
         except NotAuthorizedError as exc:
             # The REST manual answers a key that may not revoke with 400: /v1/revoke has no 403.
             raise RuleViolation(str(exc)) from None
-        return layout.revocation_path(p) in result.change.writes
+        return revocation_status(p, result.change)
 
     # --- forge-backed writes -----------------------------------------------------------------
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 from typing import Any
+from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FormatError
 
 GIT_MAX_MEMORY_ENV = "ASFALOAD_GIT_MAX_MEMORY"
 DEFAULT_GIT_MAX_MEMORY = 512 * 1024 * 1024
@@ -106,3 +108,48 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
     proc.wait()
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def is_remote_url(spec: str) -> bool:
+    """``scheme://…``: a remote to fetch (anything else names a local path, or is scp-like)."""
+    return _SCHEME.match(spec) is not None
+
+
+def check_remote(spec: str, what: str) -> bool:
+    """Refuse a remote location git would take for an option (``--upload-pack=…``, which runs
+    a command), a command-running transport (``ext::``, ``fd::``), a scheme outside
+    :data:`REMOTE_PROTOCOLS` or a port that is no port; FormatError names it as ``what``.
+    True when ``spec`` is a URL, False when it names something else (a path, scp-like)."""
+    if not spec or any(c in spec for c in "\0\n\r"):
+        raise FormatError(f"Invalid {what}")
+    if spec.startswith("-"):
+        raise FormatError(f"Invalid {what} (it looks like an option)")
+    m = _SCHEME.match(spec)
+    if m is None:
+        if "::" in spec:
+            raise FormatError(f"Unsupported {what} (remote helpers are not allowed)")
+        return False
+    if m.group(1).lower() not in REMOTE_PROTOCOLS:
+        raise FormatError(f"Unsupported {what} scheme: {m.group(1)}")
+    try:
+        urlsplit(spec).port  # noqa: B018 (raises for a port that is no port)
+    except ValueError:
+        raise FormatError(f"Invalid {what}: bad port") from None
+    return True
+
+
+def plain_netloc(url: str) -> str | None:
+    """``host[:port]`` of ``url`` without its credentials (an IPv6 host in brackets; urlsplit
+    lower-cases it); None when it has no host, or a port that is no port."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return host if port is None else f"{host}:{port}"
